@@ -1,0 +1,387 @@
+"""Interaction data: who interacted with what, and the maps between raw ids and indices.
+
+An :class:`Interactions` object holds one row per (user, item) interaction as contiguous
+integer indices, with optional ratings and timestamps, plus two :class:`IdMap` objects that
+translate between the caller's raw ids (ints or strings) and those indices. Every subset
+(positives, train/test splits) shares the maps of the data it came from, so indices stay
+comparable between the parts of a split and the models trained on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tripletrec.exceptions import DataError, UnknownIdError
+
+DuplicatePolicy = Literal["error", "first", "last"]
+
+
+class IdMap:
+    """A bijection between raw ids and the contiguous indices ``0 .. n - 1``.
+
+    Parameters
+    ----------
+    ids : array-like
+        The raw ids, in index order. They must be unique.
+    name : str
+        What the ids are ("user", "item"); used in error messages.
+    """
+
+    def __init__(self, ids: Sequence | np.ndarray | pd.Index, name: str = "id") -> None:
+        index = pd.Index(ids)
+        if not index.is_unique:
+            raise DataError(f"{name} ids must be unique to build an id map")
+        self._index = index
+        self.name = name
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The raw ids, position ``i`` holding the id of index ``i``."""
+        return self._index.to_numpy()
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, raw_id: object) -> bool:
+        return raw_id in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and self._index.equals(other._index)
+
+    def __hash__(self) -> int:  # maps are mutable-free but compared by value
+        return hash((self.name, len(self)))
+
+    def __repr__(self) -> str:
+        return f"IdMap({self.name}, n={len(self)})"
+
+    def to_index(self, raw_ids: object, *, strict: bool = True) -> np.ndarray:
+        """Translate raw ids to indices.
+
+        Parameters
+        ----------
+        raw_ids : scalar or array-like
+            Raw ids to look up.
+        strict : bool, default True
+            Raise :class:`UnknownIdError` for ids that are not in the map. When False,
+            unknown ids map to ``-1``.
+
+        Returns
+        -------
+        numpy.ndarray of int64
+        """
+        values = np.atleast_1d(np.asarray(raw_ids, dtype=object if _is_text(raw_ids) else None))
+        positions = self._index.get_indexer(values).astype(np.int64)
+        if strict and (positions < 0).any():
+            unknown = values[positions < 0]
+            shown = ", ".join(repr(_plain(v)) for v in unknown[:5])
+            more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+            raise UnknownIdError(f"unknown {self.name} id(s): {shown}{more}")
+        return positions
+
+    def to_raw(self, indices: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Translate indices back to raw ids (same shape as ``indices``)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return self.ids[indices]
+
+    def to_list(self) -> list:
+        """The raw ids as plain Python values (JSON-serialisable)."""
+        return [_plain(v) for v in self.ids]
+
+
+def _is_text(values: object) -> bool:
+    return isinstance(values, str) or (
+        isinstance(values, (list, tuple)) and any(isinstance(v, str) for v in values)
+    )
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as the matching Python scalar, for messages and JSON."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """User-item interactions as index arrays plus the id maps.
+
+    Build it with :meth:`from_dataframe`, :meth:`from_csv` or :meth:`from_parquet`
+    rather than by hand.
+
+    Attributes
+    ----------
+    users, items : numpy.ndarray of int64
+        Row-aligned user and item indices.
+    ratings : numpy.ndarray of float32 or None
+        Explicit ratings, when the data has them.
+    timestamps : numpy.ndarray of int64 or None
+        Interaction times, when the data has them.
+    user_map, item_map : IdMap
+        Raw id <-> index maps; shared by every subset of these interactions.
+    item_metadata : pandas.DataFrame or None
+        Optional item attributes (for example a ``name`` column), indexed by raw item id.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray | None
+    timestamps: np.ndarray | None
+    user_map: IdMap
+    item_map: IdMap
+    item_metadata: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.users)
+        for name in ("items", "ratings", "timestamps"):
+            values = getattr(self, name)
+            if values is not None and len(values) != n:
+                raise DataError(f"interactions: '{name}' has {len(values)} rows, users {n}")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        rating_col: str | None = None,
+        timestamp_col: str | None = None,
+        *,
+        user_map: IdMap | None = None,
+        item_map: IdMap | None = None,
+        item_metadata: pd.DataFrame | None = None,
+        duplicates: DuplicatePolicy = "error",
+        source: str = "data frame",
+    ) -> Interactions:
+        """Build interactions from a DataFrame with one row per interaction.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The interactions.
+        user_col, item_col : str
+            Columns holding the raw user and item ids.
+        rating_col, timestamp_col : str, optional
+            Columns holding ratings (numeric) and timestamps (numeric or datetime).
+        user_map, item_map : IdMap, optional
+            Existing maps to reuse (for example the maps of a training set); ids outside
+            them raise :class:`UnknownIdError`. By default the maps are built from the
+            data, in order of first appearance.
+        item_metadata : pandas.DataFrame, optional
+            Item attributes indexed by raw item id.
+        duplicates : {"error", "first", "last"}, default "error"
+            What to do with repeated (user, item) pairs: raise, or keep the first or the
+            last occurrence.
+        source : str
+            Where the data came from, for error messages.
+
+        Returns
+        -------
+        Interactions
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+        wanted = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
+                f"columns are {', '.join(map(repr, map(str, df.columns)))}"
+            )
+        if len(df) == 0:
+            raise DataError(f"{source}: no interactions (the table is empty)")
+        for col in wanted:
+            null = df[col].isna().to_numpy()
+            if null.any():
+                first = int(np.flatnonzero(null)[0])
+                raise DataError(
+                    f"{source}: column {col!r} has {int(null.sum())} missing value(s), "
+                    f"first at row {first}"
+                )
+        if duplicates not in ("error", "first", "last"):
+            raise DataError(f"duplicates must be 'error', 'first' or 'last', not {duplicates!r}")
+        dup = df.duplicated([user_col, item_col], keep=False if duplicates == "error" else duplicates)
+        if dup.any():
+            if duplicates == "error":
+                first = int(np.flatnonzero(dup.to_numpy())[0])
+                raise DataError(
+                    f"{source}: {int(dup.sum())} rows repeat a ({user_col}, {item_col}) pair, "
+                    f"first at row {first}; pass duplicates='first' or 'last' to keep one"
+                )
+            df = df.loc[~dup.to_numpy()]
+
+        ratings = None
+        if rating_col is not None:
+            ratings = _numeric_column(df[rating_col], rating_col, source).astype(np.float32)
+        timestamps = None
+        if timestamp_col is not None:
+            timestamps = _timestamp_column(df[timestamp_col], timestamp_col, source)
+
+        user_map = user_map or IdMap(pd.unique(df[user_col].to_numpy()), "user")
+        item_map = item_map or IdMap(pd.unique(df[item_col].to_numpy()), "item")
+        users = user_map.to_index(df[user_col].to_numpy())
+        items = item_map.to_index(df[item_col].to_numpy())
+        return cls(users, items, ratings, timestamps, user_map, item_map, item_metadata)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, *, sep: str = ",", **kwargs) -> Interactions:
+        """Read interactions from a CSV file; keyword arguments go to :meth:`from_dataframe`."""
+        return cls.from_dataframe(_read_table(path, "csv", sep=sep), source=str(path), **kwargs)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, **kwargs) -> Interactions:
+        """Read interactions from a Parquet file; keyword arguments go to :meth:`from_dataframe`."""
+        return cls.from_dataframe(_read_table(path, "parquet"), source=str(path), **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs) -> Interactions:
+        """Read a ``.csv``/``.tsv``/``.parquet`` file, choosing the reader by its suffix."""
+        suffix = Path(path).suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            return cls.from_parquet(path, **kwargs)
+        if suffix in (".tsv", ".dat", ".tab"):
+            return cls.from_csv(path, sep="\t", **kwargs)
+        return cls.from_csv(path, **kwargs)
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_users(self) -> int:
+        """Number of users in the id map (not only those with rows here)."""
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items in the id map (not only those with rows here)."""
+        return len(self.item_map)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_items)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __repr__(self) -> str:
+        extras = [n for n in ("ratings", "timestamps") if getattr(self, n) is not None]
+        return (
+            f"Interactions({len(self)} rows, {self.n_users} users x {self.n_items} items"
+            + (f", with {' and '.join(extras)}" if extras else "")
+            + ")"
+        )
+
+    # ------------------------------------------------------------------ subsets
+    def subset(self, rows: np.ndarray) -> Interactions:
+        """The interactions at ``rows`` (a boolean mask or integer positions), same maps."""
+        rows = np.asarray(rows)
+
+        def take(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[rows]
+
+        return Interactions(
+            self.users[rows],
+            self.items[rows],
+            take(self.ratings),
+            take(self.timestamps),
+            self.user_map,
+            self.item_map,
+            self.item_metadata,
+        )
+
+    def positives(self, threshold: float, *, inclusive: bool = False) -> Interactions:
+        """The interactions whose rating is above ``threshold``.
+
+        Parameters
+        ----------
+        threshold : float
+            Rating cut-off.
+        inclusive : bool, default False
+            Keep ``rating >= threshold`` instead of ``rating > threshold``.
+
+        Raises
+        ------
+        DataError
+            When there are no ratings, or no rating passes the threshold.
+        """
+        if self.ratings is None:
+            raise DataError("these interactions have no ratings to threshold")
+        keep = self.ratings >= threshold if inclusive else self.ratings > threshold
+        if not keep.any():
+            op = ">=" if inclusive else ">"
+            raise DataError(
+                f"no positives: no rating is {op} {threshold:g} "
+                f"(ratings range from {self.ratings.min():g} to {self.ratings.max():g})"
+            )
+        return self.subset(keep)
+
+    # ------------------------------------------------------------------ conversions
+    def to_csr(self, values: Literal["binary", "rating"] = "binary") -> sp.csr_matrix:
+        """The user x item matrix over the full id maps.
+
+        Parameters
+        ----------
+        values : {"binary", "rating"}
+            Store ones, or the ratings.
+        """
+        if values == "rating":
+            if self.ratings is None:
+                raise DataError("these interactions have no ratings")
+            data = self.ratings
+        else:
+            data = np.ones(len(self), dtype=np.float32)
+        matrix = sp.csr_matrix((data, (self.users, self.items)), shape=self.shape)
+        matrix.sum_duplicates()
+        return matrix
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The interactions as a DataFrame of raw ids (``user_id``, ``item_id``, ...)."""
+        columns = {
+            "user_id": self.user_map.to_raw(self.users),
+            "item_id": self.item_map.to_raw(self.items),
+        }
+        if self.ratings is not None:
+            columns["rating"] = self.ratings
+        if self.timestamps is not None:
+            columns["timestamp"] = self.timestamps
+        return pd.DataFrame(columns)
+
+    def item_names(self, item_ids: np.ndarray) -> np.ndarray | None:
+        """Names of raw ``item_ids`` from the metadata's ``name`` column, if there is one."""
+        if self.item_metadata is None or "name" not in self.item_metadata.columns:
+            return None
+        return self.item_metadata["name"].reindex(item_ids).to_numpy()
+
+
+def _numeric_column(column: pd.Series, name: str, source: str) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: column {name!r} must be numeric and finite; "
+            f"row {first} holds {column.iloc[first]!r}"
+        )
+    return values
+
+
+def _timestamp_column(column: pd.Series, name: str, source: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.to_numpy(dtype="datetime64[s]").astype(np.int64)
+    return _numeric_column(column, name, source).astype(np.int64)
+
+
+def _read_table(path: str | Path, kind: Literal["csv", "parquet"], sep: str = ",") -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep=sep)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read as {kind}: {first_line}") from exc
