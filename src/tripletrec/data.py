@@ -205,7 +205,9 @@ class Interactions:
                 )
         if duplicates not in ("error", "first", "last"):
             raise DataError(f"duplicates must be 'error', 'first' or 'last', not {duplicates!r}")
-        dup = df.duplicated([user_col, item_col], keep=False if duplicates == "error" else duplicates)
+        dup = df.duplicated(
+            [user_col, item_col], keep=False if duplicates == "error" else duplicates
+        )
         if dup.any():
             if duplicates == "error":
                 first = int(np.flatnonzero(dup.to_numpy())[0])
@@ -222,8 +224,11 @@ class Interactions:
         if timestamp_col is not None:
             timestamps = _timestamp_column(df[timestamp_col], timestamp_col, source)
 
-        user_map = user_map or IdMap(pd.unique(df[user_col].to_numpy()), "user")
-        item_map = item_map or IdMap(pd.unique(df[item_col].to_numpy()), "item")
+        # "is None", not "or": an empty IdMap is falsy and must still be honoured.
+        if user_map is None:
+            user_map = IdMap(pd.unique(df[user_col].to_numpy()), "user")
+        if item_map is None:
+            item_map = IdMap(pd.unique(df[item_col].to_numpy()), "item")
         users = user_map.to_index(df[user_col].to_numpy())
         items = item_map.to_index(df[item_col].to_numpy())
         return cls(users, items, ratings, timestamps, user_map, item_map, item_metadata)

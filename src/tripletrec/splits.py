@@ -45,3 +45,52 @@ def random_split(
         raise DataError(f"cannot split {n_rows} row(s) with test_size={test_size}")
     permutation = np.random.RandomState(random_state).permutation(n_rows)
     return interactions.subset(permutation[n_test:]), interactions.subset(permutation[:n_test])
+
+
+def first_n_per_user_split(
+    interactions: Interactions, n: int = 10
+) -> tuple[Interactions, Interactions]:
+    """Hold out each user's first ``n`` rows, in row order (the GroupLens ``ua`` rule).
+
+    Users with ``n`` rows or fewer have every row in the test part and none in train.
+    Both parts keep the input's row order.
+
+    Parameters
+    ----------
+    interactions : Interactions
+        The rows to split; "first" means first in this row order.
+    n : int, default 10
+        Rows per user that go to the test part; at least 1.
+
+    Returns
+    -------
+    train, test : Interactions
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise DataError(f"n must be a positive whole number of rows per user, got {n!r}")
+    n_rows = len(interactions)
+    if n_rows == 0:
+        raise DataError("cannot split: the interactions are empty")
+    users = interactions.users
+    # A stable sort groups each user's rows while keeping their order, so a row's rank
+    # within its user is its distance from the start of the user's run.
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    positions = np.arange(n_rows)
+    run_start = np.r_[True, sorted_users[1:] != sorted_users[:-1]]
+    first_of_run = np.maximum.accumulate(np.where(run_start, positions, 0))
+    rank = np.empty(n_rows, dtype=np.int64)
+    rank[order] = positions - first_of_run
+    test = rank < n
+    if test.all():
+        raise DataError(f"cannot split: no user has more than {n} row(s), so train is empty")
+    return interactions.subset(~test), interactions.subset(test)
+
+
+def movielens_ua_split(interactions: Interactions) -> tuple[Interactions, Interactions]:
+    """The official MovieLens 100K ``ua.base``/``ua.test`` split: 10 test rows per user.
+
+    Applied to ``u.data`` in line order (as :func:`tripletrec.datasets.load_movielens_100k`
+    returns it), the test part holds exactly the 9,430 rows of ``ua.test``.
+    """
+    return first_n_per_user_split(interactions, n=10)

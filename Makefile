@@ -1,0 +1,33 @@
+# Two entry points that work on a fresh machine:
+#   make demo   set up .venv, train on the bundled anime-tv data, print recommendations
+#   make test   set up .venv, lint, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION := 2.13.0
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,plot]"
+	touch $@
+
+demo: venv
+	$(VENV)/bin/tripletrec train --out runs/demo
+	$(VENV)/bin/tripletrec recommend runs/demo --user 1 -k 10
+
+lint: venv
+	$(PY) -m ruff check src tests benchmarks scripts
+
+test: venv lint
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/reproduce_notebook.py
+
+clean:
+	rm -rf $(VENV) runs build dist .pytest_cache .ruff_cache

@@ -1,0 +1,262 @@
+"""The contract every tripletrec recommender follows.
+
+A recommender is fitted on :class:`~tripletrec.data.Interactions` (or a scipy sparse user x
+item matrix) and then speaks the raw ids of that data: ``score``, ``recommend`` and
+``similar_items`` take raw user / item ids and return raw item ids, batch-first. Indices are
+internal. Subclasses implement two things: ``_score_block`` (scores of some users against
+some items, by index) and ``_item_vectors`` (for item-item similarity).
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tripletrec.data import IdMap, Interactions
+from tripletrec.exceptions import DataError, NotFittedError
+from tripletrec.metrics import top_k
+
+#: Users scored per block in batch calls; bounds memory at about this x n_items floats.
+SCORE_CHUNK_USERS = 2048
+
+
+class RecommenderBase(ABC):
+    """Fit / score / recommend / similar_items, scikit-learn style.
+
+    Fitted attributes (set by ``fit``): ``user_map_``, ``item_map_`` (raw id <-> index),
+    ``seen_`` (CSR matrix of each user's training positives, filtered from
+    recommendations) and ``item_metadata_`` (a DataFrame indexed by raw item id, or None).
+    """
+
+    # ------------------------------------------------------------------ sklearn plumbing
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [p for p in signature.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's hyper-parameters, as passed."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> RecommenderBase:
+        """Set hyper-parameters; unknown names raise ``ValueError``."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ fitting helpers
+    def _set_training_data(self, data: Interactions | sp.spmatrix) -> sp.csr_matrix:
+        """Record id maps, metadata and seen items of ``data``; return its binary CSR."""
+        if isinstance(data, Interactions):
+            if len(data) == 0:
+                raise DataError("cannot fit on empty interactions")
+            self.user_map_, self.item_map_ = data.user_map, data.item_map
+            self.item_metadata_ = data.item_metadata
+            seen = data.to_csr()
+        elif sp.issparse(data):
+            seen = sp.csr_matrix(data, dtype=np.float32)
+            if seen.nnz == 0:
+                raise DataError("cannot fit on an empty interaction matrix")
+            self.user_map_ = IdMap(np.arange(seen.shape[0]), "user")
+            self.item_map_ = IdMap(np.arange(seen.shape[1]), "item")
+            self.item_metadata_ = None
+        else:
+            raise DataError(
+                f"fit expects Interactions or a scipy sparse matrix, got {type(data).__name__}"
+            )
+        seen.data[:] = 1.0
+        self.seen_ = seen
+        return seen
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "seen_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    # ------------------------------------------------------------------ persistence hooks
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Every fitted array, by name, for ``tripletrec.io.save_model``."""
+        return {
+            "seen.indptr": self.seen_.indptr.astype(np.int64),
+            "seen.indices": self.seen_.indices.astype(np.int64),
+            **self._model_state(),
+        }
+
+    def _set_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
+        """Restore what :meth:`_get_state` returned (maps already set)."""
+        state = dict(state)
+        indptr, indices = state.pop("seen.indptr"), state.pop("seen.indices")
+        if len(indptr) != self.n_users_ + 1 or (len(indices) and indices.max() >= self.n_items_):
+            raise ValueError("seen items do not fit the id maps")
+        self.seen_ = sp.csr_matrix(
+            (np.ones(len(indices), np.float32), indices, indptr),
+            shape=(self.n_users_, self.n_items_),
+        )
+        self._load_model_state(state, fit_summary)
+
+    def _fit_summary(self) -> dict:
+        """JSON-serialisable facts about the fit, kept with a saved model."""
+        return {}
+
+    @abstractmethod
+    def _model_state(self) -> dict[str, np.ndarray]:
+        """The model's own fitted arrays."""
+
+    @abstractmethod
+    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
+        """Restore the model's own fitted arrays."""
+
+    # ------------------------------------------------------------------ model-specific
+    @abstractmethod
+    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
+        """Scores of users ``user_idx`` against items ``item_idx`` (all when None)."""
+
+    @abstractmethod
+    def _item_vectors(self) -> np.ndarray:
+        """One vector per item; similar items are those with the highest cosine."""
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def n_users_(self) -> int:
+        return len(self.user_map_)
+
+    @property
+    def n_items_(self) -> int:
+        return len(self.item_map_)
+
+    def score_indices(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        """Scores by index, in blocks of users: ``(len(user_idx), n_items)`` float32."""
+        self._check_fitted()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        blocks = [
+            self._score_block(user_idx[start : start + SCORE_CHUNK_USERS], item_idx)
+            for start in range(0, len(user_idx), SCORE_CHUNK_USERS)
+        ]
+        n_cols = self.n_items_ if item_idx is None else len(item_idx)
+        return np.concatenate(blocks) if blocks else np.empty((0, n_cols), np.float32)
+
+    def score(self, users: Any, items: Any = None) -> np.ndarray:
+        """Scores of raw ``users`` against raw ``items`` (every item when None).
+
+        Parameters
+        ----------
+        users : raw id or array-like of raw ids
+        items : array-like of raw ids, optional
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_users, n_items)
+            Higher is better. Columns follow ``items``, or the model's item order
+            (``item_map_.ids``) when ``items`` is None.
+        """
+        self._check_fitted()
+        user_idx = self.user_map_.to_index(users)
+        item_idx = None if items is None else self.item_map_.to_index(items)
+        return self.score_indices(user_idx, item_idx)
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        filter_seen: bool = True,
+        exclude: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for each of ``users``.
+
+        Parameters
+        ----------
+        users : raw id or array-like of raw ids
+        k : int
+            Items per user.
+        filter_seen : bool, default True
+            Leave out each user's training positives.
+        exclude : array-like of raw item ids, optional
+            Items left out for every user (out of stock, already shown, ...).
+
+        Returns
+        -------
+        item_ids : numpy.ndarray, shape (n_users, k)
+            Raw item ids, best first. Where a user has fewer than ``k`` candidate items the
+            row is padded with -1 (integer ids) or None (other ids).
+        scores : numpy.ndarray of float32, shape (n_users, k)
+            Their scores; padding has score -inf.
+        """
+        self._check_fitted()
+        k = _check_k(k)
+        user_idx = self.user_map_.to_index(users)
+        excluded_items = None if exclude is None else self.item_map_.to_index(exclude)
+        out_idx = np.empty((len(user_idx), min(k, self.n_items_)), np.int64)
+        out_scores = np.empty(out_idx.shape, np.float32)
+        for start in range(0, len(user_idx), SCORE_CHUNK_USERS):
+            rows = user_idx[start : start + SCORE_CHUNK_USERS]
+            mask = self.seen_[rows] if filter_seen else sp.csr_matrix((len(rows), self.n_items_))
+            if excluded_items is not None:
+                mask = mask + _columns_mask(len(rows), excluded_items, self.n_items_)
+            idx, scores = top_k(self._score_block(rows, None), k, exclude=mask)
+            out_idx[start : start + len(rows)] = idx
+            out_scores[start : start + len(rows)] = scores
+        return self._raw_items(out_idx), out_scores
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each of ``items`` (cosine of item vectors).
+
+        The query item itself is left out.
+
+        Returns
+        -------
+        item_ids : numpy.ndarray, shape (n_queries, k)
+        similarities : numpy.ndarray of float32, shape (n_queries, k)
+        """
+        self._check_fitted()
+        k = _check_k(k)
+        item_idx = self.item_map_.to_index(items)
+        vectors = np.asarray(self._item_vectors(), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+        similarity = unit[item_idx] @ unit.T
+        itself = sp.csr_matrix(
+            (np.ones(len(item_idx)), (np.arange(len(item_idx)), item_idx)),
+            shape=similarity.shape,
+        )
+        idx, scores = top_k(similarity, k, exclude=itself)
+        return self._raw_items(idx), scores
+
+    def item_names(self, item_ids: Any) -> np.ndarray | None:
+        """Names of raw item ids from the item metadata, or None without metadata."""
+        metadata = getattr(self, "item_metadata_", None)
+        if metadata is None or "name" not in metadata.columns:
+            return None
+        return metadata["name"].reindex(pd.Index(np.ravel(item_ids))).to_numpy()
+
+    def _raw_items(self, idx: np.ndarray) -> np.ndarray:
+        ids = self.item_map_.ids
+        pad = -1 if np.issubdtype(ids.dtype, np.integer) else None
+        out = ids[np.maximum(idx, 0)]
+        if (idx < 0).any():
+            out = out.astype(object) if pad is None else out
+            out[idx < 0] = pad
+        return out
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise DataError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _columns_mask(n_rows: int, columns: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """A CSR matrix that is 1 in ``columns`` of every row."""
+    rows = np.repeat(np.arange(n_rows), len(columns))
+    cols = np.tile(columns, n_rows)
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_rows, n_cols))

@@ -1,0 +1,149 @@
+"""Run configurations: which data, which split, which model — as a file that round-trips.
+
+``tripletrec train --out DIR`` writes ``DIR/config.json``; ``tripletrec train --config
+DIR/config.json`` trains the same model again, and ``tripletrec evaluate DIR`` rebuilds
+the same test split from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tripletrec.data import Interactions
+from tripletrec.datasets import DATASETS, load_dataset
+from tripletrec.exceptions import DataError
+from tripletrec.recommender import PRESETS, TripletRecommender
+from tripletrec.splits import random_split
+
+
+@dataclass
+class DataSpec:
+    """Where the interactions come from and which of them are positives.
+
+    Attributes
+    ----------
+    source : str
+        A bundled dataset name (see ``tripletrec datasets``) or a CSV / Parquet file.
+    path : str, optional
+        Folder of a dataset that cannot be bundled (MovieLens).
+    user_col, item_col, rating_col : str
+        Column names, for files.
+    threshold : float, optional
+        Positives are ratings above it; None keeps every row (implicit data) or, for a
+        bundled dataset, uses the dataset's own rule.
+    inclusive : bool, optional
+        ``rating >= threshold`` instead of ``>``.
+    """
+
+    source: str = "anime-tv"
+    path: str | None = None
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    rating_col: str | None = None
+    threshold: float | None = None
+    inclusive: bool | None = None
+
+    def resolved(self) -> DataSpec:
+        """A copy with the positive rule of a bundled dataset filled in."""
+        spec = DataSpec(**asdict(self))
+        known = DATASETS.get(self.source)
+        if known is not None and known.positive_threshold is not None:
+            if spec.threshold is None:
+                spec.threshold = known.positive_threshold
+            if spec.inclusive is None:
+                spec.inclusive = known.inclusive
+        if spec.inclusive is None:
+            spec.inclusive = False
+        return spec
+
+    def load(self) -> Interactions:
+        """The interactions this spec names."""
+        if self.source in DATASETS:
+            return load_dataset(self.source, path=self.path)
+        path = Path(self.source)
+        if not path.exists():
+            raise DataError(
+                f"{self.source!r} is neither a bundled dataset ({', '.join(DATASETS)}) "
+                "nor an existing file"
+            )
+        return Interactions.from_file(
+            path, user_col=self.user_col, item_col=self.item_col, rating_col=self.rating_col
+        )
+
+    def positives(self, interactions: Interactions) -> Interactions:
+        """The positive rows of ``interactions`` by this spec's rule."""
+        if self.threshold is None:
+            return interactions
+        return interactions.positives(self.threshold, inclusive=bool(self.inclusive))
+
+
+@dataclass
+class SplitSpec:
+    """The random row split (scikit-learn's ``train_test_split``)."""
+
+    test_size: float = 0.2
+    random_state: int = 42
+
+
+@dataclass
+class RunConfig:
+    """Data, split and model hyper-parameters of one training run."""
+
+    data: DataSpec = field(default_factory=DataSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    model: dict[str, Any] = field(default_factory=lambda: dict(PRESETS["bilinear"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": asdict(self.data), "split": asdict(self.split), "model": dict(self.model)}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any], source: str = "config") -> RunConfig:
+        unknown = set(payload) - {"data", "split", "model"}
+        if unknown:
+            raise DataError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
+        data = _build(DataSpec, payload.get("data", {}), f"{source}: data")
+        split = _build(SplitSpec, payload.get("split", {}), f"{source}: split")
+        model = dict(payload.get("model", PRESETS["bilinear"]))
+        valid = set(TripletRecommender._param_names())
+        bad = set(model) - valid
+        if bad:
+            raise DataError(f"{source}: unknown model parameter(s) {', '.join(sorted(bad))}")
+        return cls(data, split, model)
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: no such config file")
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(payload, dict):
+            raise DataError(f"{path}: expected a JSON object")
+        return cls.from_dict(payload, str(path))
+
+    def build_model(self) -> TripletRecommender:
+        params = dict(self.model)
+        if "hidden_layers" in params:
+            params["hidden_layers"] = tuple(params["hidden_layers"])
+        return TripletRecommender(**params)
+
+    def prepare(self) -> tuple[Interactions, Interactions, Interactions]:
+        """Load and split the data: ``(all interactions, train positives, test positives)``."""
+        data = self.data.load()
+        train, test = random_split(data, self.split.test_size, self.split.random_state)
+        return data, self.data.positives(train), self.data.positives(test)
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise DataError(f"{where}: expected an object")
+    names = {f.name for f in fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise DataError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    return cls(**values)
