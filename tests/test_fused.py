@@ -44,3 +44,25 @@ def test_fused_step_equals_autograd_adam(similarity, loss, item_bias, l2, block_
 def test_fused_step_rejects_other_losses():
     with pytest.raises(ValueError, match="fused step supports"):
         FusedBilinearStep(BilinearScorer(3, 3, 2), "warp", 1.0, 0.01, 0.0)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+@pytest.mark.parametrize("item_bias", [False, True])
+def test_fused_full_softmax_equals_autograd(similarity, item_bias):
+    generator = torch.Generator().manual_seed(0)
+    reference = BilinearScorer(
+        40, 15, 8, similarity, item_bias, init_scale=0.5, generator=generator
+    )
+    fused_model = copy.deepcopy(reference)
+    schedule = TrainingSchedule(epochs=1, batch_size=32, learning_rate=0.05, l2=0.01)
+    slow = autograd_step(TripletNet(reference), get_loss("softmax"), schedule)
+    fast = FusedBilinearStep(fused_model, "softmax", 1.0, 0.05, 0.01)
+    data = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        users = torch.randint(0, 40, (32,), generator=data)
+        pos = torch.randint(0, 15, (32,), generator=data)
+        torch.testing.assert_close(
+            fast(users, pos, None), slow(users, pos, None), rtol=1e-5, atol=1e-6
+        )
+    for name, weights in reference.state_dict().items():
+        torch.testing.assert_close(fused_model.state_dict()[name], weights, rtol=1e-4, atol=1e-6)

@@ -23,6 +23,7 @@ def test_deep_parameter_count():
         BilinearScorer(7, 5, 4, "dot", item_bias=True),
         DeepScorer(7, 5, 3, 4, hidden_layers=(6, 5)),
         DeepScorer(7, 5, 3, 4, hidden_layers=()),
+        DeepScorer(7, 5, 3, 4, hidden_layers=(6,), dot_factors=3),
     ],
 )
 def test_score_all_agrees_with_pairwise_forward(scorer):

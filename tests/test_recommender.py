@@ -192,3 +192,53 @@ def test_evaluate_auc_equals_sklearn_per_user(fitted, split):
         assert abs(auc[row] - expected) < 1e-9
     assert result["n_users"] == 3839
     assert result["auc"] == pytest.approx(np.mean(auc))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(loss="bpr", similarity="dot", item_bias=True),
+        dict(loss="warp", n_negatives=5),
+        dict(loss="adaptive_hinge", n_negatives=3),
+        dict(loss="softmax", n_negatives=10, negatives="popularity", similarity="dot"),
+        dict(loss="softmax", negatives="all", similarity="dot", item_bias=True),
+        dict(model="deep", loss="softmax", negatives="all", hidden_layers=(32,)),
+        dict(model="deep", loss="warp", n_negatives=4, hidden_layers=(32,)),
+    ],
+    ids=lambda o: "-".join(f"{v}" for v in o.values()),
+)
+def test_every_loss_and_sampler_learns(split, options):
+    # Short fits: every combination must rank far better than chance (popularity is 0.72).
+    _, train, test = split
+    model = tr.TripletRecommender(
+        random_state=0, epochs=3, batch_size=2048, learning_rate=0.01, n_threads=1, **options
+    ).fit(train)
+    assert tr.evaluate(model, train, test)["auc"] > 0.75
+
+
+def test_full_softmax_needs_the_softmax_loss(split):
+    _, train, _ = split
+    with pytest.raises(TripletrecError, match="needs loss='softmax'"):
+        tr.TripletRecommender(negatives="all", loss="margin").fit(train)
+
+
+def test_constructor_defaults_are_the_default_preset():
+    params = tr.TripletRecommender().get_params()
+    assert {k: params[k] for k in tr.PRESETS["default"]} == tr.PRESETS["default"]
+
+
+def test_validation_history_and_early_stopping_keep_the_best_epoch(split):
+    _, train, _ = split
+    fit_part, validation = tr.random_split(train, 0.1, 0)
+    model = tr.TripletRecommender(
+        random_state=0, epochs=6, learning_rate=0.05, patience=1, n_threads=1
+    ).fit(fit_part, validation=validation)
+    values = [r["validation_ndcg@10"] for r in model.history_]
+    assert all(0.0 < v < 1.0 for v in values)
+    best = int(np.argmax(values)) + 1
+    assert model.best_epoch_ == best
+    # stopped one epoch after the best one (or ran out of epochs)
+    assert len(values) == min(6, best + 1)
+    # the kept weights are the best epoch's: re-evaluating gives its value
+    again = tr.evaluate(model, fit_part, validation, ["ndcg@10"])["ndcg@10"]
+    assert again == pytest.approx(values[best - 1], abs=1e-9)

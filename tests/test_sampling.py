@@ -56,3 +56,29 @@ def test_samplers_are_deterministic_given_the_generator():
 def test_make_sampler_rejects_unknown_names():
     with pytest.raises(TripletrecError, match="unknown negative sampler 'popular'"):
         make_sampler("popular", _positives())
+
+
+def test_popularity_sampler_follows_count_to_the_alpha():
+    positives = sp.csr_matrix(
+        np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=np.float32)
+    )
+    sampler = make_sampler("popularity", positives, alpha=1.0)
+    # counts 3, 2, 1, 0 -> weights (count + 1) = 4, 3, 2, 1 -> probabilities /10
+    np.testing.assert_allclose(sampler.probabilities, [0.4, 0.3, 0.2, 0.1])
+    np.testing.assert_allclose(np.exp(sampler.log_q), sampler.probabilities)
+    draws = sampler(np.zeros(100_000, dtype=np.int64), np.random.default_rng(0))
+    frequencies = np.bincount(draws, minlength=4) / 100_000
+    np.testing.assert_allclose(frequencies, [0.4, 0.3, 0.2, 0.1], atol=0.01)
+    uniform = make_sampler("popularity", positives, alpha=0.0)
+    np.testing.assert_allclose(uniform.probabilities, 0.25)
+
+
+@pytest.mark.parametrize("name", ["uniform", "exclude_positives", "popularity"])
+def test_samplers_draw_several_negatives_per_user(name):
+    positives = _positives()
+    sampler = make_sampler(name, positives)
+    users = np.arange(50)
+    negatives = sampler(users, np.random.default_rng(0), n_negatives=4)
+    assert negatives.shape == (50, 4) and negatives.min() >= 0 and negatives.max() < 20
+    if name == "exclude_positives":
+        assert not (positives.toarray() > 0)[users[:, None], negatives].any()

@@ -1,8 +1,9 @@
 """tripletrec: recommenders for implicit feedback trained with triplet / margin losses."""
 
+from tripletrec.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
 from tripletrec.data import IdMap, Interactions
 from tripletrec.datasets import list_datasets, load_dataset
-from tripletrec.evaluation import evaluate
+from tripletrec.evaluation import evaluate, evaluate_sampled
 from tripletrec.exceptions import (
     DataError,
     ModelFileError,
@@ -12,7 +13,12 @@ from tripletrec.exceptions import (
 )
 from tripletrec.io import load_model, save_model
 from tripletrec.recommender import PRESETS, TripletRecommender
-from tripletrec.splits import random_split
+from tripletrec.splits import (
+    fraction_per_user_split,
+    leave_last_k_out,
+    random_split,
+    validation_split,
+)
 
 __version__ = "0.1.0"
 
@@ -21,16 +27,23 @@ __all__ = [
     "DataError",
     "IdMap",
     "Interactions",
+    "ItemKNNRecommender",
     "ModelFileError",
     "NotFittedError",
+    "PopularityRecommender",
+    "RandomRecommender",
     "TripletRecommender",
     "TripletrecError",
     "UnknownIdError",
     "__version__",
     "evaluate",
+    "evaluate_sampled",
+    "fraction_per_user_split",
+    "leave_last_k_out",
     "list_datasets",
     "load_dataset",
     "load_model",
     "random_split",
     "save_model",
+    "validation_split",
 ]

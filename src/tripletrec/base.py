@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tripletrec.data import IdMap, Interactions
-from tripletrec.exceptions import DataError, NotFittedError
+from tripletrec.exceptions import DataError, NotFittedError, TripletrecError
 from tripletrec.metrics import top_k
 
 #: Users scored per block in batch calls; bounds memory at about this x n_items floats.
@@ -231,6 +232,101 @@ class RecommenderBase(ABC):
         )
         idx, scores = top_k(similarity, k, exclude=itself)
         return self._raw_items(idx), scores
+
+    def recommend_from_history(
+        self,
+        histories: Sequence[Sequence[Any]],
+        k: int = 10,
+        filter_history: bool = True,
+        exclude: Any = None,
+        random_state: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for users the model has never seen, from their item histories.
+
+        Each history is folded in: a user vector is fitted to it with the item side of the
+        model frozen (see :mod:`tripletrec.foldin`), then scored like a trained user.
+
+        Parameters
+        ----------
+        histories : sequence of sequences of raw item ids
+            One history (items the user liked) per new user. Item ids the model does not
+            know are ignored as long as the history has at least one known item.
+        k : int
+            Items per user.
+        filter_history : bool, default True
+            Leave out each user's history items.
+        exclude : array-like of raw item ids, optional
+            Items left out for every user.
+        random_state : int, default 0
+            Seed of the fold-in: the same history and seed give the same result, whatever
+            else is in the batch.
+
+        Returns
+        -------
+        item_ids, scores : numpy.ndarray, shape (n_histories, k)
+            As :meth:`recommend`.
+
+        Raises
+        ------
+        DataError
+            If ``histories`` is not a list of lists, or a history is empty or has no item
+            the model knows.
+        """
+        self._check_fitted()
+        k = _check_k(k)
+        rows, items = self._history_indices(histories)
+        n_rows = len(histories)
+        excluded_items = None if exclude is None else self.item_map_.to_index(exclude)
+        out_idx = np.empty((n_rows, min(k, self.n_items_)), np.int64)
+        out_scores = np.empty(out_idx.shape, np.float32)
+        bounds = np.searchsorted(rows, np.arange(0, n_rows + SCORE_CHUNK_USERS, SCORE_CHUNK_USERS))
+        for start, lo, hi in zip(range(0, n_rows, SCORE_CHUNK_USERS), bounds[:-1], bounds[1:]):
+            n_block = min(SCORE_CHUNK_USERS, n_rows - start)
+            block_rows, block_items = rows[lo:hi] - start, items[lo:hi]
+            scores = self._score_histories(block_rows, block_items, n_block, random_state)
+            mask = sp.csr_matrix((n_block, self.n_items_), dtype=np.float32)
+            if filter_history:
+                mask = sp.csr_matrix(
+                    (np.ones(len(block_rows), np.float32), (block_rows, block_items)),
+                    shape=mask.shape,
+                )
+            if excluded_items is not None:
+                mask = mask + _columns_mask(n_block, excluded_items, self.n_items_)
+            idx, top = top_k(scores, k, exclude=mask)
+            out_idx[start : start + n_block] = idx
+            out_scores[start : start + n_block] = top
+        return self._raw_items(out_idx), out_scores
+
+    def _history_indices(self, histories: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Ragged raw-id histories as sorted (row, item index) arrays, unknown ids dropped."""
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
+            raise DataError("histories must be a list of item-id lists, one per new user")
+        if len(histories) == 0:
+            raise DataError("histories is empty: give at least one history")
+        lengths = []
+        for position, history in enumerate(histories):
+            if isinstance(history, (str, bytes)) or not isinstance(history, Sequence | np.ndarray):
+                raise DataError(f"history {position} is not a list of item ids")
+            lengths.append(len(history))
+        flat = [item for history in histories for item in history]
+        rows = np.repeat(np.arange(len(histories), dtype=np.int64), lengths)
+        items = self.item_map_.to_index(flat, strict=False) if flat else np.empty(0, np.int64)
+        known = items >= 0
+        counts = np.bincount(rows[known], minlength=len(histories))
+        if (counts == 0).any():
+            empty = np.flatnonzero(counts == 0)
+            shown = ", ".join(str(i) for i in empty[:5])
+            raise DataError(
+                f"history {shown}{' ...' if len(empty) > 5 else ''} has no item id the model "
+                "knows (empty, or only unknown ids); cannot recommend from it"
+            )
+        return rows[known], items[known]
+
+    def _score_histories(
+        self, rows: np.ndarray, items: np.ndarray, n_rows: int, random_state: int
+    ) -> np.ndarray:
+        """Scores of ``n_rows`` new users given as (row, item index) histories; override."""
+        raise TripletrecError(f"{type(self).__name__} cannot recommend from a history")
 
     def item_names(self, item_ids: Any) -> np.ndarray | None:
         """Names of raw item ids from the item metadata, or None without metadata."""

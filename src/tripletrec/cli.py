@@ -9,21 +9,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tripletrec.config import DataSpec, RunConfig
+from tripletrec.config import DataSpec, RunConfig, SplitSpec
 from tripletrec.datasets import list_datasets
-from tripletrec.evaluation import evaluate
+from tripletrec.evaluation import evaluate, evaluate_sampled
 from tripletrec.exceptions import TripletrecError
 from tripletrec.io import load_model, read_manifest
 from tripletrec.metrics import metric_key, parse_metric
 from tripletrec.recommender import PRESETS
+from tripletrec.splits import validation_split
 
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
+DEFAULT_SAMPLED_METRICS = ("hit_rate@10", "ndcg@10")
 
 # Command-line flags that map one-to-one onto TripletRecommender parameters.
 _MODEL_FLAGS: dict[str, tuple[type, str]] = {
@@ -78,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        help="start from these hyper-parameters (default bilinear)",
+        help="start from these hyper-parameters (default: default)",
     )
     for name, (kind, help_text) in _MODEL_FLAGS.items():
         train.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
@@ -90,22 +93,73 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metrics"
     )
-    train.add_argument("--out", help="directory for the model, metrics.json and config.json")
+    train.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=None,
+        help="share of the train positives held out (seeded by --split-seed) to record "
+        "validation AUC and NDCG@10 after every epoch; the model is fitted on the rest. "
+        f"0 fits on every train positive and records the loss only (default "
+        f"{SplitSpec.validation_fraction})",
+    )
+    train.add_argument(
+        "--out",
+        help="directory for the model, metrics.json, config.json, history.json and "
+        "learning_curve.png",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ev = commands.add_parser("evaluate", help="evaluate a saved model on its test split")
     ev.add_argument("model_dir")
-    ev.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metrics")
+    ev.add_argument(
+        "--protocol",
+        choices=("full", "sampled"),
+        default="full",
+        help="full: rank every item except the user's train positives (default); sampled: "
+        "rank each test positive among --negatives sampled unseen items (NCF; can order "
+        "models differently from full ranking)",
+    )
+    ev.add_argument(
+        "--metrics",
+        help="comma-separated metrics (default "
+        f"{','.join(DEFAULT_METRICS)}; sampled: {','.join(DEFAULT_SAMPLED_METRICS)})",
+    )
+    ev.add_argument(
+        "--negatives", type=int, default=99, help="sampled: negatives per test positive (99)"
+    )
+    ev.add_argument("--sample-seed", type=int, default=0, help="sampled: seed of the negatives (0)")
     ev.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
 
     rec = commands.add_parser("recommend", help="top-k items for a user of a saved model")
     rec.add_argument("model_dir")
-    rec.add_argument("--user", required=True, help="raw user id")
+    rec.add_argument("--user", help="raw user id")
     rec.add_argument("-k", type=int, default=10, help="number of items (default 10)")
     rec.add_argument(
         "--keep-seen", action="store_true", help="do not filter the user's training items"
     )
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rec.add_argument("--all", action="store_true", help="top-k for every user, to --out")
+    rec.add_argument("--out", help="with --all: Parquet file (user_id, rank, item_id, score)")
+    rec.add_argument(
+        "--chunk-users", type=int, default=2048, help="with --all: users per chunk (2048)"
+    )
+    rec.add_argument("--quiet", action="store_true", help="with --all: no progress bar")
+
+    serve = commands.add_parser("serve", help="serve a saved model over HTTP (FastAPI)")
+    serve.add_argument("model_dir")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--watch", type=float, help="reload when the model directory changes, polling every N s"
+    )
+    serve.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
+
+    index = commands.add_parser("index", help="build the approximate index of a saved model")
+    index.add_argument("model_dir")
+    index.add_argument("--n-lists", type=int, help="inverted lists (default about 2 sqrt(n))")
+    index.add_argument("--nprobe", type=int, help="lists scanned per query (default n_lists/32)")
+    index.add_argument("--seed", type=int, default=0, help="seed of the clustering (0)")
     return parser
 
 
@@ -131,6 +185,8 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         config.split.test_size = args.test_size
     if args.split_seed is not None:
         config.split.random_state = args.split_seed
+    if args.validation_fraction is not None:
+        config.split.validation_fraction = args.validation_fraction
     if args.preset:
         config.model = dict(PRESETS[args.preset])
     for name in [*_MODEL_FLAGS, "item_bias"]:
@@ -169,9 +225,18 @@ def _cmd_datasets(_: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     config = _run_config(args)
     metric_names = _metric_names(args.metrics)
+    fraction = config.split.validation_fraction
+    if not 0.0 <= fraction < 1.0:
+        raise TripletrecError(f"--validation-fraction must be in [0, 1), got {fraction}")
     data, train, test = config.prepare()
     model = config.build_model().set_params(verbose=not args.quiet)
-    model.fit(train)
+    validation = None
+    if fraction > 0:
+        fit_part, validation = validation_split(train, fraction, config.split.random_state)
+        model.fit(fit_part, validation=validation)
+    else:
+        model.fit(train)
+    # Test rankings exclude the whole train part, validation rows included.
     results = evaluate(model, train, test, metric_names)
     metrics = {
         **{name: results[name] for name in metric_names},
@@ -182,6 +247,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "n_test_positives": len(test),
         "n_users_evaluated": results["n_users"],
         "n_parameters": model.n_parameters_,
+        "validation_fraction": fraction,
+        "n_validation_positives": 0 if validation is None else len(validation),
     }
     print(
         f"{config.data.source}: test AUC {metrics['auc']:.4f} over {results['n_users']:,} users "
@@ -201,8 +268,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "history.json": model.history_,
             },
         )
+        _write_learning_curve(model.history_, Path(args.out) / "learning_curve.png")
         print(f"saved model to {args.out}")
     return 0
+
+
+def _write_learning_curve(history: list[dict], path: Path) -> None:
+    from tripletrec.plots import plot_learning_curve
+
+    if plot_learning_curve(history, path) is None:
+        print(
+            "tripletrec: note: matplotlib is not installed, so no learning_curve.png "
+            "(pip install tripletrec[plot])",
+            file=sys.stderr,
+        )
 
 
 def _saved_config(model_dir: str) -> RunConfig:
@@ -217,18 +296,51 @@ def _saved_config(model_dir: str) -> RunConfig:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = _saved_config(args.model_dir)
-    metric_names = _metric_names(args.metrics)
+    sampled = args.protocol == "sampled"
+    default = DEFAULT_SAMPLED_METRICS if sampled else DEFAULT_METRICS
+    metric_names = _metric_names(args.metrics or ",".join(default))
     model = load_model(args.model_dir)
     _, train, test = config.prepare()
-    results = evaluate(model, train, test, metric_names)
-    print(f"{config.data.source}: {results['n_users']:,} users evaluated")
+    if sampled:
+        results = _evaluate_sampled(model, train, test, metric_names, args)
+        cases = f"{results['n_cases']:,} test positives of {results['n_users']:,} users"
+        header = f"{cases}, each ranked among {args.negatives} sampled negatives"
+    else:
+        results = evaluate(model, train, test, metric_names)
+        header = f"{results['n_users']:,} users evaluated, full ranking"
+    results = {"protocol": args.protocol, **results}
+    print(f"{config.data.source}: {header}")
+    width = max(len(name) for name in metric_names)
+    print(f"  {'metric':<{width}}  value")
     for name in metric_names:
-        print(f"  {name:<14} {results[name]:.4f}")
+        print(f"  {name:<{width}}  {results[name]:.4f}")
     if args.json_out:
         from tripletrec.io import write_json_atomic
 
         write_json_atomic(args.json_out, results)
     return 0
+
+
+def _evaluate_sampled(
+    model: Any, train: Any, test: Any, metric_names: Sequence[str], args: argparse.Namespace
+) -> dict:
+    """Sampled hit rate / NDCG at each cut-off asked for, the warning as a one-line note."""
+    parsed = [parse_metric(name) for name in metric_names]
+    unsupported = [
+        n for n, (base, _) in zip(metric_names, parsed) if base not in ("hit_rate", "ndcg")
+    ]
+    if unsupported:
+        raise TripletrecError(
+            f"the sampled protocol reports hit_rate@k and ndcg@k only, not {', '.join(unsupported)}"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        results = evaluate_sampled(
+            model, train, test, args.negatives, [k for _, k in parsed], args.sample_seed
+        )
+    for message in {str(w.message) for w in caught}:
+        print(f"tripletrec: warning: {message}", file=sys.stderr)
+    return results
 
 
 def _parse_user(model: Any, text: str) -> Any:
@@ -243,6 +355,10 @@ def _parse_user(model: Any, text: str) -> Any:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
+    if args.all:
+        return _cmd_recommend_all(args)
+    if args.user is None:
+        raise TripletrecError("recommend needs --user ID, or --all --out FILE")
     model = load_model(args.model_dir)
     user = _parse_user(model, args.user)
     items, scores = model.recommend([user], k=args.k, filter_seen=not args.keep_seen)
@@ -263,7 +379,58 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recommend_all(args: argparse.Namespace) -> int:
+    from tripletrec.retrieval import write_all_recommendations
+
+    if not args.out:
+        raise TripletrecError("recommend --all needs --out FILE.parquet")
+    if args.user is not None:
+        raise TripletrecError("give either --user or --all, not both")
+    model = load_model(args.model_dir)
+    stats = write_all_recommendations(
+        model, args.out, k=args.k, filter_seen=not args.keep_seen,
+        chunk_users=args.chunk_users, progress=not args.quiet,
+    )  # fmt: skip
+    print(
+        f"wrote top {args.k} for {stats['n_users']:,} users to {args.out} "
+        f"in {stats['seconds']:.2f} s ({stats['users_per_second']:,.0f} users/s)"
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from tripletrec.serving import run_server
+    except ImportError as exc:
+        raise TripletrecError("serve needs FastAPI: pip install 'tripletrec[serve]'") from exc
+    if not 0 < args.port < 65536 or args.workers < 1:
+        raise TripletrecError("--port must be in 1..65535 and --workers >= 1")
+    print(f"serving {args.model_dir} on http://{args.host}:{args.port} (docs at /docs)")
+    run_server(
+        args.model_dir, args.host, args.port, workers=args.workers,
+        watch_seconds=args.watch, log_level=args.log_level,
+    )  # fmt: skip
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    import time
+
+    from tripletrec.retrieval import IndexSettings, build_model_index
+
+    start = time.perf_counter()
+    settings = IndexSettings(n_lists=args.n_lists, nprobe=args.nprobe, random_state=args.seed)
+    path, index = build_model_index(args.model_dir, settings)
+    print(
+        f"indexed {len(index):,} items in {time.perf_counter() - start:.2f} s "
+        f"({index.settings.n_lists} lists, nprobe {index.settings.nprobe}) -> {path}"
+    )
+    return 0
+
+
 _COMMANDS = {
+    "serve": _cmd_serve,
+    "index": _cmd_index,
     "datasets": _cmd_datasets,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,

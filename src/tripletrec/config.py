@@ -82,10 +82,12 @@ class DataSpec:
 
 @dataclass
 class SplitSpec:
-    """The random row split (scikit-learn's ``train_test_split``)."""
+    """The random row split (scikit-learn's ``train_test_split``), and the share of the
+    training positives held out to follow validation metrics during training."""
 
     test_size: float = 0.2
     random_state: int = 42
+    validation_fraction: float = 0.1
 
 
 @dataclass
@@ -94,7 +96,7 @@ class RunConfig:
 
     data: DataSpec = field(default_factory=DataSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
-    model: dict[str, Any] = field(default_factory=lambda: dict(PRESETS["bilinear"]))
+    model: dict[str, Any] = field(default_factory=lambda: dict(PRESETS["default"]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"data": asdict(self.data), "split": asdict(self.split), "model": dict(self.model)}
@@ -106,7 +108,7 @@ class RunConfig:
             raise DataError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
         data = _build(DataSpec, payload.get("data", {}), f"{source}: data")
         split = _build(SplitSpec, payload.get("split", {}), f"{source}: split")
-        model = dict(payload.get("model", PRESETS["bilinear"]))
+        model = dict(payload.get("model", PRESETS["default"]))
         valid = set(TripletRecommender._param_names())
         bad = set(model) - valid
         if bad:

@@ -1,15 +1,23 @@
-"""Evaluate a fitted recommender on held-out interactions with full ranking.
+"""Evaluate a fitted recommender on held-out interactions.
 
-The protocol is the reference notebook's: for every user with at least one test positive,
-rank *all* items except that user's training positives, compute each metric against the
-test positives, and average over those users.
+:func:`evaluate` is the full-ranking protocol (the reference notebook's): for every user
+with at least one test positive, rank *all* items except that user's training positives,
+compute each metric against the test positives, and average over those users.
+
+:func:`evaluate_sampled` is the sampled protocol of the NCF paper (He et al., 2017): each
+held-out positive is ranked among a few (99) sampled negatives only. It is cheaper and
+widely reported, but it can order models differently from full ranking (Krichene & Rendle,
+2020); see ``docs/protocols.md``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from tripletrec.base import RecommenderBase
@@ -108,4 +116,266 @@ def evaluate(
     if per_user:
         result["per_user"] = per_user_values
         result["users"] = model.user_map_.to_raw(users)
+    return result
+
+
+SAMPLED_METRICS_WARNING = (
+    "sampled metrics (each positive ranked among a few sampled negatives) can rank models "
+    "differently from full-ranking metrics (Krichene & Rendle, 2020, 'On Sampled Metrics "
+    "for Item Recommendation'); report full-ranking metrics to compare models"
+)
+
+
+def evaluate_sampled(
+    model: RecommenderBase,
+    train: Interactions | sp.spmatrix | None,
+    test: Interactions | sp.spmatrix,
+    n_negatives: int = 99,
+    k: int | Sequence[int] = 10,
+    random_state: int | None = 0,
+) -> dict:
+    """The NCF paper's sampled protocol: each test positive ranked among sampled negatives.
+
+    Every test row (a user and a held-out positive, typically from
+    :func:`~tripletrec.splits.leave_last_k_out` with ``k=1``) is one case: ``n_negatives``
+    distinct items the user never interacted with, in ``train`` or in ``test``, are drawn
+    uniformly, and the held-out item is ranked among them by the model's scores (equal
+    scores ordered by item index, as in full ranking). Emits a ``UserWarning``: sampled
+    metrics can rank models differently from full ranking (Krichene & Rendle, 2020).
+
+    Parameters
+    ----------
+    model : RecommenderBase
+        A fitted recommender.
+    train : Interactions or sparse matrix or None
+        The training positives, never drawn as negatives.
+    test : Interactions or sparse matrix
+        The held-out positives; one row per case.
+    n_negatives : int, default 99
+        Negatives per case.
+    k : int or sequence of int, default 10
+        Cut-off(s) of the hit rate and NDCG; several share one draw of negatives.
+    random_state : int or None, default 0
+        Seed of the negative sampling.
+
+    Returns
+    -------
+    dict
+        ``hit_rate@k`` and ``ndcg@k`` (for each cut-off) averaged over cases,
+        ``n_cases``, ``n_users`` and ``n_negatives``.
+
+    Raises
+    ------
+    DataError
+        When there is no test row, or a user has fewer than ``n_negatives`` items left to
+        sample from.
+    """
+    n_negatives = _positive_int(n_negatives, "n_negatives")
+    cutoffs = _cutoffs(k)
+    relevant = interactions_matrix(model, test).tocoo()
+    users, positives = relevant.row.astype(np.int64), relevant.col.astype(np.int64)
+    if len(users) == 0:
+        raise DataError("no test positive to evaluate")
+    forbidden = relevant.tocsr()
+    if train is not None:
+        forbidden = forbidden + interactions_matrix(model, train)
+    forbidden.sum_duplicates()
+    available = model.n_items_ - np.diff(forbidden.indptr)[users]
+    if (available < n_negatives).any():
+        user = model.user_map_.to_raw(users[np.argmax(available < n_negatives)])
+        raise DataError(
+            f"user {user!r} has only {int(available.min())} item(s) never interacted with, "
+            f"fewer than n_negatives={n_negatives}"
+        )
+    rng = np.random.default_rng(random_state)
+    negatives = _sample_negatives(users, forbidden, n_negatives, rng)
+    warnings.warn(SAMPLED_METRICS_WARNING, UserWarning, stacklevel=2)
+    result = _sampled_ranking(model, users, positives, negatives, cutoffs)
+    result["n_users"] = len(np.unique(users))
+    return result
+
+
+def evaluate_candidates(
+    model: RecommenderBase,
+    users: np.ndarray,
+    positives: np.ndarray,
+    negatives: np.ndarray,
+    k: int | Sequence[int] = 10,
+) -> dict:
+    """Rank each positive among given negatives (raw ids), as in NCF's published test files.
+
+    Parameters
+    ----------
+    model : RecommenderBase
+        A fitted recommender.
+    users, positives : array-like of raw ids, shape (n_cases,)
+        The user and the held-out item of each case.
+    negatives : array-like of raw item ids, shape (n_cases, n_negatives)
+        The items each positive competes with.
+    k : int or sequence of int, default 10
+        Cut-off(s) of the hit rate and NDCG.
+
+    Returns
+    -------
+    dict
+        ``hit_rate@k``, ``ndcg@k``, ``n_cases``, ``n_users`` and ``n_negatives``.
+    """
+    cutoffs = _cutoffs(k)
+    negatives = np.asarray(negatives)
+    if negatives.ndim != 2 or len(negatives) != len(positives) or len(users) != len(positives):
+        raise DataError(
+            "negatives must have one row per case: got users "
+            f"{len(users)}, positives {len(positives)}, negatives {negatives.shape}"
+        )
+    user_idx = model.user_map_.to_index(np.asarray(users))
+    positive_idx = model.item_map_.to_index(np.asarray(positives))
+    negative_idx = model.item_map_.to_index(negatives.ravel()).reshape(negatives.shape)
+    warnings.warn(SAMPLED_METRICS_WARNING, UserWarning, stacklevel=2)
+    result = _sampled_ranking(model, user_idx, positive_idx, negative_idx, cutoffs)
+    result["n_users"] = len(np.unique(user_idx))
+    return result
+
+
+def load_ncf_negatives(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read an NCF ``*.test.negative`` file (He et al., 2017, published data).
+
+    Each line is ``(user,item)`` followed by tab-separated negative item ids.
+
+    Returns
+    -------
+    users, positives : numpy.ndarray of int64, shape (n_cases,)
+        The user and its held-out item, as in the file (0-based ids of the NCF data).
+    negatives : numpy.ndarray of int64, shape (n_cases, n_negatives)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, sep="\t", header=None, dtype=str)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot read as an NCF negatives file ({exc})") from exc
+    pairs = table[0].str.extract(r"^\((\d+),(\d+)\)$")
+    if pairs.isna().any().any() or table.shape[1] < 2:
+        raise DataError(f"{path}: lines must start with '(user,item)' then negative item ids")
+    negatives = table.iloc[:, 1:]
+    if negatives.isna().any().any():
+        raise DataError(f"{path}: lines have different numbers of negatives")
+    try:
+        negative_ids = negatives.to_numpy().astype(np.int64)
+    except ValueError as exc:
+        raise DataError(f"{path}: negative item ids must be integers") from exc
+    return pairs[0].to_numpy().astype(np.int64), pairs[1].to_numpy().astype(np.int64), negative_ids
+
+
+def _cutoffs(k: int | Sequence[int]) -> list[int]:
+    values = [k] if isinstance(k, (int, np.integer)) or not isinstance(k, Sequence) else k
+    if len(values) == 0:
+        raise DataError("k names no cut-off")
+    return sorted({_positive_int(value, "k") for value in values})
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DataError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _sample_negatives(
+    users: np.ndarray, forbidden: sp.csr_matrix, n_negatives: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_negatives`` distinct items per case outside the user's ``forbidden`` row.
+
+    In a large catalogue, cases with plenty of allowed items use rejection sampling for
+    all of them at once (draw, then redraw only the slots that hit a forbidden item or
+    repeat an earlier slot of the same case). Cases where rejection would need many rounds
+    (few allowed items), and every case of a small catalogue, take the ``n_negatives``
+    allowed items with the smallest random keys instead, in blocks of rows.
+    """
+    n_items = forbidden.shape[1]
+    available = n_items - np.diff(forbidden.indptr)[users]
+    scarce = (available < 2 * n_negatives) | (available < n_items // 2)
+    if n_items <= 16 * n_negatives:
+        # A small catalogue: keys for every item cost little more than the negatives.
+        scarce[:] = True
+    negatives = np.empty((len(users), n_negatives), dtype=np.int64)
+    easy = np.flatnonzero(~scarce)
+    if len(easy):
+        negatives[easy] = _rejection_sample(users[easy], forbidden, n_negatives, rng)
+    hard = np.flatnonzero(scarce)
+    block = max(1, (1 << 22) // n_items)  # about 32 MB of float64 keys per block
+    for start in range(0, len(hard), block):
+        cases = hard[start : start + block]
+        keys = rng.random((len(cases), n_items))
+        rows = forbidden[users[cases]]
+        keys[np.repeat(np.arange(len(cases)), np.diff(rows.indptr)), rows.indices] = 2.0
+        negatives[cases] = np.argpartition(keys, n_negatives - 1, axis=1)[:, :n_negatives]
+    return negatives
+
+
+def _rejection_sample(
+    users: np.ndarray, forbidden: sp.csr_matrix, n_negatives: int, rng: np.random.Generator
+) -> np.ndarray:
+    n_items = forbidden.shape[1]
+    forbidden_keys = np.sort(_pair_keys(*forbidden.nonzero(), n_items))
+    negatives = rng.integers(0, n_items, size=(len(users), n_negatives), dtype=np.int64)
+    pending = np.arange(len(users))  # only rows that changed in the last round are rechecked
+    while len(pending):
+        rows = negatives[pending]
+        keys = _pair_keys(np.broadcast_to(users[pending, None], rows.shape), rows, n_items)
+        redraw = _is_member(keys, forbidden_keys) | _repeats_in_row(rows)
+        rows[redraw] = rng.integers(0, n_items, size=int(redraw.sum()), dtype=np.int64)
+        negatives[pending] = rows
+        pending = pending[redraw.any(axis=1)]
+    return negatives
+
+
+def _pair_keys(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    return np.asarray(users, dtype=np.int64) * n_items + np.asarray(items, dtype=np.int64)
+
+
+def _is_member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[position] == keys
+
+
+def _repeats_in_row(values: np.ndarray) -> np.ndarray:
+    """True where a value already appeared earlier in its row (the first copy is kept)."""
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    repeat_sorted = np.zeros(values.shape, dtype=bool)
+    repeat_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    repeats = np.empty_like(repeat_sorted)
+    np.put_along_axis(repeats, order, repeat_sorted, axis=1)
+    return repeats
+
+
+def _sampled_ranking(
+    model: RecommenderBase,
+    users: np.ndarray,
+    positives: np.ndarray,
+    negatives: np.ndarray,
+    cutoffs: list[int],
+) -> dict:
+    """Hit rate and NDCG at each cut-off of each positive ranked among its negatives."""
+    ranks = np.empty(len(users), dtype=np.int64)
+    for start in range(0, len(users), EVAL_CHUNK_USERS):
+        block = slice(start, start + EVAL_CHUNK_USERS)
+        scores = model.score_indices(users[block])
+        rows = np.arange(scores.shape[0])[:, None]
+        positive_scores = scores[rows[:, 0], positives[block]][:, None]
+        negative_scores = scores[rows, negatives[block]]
+        # Ties are ordered by item index, lower first, as in full ranking.
+        ahead = (negative_scores > positive_scores) | (
+            (negative_scores == positive_scores) & (negatives[block] < positives[block, None])
+        )
+        ranks[block] = ahead.sum(axis=1)
+    result: dict = {}
+    for k in cutoffs:
+        hit = ranks < k
+        result[f"hit_rate@{k}"] = float(hit.mean())
+        result[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+    result["n_cases"] = len(users)
+    result["n_negatives"] = int(negatives.shape[1])
     return result

@@ -14,6 +14,7 @@ Gradients, for a batch of B triplets with scores ``s_pos``, ``s_neg``:
   ``dL/ds_neg = a / B`` with ``a = [m - s_pos + s_neg > 0]``;
 * BPR ``mean(softplus(s_neg - s_pos))``: ``dL/ds_pos = -sigmoid(s_neg - s_pos) / B``,
   ``dL/ds_neg = -dL/ds_pos``;
+* full softmax ``mean(logsumexp_i s_i - s_pos)``: ``dL/ds_i = (softmax(s)_i - [i = pos]) / B``;
 * ``s = <u', i'> + b_i`` with ``x' = x / |x|`` for cosine (``x' = x`` for dot):
   ``dL/du' = dL/ds_pos i'_pos + dL/ds_neg i'_neg``, ``dL/di' = dL/ds u'``, and through the
   normalisation ``dL/dx = (dL/dx' - x' <x', dL/dx'>) / |x|``.
@@ -38,15 +39,15 @@ class FusedBilinearStep:
     ----------
     scorer : BilinearScorer
         The model; its weights are updated in place.
-    loss : {"margin", "bpr"}
-        The loss to minimise.
+    loss : {"margin", "bpr", "softmax"}
+        The loss to minimise; ``"softmax"`` is the full softmax (``negatives`` None).
     margin : float
         Margin of the margin loss.
     learning_rate, l2 : float
         Adam's step size and weight decay, as in ``torch.optim.Adam``.
     """
 
-    SUPPORTED_LOSSES = ("margin", "bpr")
+    SUPPORTED_LOSSES = ("margin", "bpr", "softmax")
     #: Largest (distinct users in a batch) x (items) block scored at once; above it the
     #: step works per triplet instead.
     block_budget = 1 << 22
@@ -79,11 +80,16 @@ class FusedBilinearStep:
 
     @torch.no_grad()
     def __call__(
-        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
     ) -> torch.Tensor:
-        """Update the weights on one batch; return the batch's loss (before the update)."""
+        """Update the weights on one batch; return the batch's loss (before the update).
+
+        ``negatives`` None means every item is a negative (loss ``"softmax"`` only).
+        """
         batch_users, user_of_triplet = torch.unique(users, return_inverse=True)
-        if len(batch_users) * len(self.items) <= self.block_budget:
+        if negatives is None:  # full softmax: the block of all items is the loss itself
+            grads, loss = self._block_gradients(batch_users, user_of_triplet, positives, None)
+        elif len(batch_users) * len(self.items) <= self.block_budget:
             grads, loss = self._block_gradients(batch_users, user_of_triplet, positives, negatives)
         else:
             grads, loss = self._gathered_gradients(users, positives, negatives)
@@ -101,6 +107,27 @@ class FusedBilinearStep:
             return violation.clamp_min(0).mean(), (violation > 0).to(s_pos.dtype) / len(s_pos)
         difference = s_neg - s_pos
         return F.softplus(difference).mean(), torch.sigmoid(difference) / len(s_pos)
+
+    @staticmethod
+    def _full_softmax_slopes(
+        scores: torch.Tensor, user_of_triplet: torch.Tensor, positives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and ``dL/dscores`` of the full softmax, per batch user and item.
+
+        A user with ``c`` triplets in the batch contributes ``c * softmax(s_u) - counts_u``
+        (``counts_u``: how often each item is that user's positive here), over ``B``.
+        """
+        batch = len(positives)
+        log_norm = torch.logsumexp(scores, dim=1)
+        loss = (log_norm[user_of_triplet] - scores[user_of_triplet, positives]).mean()
+        triplets_per_user = torch.bincount(user_of_triplet, minlength=len(scores))
+        slopes = torch.exp(scores - log_norm[:, None]) * triplets_per_user[:, None].to(scores.dtype)
+        slopes.index_put_(
+            (user_of_triplet, positives),
+            -torch.ones_like(positives, dtype=scores.dtype),
+            accumulate=True,
+        )
+        return loss, slopes / batch
 
     def _block_gradients(
         self,
@@ -122,13 +149,15 @@ class FusedBilinearStep:
         scores = user_unit @ item_unit.T
         if self.bias is not None:
             scores += self.bias.T
-        s_pos = scores[user_of_triplet, positives]
-        s_neg = scores[user_of_triplet, negatives]
-        loss, d_neg = self._loss_slope(s_pos, s_neg)
-
-        slopes = torch.zeros_like(scores)
-        slopes.index_put_((user_of_triplet, negatives), d_neg, accumulate=True)
-        slopes.index_put_((user_of_triplet, positives), -d_neg, accumulate=True)
+        if negatives is None:
+            loss, slopes = self._full_softmax_slopes(scores, user_of_triplet, positives)
+        else:
+            s_pos = scores[user_of_triplet, positives]
+            s_neg = scores[user_of_triplet, negatives]
+            loss, d_neg = self._loss_slope(s_pos, s_neg)
+            slopes = torch.zeros_like(scores)
+            slopes.index_put_((user_of_triplet, negatives), d_neg, accumulate=True)
+            slopes.index_put_((user_of_triplet, positives), -d_neg, accumulate=True)
         grad_users = slopes @ item_unit
         grad_items = slopes.T @ user_unit
         if self.cosine:

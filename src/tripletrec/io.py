@@ -44,9 +44,15 @@ WEIGHTS_FILE = "weights.safetensors"
 
 def _estimators() -> dict[str, type[RecommenderBase]]:
     # Imported here: the estimator modules import this one for their save/load methods.
+    from tripletrec.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
     from tripletrec.recommender import TripletRecommender
 
-    return {"TripletRecommender": TripletRecommender}
+    return {
+        "TripletRecommender": TripletRecommender,
+        "RandomRecommender": RandomRecommender,
+        "PopularityRecommender": PopularityRecommender,
+        "ItemKNNRecommender": ItemKNNRecommender,
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -66,10 +72,18 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(payload, handle, indent=2, default=_json_default)
             handle.write("\n")
+        os.chmod(tmp, default_file_mode())  # mkstemp makes files private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _json_default(value: Any) -> Any:

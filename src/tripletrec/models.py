@@ -146,6 +146,10 @@ class DeepScorer(Scorer):
         Widths of the hidden layers (ReLU, then dropout, after each).
     dropout : float
         Dropout rate after each hidden layer.
+    dot_factors : int
+        If positive, a dot product of separate ``dot_factors``-dimensional user and item
+        embeddings is added to the MLP's output (NeuMF-style: the MLP learns what the dot
+        product cannot, and the dot product gives the MLP a strong bilinear baseline).
     init_scale : float
         Embeddings start uniform in ``[-init_scale, init_scale]``.
     generator : torch.Generator, optional
@@ -162,6 +166,7 @@ class DeepScorer(Scorer):
         dropout: float = 0.1,
         init_scale: float = 0.05,
         generator: torch.Generator | None = None,
+        dot_factors: int = 0,
     ) -> None:
         super().__init__()
         generator = generator or torch.Generator().manual_seed(0)
@@ -174,6 +179,10 @@ class DeepScorer(Scorer):
         self.dropout = nn.Dropout(dropout)
         for layer in [*self.hidden, self.output]:
             _glorot_uniform(layer, generator)
+        self.user_dot = self.item_dot = None
+        if dot_factors > 0:
+            self.user_dot = _uniform_embedding(n_users, dot_factors, init_scale, generator)
+            self.item_dot = _uniform_embedding(n_items, dot_factors, init_scale, generator)
 
     def _mlp_after_first(self, h: torch.Tensor) -> torch.Tensor:
         for layer in self.hidden[1:]:
@@ -186,9 +195,12 @@ class DeepScorer(Scorer):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=-1)
         if not len(self.hidden):
-            return self.output(x).squeeze(-1)
-        h = self.dropout(F.relu(self.hidden[0](x)))
-        return self._mlp_after_first(h)
+            scores = self.output(x).squeeze(-1)
+        else:
+            scores = self._mlp_after_first(self.dropout(F.relu(self.hidden[0](x))))
+        if self.user_dot is not None:
+            scores = scores + (self.user_dot(users) * self.item_dot(items)).sum(-1)
+        return scores
 
     def score_all(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         # W [u; i] + b = W_u u + (W_i i + b): the first layer is applied once per user and once
@@ -207,10 +219,16 @@ class DeepScorer(Scorer):
                 blocks.append(pre.squeeze(-1))
             else:
                 blocks.append(self._mlp_after_first(self.dropout(F.relu(pre))))
-        return torch.cat(blocks)
+        scores = torch.cat(blocks)
+        if self.user_dot is not None:
+            item_dot = self.item_dot.weight if items is None else self.item_dot(items)
+            scores = scores + self.user_dot(users) @ item_dot.T
+        return scores
 
     def item_vectors(self) -> torch.Tensor:
-        return self.item_embedding.weight
+        if self.item_dot is None:
+            return self.item_embedding.weight
+        return torch.cat([self.item_embedding.weight, self.item_dot.weight], dim=1)
 
 
 def _glorot_uniform(layer: nn.Linear, generator: torch.Generator) -> None:
@@ -235,6 +253,9 @@ class TripletNet(nn.Module):
     def forward(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if negatives.dim() == 2:  # K negatives per user: score them as a (B, K) block
+            negative_scores = self.scorer(users[:, None].expand_as(negatives), negatives)
+            return self.scorer(users, positives), negative_scores
         return self.scorer.triplet_scores(users, positives, negatives)
 
 

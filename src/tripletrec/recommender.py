@@ -16,6 +16,7 @@ from tripletrec.data import Interactions
 from tripletrec.exceptions import TripletrecError
 from tripletrec.fused import FusedBilinearStep
 from tripletrec.losses import get_loss
+from tripletrec.metrics import metric_key, parse_metric
 from tripletrec.models import BilinearScorer, DeepScorer, Scorer, TripletNet, count_parameters
 from tripletrec.sampling import make_sampler
 from tripletrec.training import (
@@ -23,11 +24,18 @@ from tripletrec.training import (
     TrainingSchedule,
     TrainingStep,
     autograd_step,
+    torch_threads,
     train_triplets,
 )
 
-#: Named hyper-parameter sets. "bilinear" is the default of the constructor.
+#: Named hyper-parameter sets; ``TripletRecommender()`` has the ones of "default".
 PRESETS: dict[str, dict[str, Any]] = {
+    # The best configuration found (benchmarks/compare.py): dot product with item biases,
+    # softmax over the whole catalogue, weight decay.
+    "default": dict(
+        model="bilinear", similarity="dot", n_factors=64, item_bias=True, loss="softmax",
+        negatives="all", epochs=10, batch_size=2048, learning_rate=0.01, l2=1e-4,
+    ),
     # The reference notebook, as published: small batches, Adam's default step.
     "notebook-bilinear": dict(
         model="bilinear", similarity="cosine", n_factors=64, loss="margin", margin=1.0,
@@ -38,7 +46,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         loss="margin", margin=0.5, negatives="uniform", epochs=20, batch_size=64,
         learning_rate=1e-3,
     ),
-    # tripletrec's settings for the same models: large batches and a larger step.
+    # The notebook's models and losses with tripletrec's settings: large batches, larger
+    # steps (benchmarks/reproduce_notebook.py).
     "bilinear": dict(
         model="bilinear", similarity="cosine", n_factors=64, loss="margin", margin=1.0,
         negatives="uniform", epochs=10, batch_size=4096, learning_rate=0.02,
@@ -53,6 +62,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 class TripletRecommender(RecommenderBase):
     """A recommender trained on (user, positive, negative) triplets.
+
+    The defaults are the ``"default"`` preset, the best configuration measured on the
+    bundled data and MovieLens-100k; ``from_preset("notebook-bilinear")`` and
+    ``from_preset("notebook-deep")`` give the reference notebook's models and settings.
 
     Parameters
     ----------
@@ -71,14 +84,28 @@ class TripletRecommender(RecommenderBase):
         Deep only: hidden layer widths.
     dropout : float
         Deep only: dropout after each hidden layer.
-    loss : {"margin", "bpr"}
-        ``"margin"``: ``max(0, margin - s(u, pos) + s(u, neg))``; ``"bpr"``:
-        ``-log sigmoid(s(u, pos) - s(u, neg))``.
+    dot_factors : int
+        Deep only: if positive, add the dot product of ``dot_factors``-dimensional user and
+        item embeddings to the MLP's score (NeuMF-style).
+    loss : {"margin", "bpr", "adaptive_hinge", "warp", "softmax"}
+        ``"margin"``: ``max(0, margin - s(u, pos) + s(u, neg))`` (the notebook); ``"bpr"``:
+        ``-log sigmoid(s(u, pos) - s(u, neg))``; ``"adaptive_hinge"``: the margin loss
+        against the highest-scoring of ``n_negatives`` draws (hard negatives); ``"warp"``:
+        the margin loss against the first violating draw, weighted by the estimated rank;
+        ``"softmax"``: sampled softmax over ``n_negatives`` draws, log-q corrected. See
+        :mod:`tripletrec.losses`.
     margin : float
-        Margin of the margin loss.
-    negatives : {"uniform", "exclude_positives"}
-        Negatives drawn uniformly from all items (the notebook), or redrawn when they hit
-        one of the user's training positives. Redrawn every epoch either way.
+        Margin of the hinge losses.
+    negatives : {"uniform", "exclude_positives", "popularity", "all"}
+        Negatives drawn uniformly from all items (the notebook), uniformly but redrawn when
+        they hit one of the user's training positives, or with probability proportional to
+        ``(count + 1) ** negative_alpha``; redrawn every epoch. ``"all"``: no sampling,
+        every item is a negative (the full softmax, with ``loss="softmax"``; for catalogues
+        whose batch x items scores fit in memory).
+    n_negatives : int
+        Negatives drawn per positive (several for the adaptive hinge, WARP and softmax).
+    negative_alpha : float
+        Exponent of the popularity sampler.
     epochs, batch_size, learning_rate, l2 : number
         Adam optimisation settings; ``l2`` is Adam's weight decay.
     init_scale : float
@@ -88,6 +115,15 @@ class TripletRecommender(RecommenderBase):
         data gives the same model.
     device : str
         ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``).
+    n_threads : int or None
+        CPU threads for training; None keeps torch's setting (``torch.set_num_threads``,
+        ``OMP_NUM_THREADS``). Use 1 when other busy processes share the cores.
+    patience : int or None
+        With a ``validation`` set passed to ``fit``: stop after this many epochs without
+        improvement of ``validation_metric`` and keep the best epoch's weights. None trains
+        for all ``epochs``.
+    validation_metric : str
+        Metric monitored on the validation set (higher is better), e.g. ``"ndcg@10"``.
     verbose : bool
         Show a progress bar with the running loss.
 
@@ -115,23 +151,29 @@ class TripletRecommender(RecommenderBase):
         self,
         model: Literal["bilinear", "deep"] = "bilinear",
         *,
-        similarity: Literal["cosine", "dot"] = "cosine",
+        similarity: Literal["cosine", "dot"] = "dot",
         n_factors: int = 64,
-        item_bias: bool = False,
+        item_bias: bool = True,
         user_dim: int = 32,
         item_dim: int = 64,
         hidden_layers: Sequence[int] = (128,),
         dropout: float = 0.1,
-        loss: str = "margin",
+        dot_factors: int = 0,
+        loss: str = "softmax",
         margin: float = 1.0,
-        negatives: str = "uniform",
+        negatives: str = "all",
+        n_negatives: int = 1,
+        negative_alpha: float = 0.75,
         epochs: int = 10,
-        batch_size: int = 4096,
-        learning_rate: float = 0.02,
-        l2: float = 0.0,
+        batch_size: int = 2048,
+        learning_rate: float = 0.01,
+        l2: float = 1e-4,
         init_scale: float = 0.05,
         random_state: int | None = None,
         device: str = "cpu",
+        n_threads: int | None = None,
+        patience: int | None = None,
+        validation_metric: str = "ndcg@10",
         verbose: bool = False,
     ) -> None:
         self.model = model
@@ -142,9 +184,12 @@ class TripletRecommender(RecommenderBase):
         self.item_dim = item_dim
         self.hidden_layers = hidden_layers
         self.dropout = dropout
+        self.dot_factors = dot_factors
         self.loss = loss
         self.margin = margin
         self.negatives = negatives
+        self.n_negatives = n_negatives
+        self.negative_alpha = negative_alpha
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -152,6 +197,9 @@ class TripletRecommender(RecommenderBase):
         self.init_scale = init_scale
         self.random_state = random_state
         self.device = device
+        self.n_threads = n_threads
+        self.patience = patience
+        self.validation_metric = validation_metric
         self.verbose = verbose
 
     @classmethod
@@ -172,12 +220,16 @@ class TripletRecommender(RecommenderBase):
         if self.model == "deep":
             return DeepScorer(
                 n_users, n_items, self.user_dim, self.item_dim, tuple(self.hidden_layers),
-                self.dropout, self.init_scale, generator,
+                self.dropout, self.init_scale, generator, self.dot_factors,
             )  # fmt: skip
         raise TripletrecError(f"unknown model {self.model!r}; choose 'bilinear' or 'deep'")
 
     def fit(
-        self, data: Interactions | sp.spmatrix, *, on_epoch_end: EpochCallback | None = None
+        self,
+        data: Interactions | sp.spmatrix,
+        *,
+        validation: Interactions | sp.spmatrix | None = None,
+        on_epoch_end: EpochCallback | None = None,
     ) -> TripletRecommender:
         """Train on positive interactions.
 
@@ -186,6 +238,14 @@ class TripletRecommender(RecommenderBase):
         data : Interactions or scipy sparse matrix
             The training positives: every row (non-zero) is a (user, positive item) pair.
             Choose positives first, for example ``train.positives(7)``.
+        validation : Interactions or scipy sparse matrix, optional
+            Held-out positives carved from the training data (never the test data; see
+            ``tripletrec.splits.validation_split``). After each epoch the model is scored on
+            them (``validation_metric`` and AUC, ranking every item the user has no
+            training positive for) and the values go into ``history_`` as
+            ``validation_<metric>``. With ``patience``,
+            training stops after that many epochs without improvement and the best
+            epoch's weights are kept.
         on_epoch_end : callable, optional
             ``on_epoch_end(epoch, record)`` after each epoch; returning True stops early.
 
@@ -196,9 +256,13 @@ class TripletRecommender(RecommenderBase):
         device = self._resolve_device()
         schedule = TrainingSchedule(self.epochs, self.batch_size, self.learning_rate, self.l2)
         get_loss(self.loss, self.margin)  # fail on an unknown loss before any work
+        if int(self.n_negatives) < 1:
+            raise TripletrecError(f"n_negatives must be at least 1, got {self.n_negatives}")
+        if self.negatives == "all" and self.loss != "softmax":
+            raise TripletrecError("negatives='all' (every item a negative) needs loss='softmax'")
         seen = self._set_training_data(data)
         users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
-        sampler = make_sampler(self.negatives, seen)
+        sampler = make_sampler(self.negatives, seen, self.negative_alpha)
         rng = np.random.default_rng(self.random_state)
         torch_seed = int(rng.integers(2**62))
 
@@ -206,25 +270,42 @@ class TripletRecommender(RecommenderBase):
         # Dropout draws from torch's global generator: seed a private copy of it so that
         # fitting is reproducible without touching the caller's random state.
         fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
+        with torch.random.fork_rng(devices=fork_devices), torch_threads(self.n_threads):
             torch.manual_seed(torch_seed)
             generator = torch.Generator().manual_seed(torch_seed)
             scorer = self.build_module(self.n_users_, self.n_items_, generator).to(device)
             scorer.train()
-            step = self._training_step(scorer, schedule)
+            step = self._training_step(scorer, schedule, sampler.log_q, device)
+            self.module_ = scorer  # scoring during training (validation) goes through it
+            monitor = None if validation is None else _ValidationMonitor(self, validation)
             self.history_ = train_triplets(
-                step, users, items, sampler, schedule, rng,
-                device=device, progress=self.verbose, on_epoch_end=on_epoch_end,
+                step, users, items, sampler, schedule, rng, n_negatives=int(self.n_negatives),
+                device=device, progress=self.verbose,
+                on_epoch_end=_chain(monitor, on_epoch_end),
             )  # fmt: skip
+            if monitor is not None:
+                monitor.restore_best()
         self.module_ = scorer.eval()
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def _training_step(self, scorer: Scorer, schedule: TrainingSchedule) -> TrainingStep:
-        # The bilinear model has closed-form gradients: skip autograd's overhead.
-        if isinstance(scorer, BilinearScorer) and self.loss in FusedBilinearStep.SUPPORTED_LOSSES:
+    def _training_step(
+        self,
+        scorer: Scorer,
+        schedule: TrainingSchedule,
+        log_q: np.ndarray | None,
+        device: torch.device,
+    ) -> TrainingStep:
+        # The bilinear model with one negative has closed-form gradients: skip autograd.
+        one_negative = self.loss in ("margin", "bpr") and self.n_negatives == 1
+        full_softmax = self.loss == "softmax" and self.negatives == "all"
+        if isinstance(scorer, BilinearScorer) and (one_negative or full_softmax):
             return FusedBilinearStep(scorer, self.loss, self.margin, self.learning_rate, self.l2)
-        return autograd_step(TripletNet(scorer), get_loss(self.loss, self.margin), schedule)
+        loss_fn = get_loss(self.loss, self.margin, n_items=self.n_items_)
+        correction = None
+        if self.loss == "softmax" and log_q is not None:
+            correction = torch.as_tensor(log_q, dtype=torch.float32, device=device)
+        return autograd_step(TripletNet(scorer), loss_fn, schedule, correction)
 
     def _resolve_device(self) -> torch.device:
         try:
@@ -302,3 +383,65 @@ class TripletRecommender(RecommenderBase):
         if not isinstance(model, cls):
             raise TripletrecError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
+
+    def _score_histories(
+        self, rows: np.ndarray, items: np.ndarray, n_rows: int, random_state: int
+    ) -> np.ndarray:
+        # Fold-in with the loss this model was trained with; see tripletrec.foldin.
+        from tripletrec.foldin import FoldInSettings, fold_in, score_user_vectors
+
+        settings = FoldInSettings(random_state=random_state)
+        vectors = fold_in(
+            self.module_, rows, items, n_rows, loss=self.loss, margin=self.margin,
+            init_scale=self.init_scale, settings=settings,
+        )  # fmt: skip
+        return score_user_vectors(self.module_, vectors)
+
+
+class _ValidationMonitor:
+    """Scores the model on validation positives after each epoch; tracks the best epoch."""
+
+    def __init__(self, model: TripletRecommender, validation: Interactions | sp.spmatrix) -> None:
+        from tripletrec.evaluation import interactions_matrix
+
+        self.model = model
+        self.relevant = interactions_matrix(model, validation)
+        self.metric = metric_key(*parse_metric(model.validation_metric))
+        self.patience = model.patience
+        self.best_value = -np.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, epoch: int, record: dict) -> bool:
+        from tripletrec.evaluation import evaluate
+
+        scorer = self.model.module_
+        training = scorer.training
+        names = list(dict.fromkeys(["auc", self.metric]))  # AUC is always recorded too
+        results = evaluate(self.model, self.model.seen_, self.relevant, names)
+        scorer.train(training)
+        for name in names:
+            record[f"validation_{name}"] = results[name]
+        value = results[self.metric]
+        if value > self.best_value:
+            self.best_value, self.best_epoch = value, epoch
+            if self.patience is not None:
+                self.best_state = {k: v.detach().clone() for k, v in scorer.state_dict().items()}
+        return self.patience is not None and epoch - self.best_epoch >= self.patience
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.model.module_.load_state_dict(self.best_state)
+            self.model.best_epoch_ = self.best_epoch
+
+
+def _chain(*callbacks: EpochCallback | None) -> EpochCallback | None:
+    """One callback calling each of ``callbacks``; stops when any asks to."""
+    present = [c for c in callbacks if c is not None]
+    if not present:
+        return None
+
+    def call_all(epoch: int, record: dict) -> bool:
+        return any([bool(callback(epoch, record)) for callback in present])
+
+    return call_all

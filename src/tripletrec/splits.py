@@ -94,3 +94,142 @@ def movielens_ua_split(interactions: Interactions) -> tuple[Interactions, Intera
     returns it), the test part holds exactly the 9,430 rows of ``ua.test``.
     """
     return first_n_per_user_split(interactions, n=10)
+
+
+def _rank_within_user(users: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's 0-based rank within its user, ordered by ``keys``, and the user's row count.
+
+    ``keys`` are sort keys, most significant first; remaining ties keep row order, since
+    ``np.lexsort`` is stable.
+    """
+    n_rows = len(users)
+    # lexsort sorts by its last key first: the user groups, then the given keys in order.
+    order = np.lexsort((*reversed(keys), users)) if keys else np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    positions = np.arange(n_rows)
+    run_start = np.r_[True, sorted_users[1:] != sorted_users[:-1]]
+    first_of_run = np.maximum.accumulate(np.where(run_start, positions, 0))
+    rank = np.empty(n_rows, dtype=np.int64)
+    rank[order] = positions - first_of_run
+    counts = np.bincount(users, minlength=int(users.max()) + 1)
+    return rank, counts[users]
+
+
+def _check_fraction(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise DataError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
+    if not 0.0 < float(value) < 1.0:
+        raise DataError(f"{name} must be strictly between 0 and 1, got {value}")
+    return float(value)
+
+
+def fraction_per_user_split(
+    interactions: Interactions, test_fraction: float = 0.2, random_state: int | None = 42
+) -> tuple[Interactions, Interactions]:
+    """Hold out a random fraction of each user's rows.
+
+    A user with ``n`` rows gets ``round(test_fraction * n)`` random rows (halves rounded
+    up) in the test part, but never all of them: every user keeps at least one training
+    row, so users with a single row stay entirely in train. Unlike :func:`random_split`,
+    every user with enough rows is represented in the test part in proportion to their
+    activity, so heavy users do not dominate it by chance.
+
+    Parameters
+    ----------
+    interactions : Interactions
+        The rows to split.
+    test_fraction : float, default 0.2
+        Fraction of each user's rows in the test part, strictly between 0 and 1.
+    random_state : int or None, default 42
+        Seed of the per-row random keys.
+
+    Returns
+    -------
+    train, test : Interactions
+        Both keep the input's row order and share its id maps.
+    """
+    test_fraction = _check_fraction(test_fraction, "test_fraction")
+    if len(interactions) == 0:
+        raise DataError("cannot split: the interactions are empty")
+    keys = np.random.RandomState(random_state).random_sample(len(interactions))
+    rank, counts = _rank_within_user(interactions.users, keys)
+    # Round half up; cap at n - 1 so nobody loses all their training rows.
+    n_test = np.minimum(np.floor(test_fraction * counts + 0.5).astype(np.int64), counts - 1)
+    test = rank < n_test
+    if not test.any():
+        raise DataError(
+            f"cannot split: test_fraction={test_fraction} holds out no row "
+            "(users have too few rows)"
+        )
+    return interactions.subset(~test), interactions.subset(test)
+
+
+def leave_last_k_out(interactions: Interactions, k: int = 1) -> tuple[Interactions, Interactions]:
+    """Hold out each user's ``k`` most recent rows (the NCF leave-one-out protocol at k=1).
+
+    Rows are ordered by timestamp; rows with equal timestamps are ordered by row position
+    (a later row counts as more recent). A user with ``n <= k`` rows holds out ``n - 1``
+    of them, so every user keeps at least one training row.
+
+    Parameters
+    ----------
+    interactions : Interactions
+        The rows to split; they must have timestamps.
+    k : int, default 1
+        Rows per user in the test part; at least 1.
+
+    Returns
+    -------
+    train, test : Interactions
+        Both keep the input's row order and share its id maps.
+
+    Raises
+    ------
+    DataError
+        When the interactions have no timestamps, ``k`` is not a positive integer, or no
+        user has a row to hold out.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise DataError(f"k must be a positive whole number of rows per user, got {k!r}")
+    if interactions.timestamps is None:
+        raise DataError(
+            "leave_last_k_out needs timestamps, and these interactions have none; build "
+            "them with timestamp_col=... or use fraction_per_user_split"
+        )
+    if len(interactions) == 0:
+        raise DataError("cannot split: the interactions are empty")
+    rank, counts = _rank_within_user(interactions.users, interactions.timestamps)
+    from_end = counts - 1 - rank
+    test = from_end < np.minimum(k, counts - 1)
+    if not test.any():
+        raise DataError("cannot split: every user has a single row, so nothing is held out")
+    return interactions.subset(~test), interactions.subset(test)
+
+
+def validation_split(
+    train: Interactions, fraction: float = 0.1, random_state: int | None = 0
+) -> tuple[Interactions, Interactions]:
+    """Carve a validation part out of a training part, for early stopping and tuning.
+
+    Pass the *training* part of a train/test split (never the full data, never the test
+    part): the test rows must stay unseen by every choice made on validation scores. The
+    carve is a random row split, as :func:`random_split`, so the validation part is
+    distributed like the test part of the usual protocol.
+
+    Parameters
+    ----------
+    train : Interactions
+        The training part to carve from.
+    fraction : float, default 0.1
+        Fraction of its rows that go to validation, strictly between 0 and 1.
+    random_state : int or None, default 0
+        Seed of the permutation.
+
+    Returns
+    -------
+    fit, validation : Interactions
+        The rows to fit on and the held-out validation rows; together they are ``train``.
+        Both share its id maps.
+    """
+    fraction = _check_fraction(fraction, "validation fraction")
+    return random_split(train, test_size=fraction, random_state=random_state)

@@ -8,20 +8,22 @@ runs once per mini-batch, never once per interaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tripletrec.losses import LossFunction
+from tripletrec.losses import LossFunction, full_softmax_loss
 from tripletrec.models import TripletNet
 from tripletrec.sampling import NegativeSampler
 
 EpochCallback = Callable[[int, dict], bool | None]
 #: One optimiser step on a batch ``(users, positives, negatives)``; returns the batch loss.
-TrainingStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``negatives`` is None when every item is a negative (full softmax).
+TrainingStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,27 @@ class TrainingSchedule:
             raise ValueError(f"l2 must be non-negative, got {self.l2}")
 
 
+@contextmanager
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``n_threads`` intra-op CPU threads (None: leave torch's setting).
+
+    Small models run many tiny kernels; when another busy process shares the cores, every
+    kernel's threads wait for each other and a step can take tens of times longer. One
+    thread per process avoids that when several trainings or a server share a machine.
+    """
+    if n_threads is None:
+        yield
+        return
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def make_adam(
     parameters: Iterable[torch.nn.Parameter], learning_rate: float, l2: float
 ) -> torch.optim.Adam:
@@ -70,14 +93,29 @@ def make_adam(
 
 
 def autograd_step(
-    net: TripletNet, loss_fn: LossFunction, schedule: TrainingSchedule
+    net: TripletNet,
+    loss_fn: LossFunction,
+    schedule: TrainingSchedule,
+    log_q: torch.Tensor | None = None,
 ) -> TrainingStep:
-    """A training step that differentiates ``loss_fn(net(...))`` with autograd and Adam."""
+    """A training step that differentiates ``loss_fn(net(...))`` with autograd and Adam.
+
+    ``log_q``, the sampler's log-probability per item, is subtracted from every score
+    before the loss (the sampled-softmax correction); None leaves scores as they are.
+    """
     optimizer = make_adam(net.parameters(), schedule.learning_rate, schedule.l2)
 
-    def step(users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        positive_scores, negative_scores = net(users, positives, negatives)
-        loss = loss_fn(positive_scores, negative_scores)
+    def step(
+        users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
+    ) -> torch.Tensor:
+        if negatives is None:  # every item is a negative: the full softmax
+            loss = full_softmax_loss(net.scorer.score_all(users), positives)
+        else:
+            positive_scores, negative_scores = net(users, positives, negatives)
+            if log_q is not None:
+                positive_scores = positive_scores - log_q[positives]
+                negative_scores = negative_scores - log_q[negatives]
+            loss = loss_fn(positive_scores, negative_scores)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -94,6 +132,7 @@ def train_triplets(
     schedule: TrainingSchedule,
     rng: np.random.Generator,
     *,
+    n_negatives: int = 1,
     device: torch.device | str = "cpu",
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
@@ -113,6 +152,8 @@ def train_triplets(
         Epochs and batch size (the step owns the optimiser).
     rng : numpy.random.Generator
         Source of the shuffles and negatives.
+    n_negatives : int
+        Negatives drawn per positive; above 1 the step receives a ``(B, K)`` array.
     device : torch.device or str
         Where the batches go.
     progress : bool
@@ -135,14 +176,18 @@ def train_triplets(
         start = time.perf_counter()
         order = torch.as_tensor(rng.permutation(n))
         epoch_users = users_t[order]
-        epoch_negatives = torch.as_tensor(sampler(epoch_users.numpy(), rng))
-        triplets = torch.stack([epoch_users, items_t[order], epoch_negatives]).to(device)
+        drawn = sampler(epoch_users.numpy(), rng, n_negatives)
+        epoch_users = epoch_users.to(device)
+        epoch_positives = items_t[order].to(device)
+        epoch_negatives = None if drawn is None else torch.as_tensor(drawn).to(device)
         # Summed on the device and read once per epoch: a .item() per step would force a
         # device synchronisation per batch.
         loss_sum = torch.zeros((), device=device)
         n_batches = 0
-        for batch in triplets.split(schedule.batch_size, dim=1):
-            loss_sum += step(batch[0], batch[1], batch[2])
+        for first in range(0, n, schedule.batch_size):
+            batch = slice(first, first + schedule.batch_size)
+            negatives = None if epoch_negatives is None else epoch_negatives[batch]
+            loss_sum += step(epoch_users[batch], epoch_positives[batch], negatives)
             n_batches += 1
         record = {
             "epoch": epoch + 1,

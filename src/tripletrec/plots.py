@@ -1,0 +1,157 @@
+"""PNG plots of runs and comparisons; matplotlib is optional (``pip install tripletrec[plot]``).
+
+Every function returns the path written, or None when matplotlib is not installed, so a
+caller can skip the figure with a note instead of failing. Figures are written through a
+temporary file and a rename: a crash never leaves a half-written PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tripletrec.io import default_file_mode
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend, or None if not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    # Agg needs no display: the CLI and the benchmarks run on headless machines.
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def matplotlib_available() -> bool:
+    """Whether the plotting functions can draw (matplotlib is importable)."""
+    return _pyplot() is not None
+
+
+def _save_atomic(figure: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=120, format="png")
+        os.chmod(tmp, default_file_mode())  # mkstemp creates 0600; a figure is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_learning_curve(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:
+    """Training loss and validation metrics per epoch, as a PNG.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One record per epoch with ``epoch`` and ``loss``, and optionally ``validation_auc`` and
+        ``validation_ndcg@10`` (as ``tripletrec train`` writes to ``history.json``).
+    path : str or Path
+        The PNG to write.
+
+    Returns
+    -------
+    Path or None
+        ``path``, or None when matplotlib is missing (nothing is written).
+    """
+    plt = _pyplot()
+    if plt is None:
+        return None
+    epochs = [record["epoch"] for record in history]
+    validation = [
+        key for key in ("validation_auc", "validation_ndcg@10") if any(key in r for r in history)
+    ]
+    figure, axes = plt.subplots(1, 1 + bool(validation), figsize=(5 + 4 * bool(validation), 3.5))
+    axes = np.atleast_1d(axes)
+    axes[0].plot(epochs, [record["loss"] for record in history], marker="o")
+    axes[0].set(xlabel="epoch", ylabel="training loss", title="loss")
+    if validation:
+        for key in validation:
+            values = [record.get(key, np.nan) for record in history]
+            axes[1].plot(epochs, values, marker="o", label=key.removeprefix("validation_"))
+        axes[1].set(xlabel="epoch", ylabel="validation metric", title="validation")
+        axes[1].legend()
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    try:
+        return _save_atomic(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def plot_tradeoff(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    metrics: Sequence[str] = ("auc", "ndcg@10"),
+) -> Path | None:
+    """Quality against fit time (log scale), one panel per dataset and metric.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        One per (dataset, model) with ``dataset``, ``model``, ``fit_seconds`` and each
+        metric (means; ``<metric>_std`` is drawn as an error bar when present).
+    path : str or Path
+        The PNG to write.
+    metrics : sequence of str
+        The metrics on the y axes.
+
+    Returns
+    -------
+    Path or None
+        ``path``, or None when matplotlib is missing.
+    """
+    plt = _pyplot()
+    if plt is None:
+        return None
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(models), 2)))
+    colour = dict(zip(models, colours))
+    figure, axes = plt.subplots(
+        len(metrics), len(datasets), figsize=(5.5 * len(datasets), 4 * len(metrics)), squeeze=False
+    )
+    # A baseline with no fitting to speak of still needs a finite place on a log axis.
+    floor = 1e-3
+    for column, dataset in enumerate(datasets):
+        subset = [row for row in rows if row["dataset"] == dataset]
+        for line, metric in enumerate(metrics):
+            axis = axes[line, column]
+            for row in subset:
+                axis.errorbar(
+                    max(row["fit_seconds"], floor),
+                    row[metric],
+                    yerr=row.get(f"{metric}_std") or None,
+                    fmt="o",
+                    color=colour[row["model"]],
+                    label=row["model"],
+                )
+            axis.set_xscale("log")
+            axis.set(xlabel="fit seconds (log)", ylabel=metric, title=f"{dataset}: {metric}")
+            axis.grid(alpha=0.3, which="both")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for axis in axes.ravel()[1:]:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    figure.legend(handles, labels, loc="center right", fontsize="small")
+    figure.tight_layout(rect=(0, 0, 0.8, 1))
+    try:
+        return _save_atomic(figure, path)
+    finally:
+        plt.close(figure)

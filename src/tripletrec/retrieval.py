@@ -1,0 +1,404 @@
+"""Top-k retrieval over large catalogues: exact in chunks, or through an approximate index.
+
+Both work on a *vector space*: a query vector per user and a vector per item whose dot
+product is the model's score. For the bilinear model that is exact:
+
+* cosine: the normalised user and item embeddings;
+* dot: the raw embeddings;
+* with an item bias: one more column, 1 for every user and the bias for every item.
+
+The deep model scores through an MLP and has no such space; it is always scored exactly
+(:meth:`~tripletrec.base.RecommenderBase.recommend`), and :func:`model_vectors` says so.
+
+The approximate index is a faiss inverted-file index (IVF-Flat). Maximum inner product is
+not a metric search, so items are first lifted to the same norm with the usual
+transformation ``x -> [x, sqrt(M^2 - |x|^2)]`` (``M`` the largest item norm) and queries to
+``q -> [q, 0]``: then ``|q - x|^2 = |q|^2 + M^2 - 2 q.x``, and the nearest item in L2 is the
+one with the largest inner product. Candidates are re-scored exactly before the final cut,
+so returned scores are the model's scores. hnswlib was measured too: on 2 cores it built
+200,000 x 64 vectors in 33 s (over 3 minutes projected for 1,000,000), where IVF builds the
+whole million in about 6 s at the same recall.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from tripletrec.exceptions import DataError, ModelFileError, TripletrecError
+from tripletrec.metrics import top_k
+
+#: Sub-directory of a model directory that holds its approximate index.
+INDEX_DIR = "ann-index"
+INDEX_FILE = "index.faiss"
+INDEX_META = "index.json"
+#: Items scored at once by exact search: bounds memory at about queries x this floats.
+ITEM_CHUNK = 65_536
+
+
+def model_vectors(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """User and item vectors whose dot products are ``model``'s scores.
+
+    Returns
+    -------
+    users : numpy.ndarray, shape (n_users, d), float32
+    items : numpy.ndarray, shape (n_items, d), float32
+
+    Raises
+    ------
+    TripletrecError
+        For a model that has no vector space (the deep model).
+    """
+    import torch
+
+    from tripletrec.models import BilinearScorer
+
+    module = getattr(model, "module_", None)
+    if not isinstance(module, BilinearScorer):
+        raise TripletrecError(
+            f"{type(module).__name__ if module is not None else type(model).__name__} has no "
+            "user/item vector space (only the bilinear model does); it is scored exactly"
+        )
+    with torch.no_grad():
+        users = module.user_embedding.weight
+        if module.similarity == "cosine":
+            users = torch.nn.functional.normalize(users, dim=-1)
+        users = users.float().cpu().numpy()
+        items = module._items(None).float().cpu().numpy()
+        if module.item_bias is not None:
+            bias = module.item_bias.weight.float().cpu().numpy()
+            users = np.hstack([users, np.ones((len(users), 1), np.float32)])
+            items = np.hstack([items, bias])
+    return np.ascontiguousarray(users), np.ascontiguousarray(items)
+
+
+def exact_top_k(
+    queries: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    exclude: sp.spmatrix | None = None,
+    item_chunk: int = ITEM_CHUNK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by inner product, scoring ``item_chunk`` items at a time.
+
+    Ties are ordered by item index, lower first, as :func:`tripletrec.metrics.top_k`.
+
+    Parameters
+    ----------
+    queries : numpy.ndarray, shape (n_queries, d)
+    items : numpy.ndarray, shape (n_items, d)
+    k : int
+    exclude : sparse matrix, shape (n_queries, n_items), optional
+        Non-zero where the item must not be returned for that query.
+    item_chunk : int
+        Items per block; memory is about ``n_queries x (item_chunk + 2 k)`` floats.
+
+    Returns
+    -------
+    indices : numpy.ndarray of int64, shape (n_queries, k), -1 padded
+    scores : numpy.ndarray of float32, shape (n_queries, k), -inf padded
+    """
+    queries = np.asarray(queries, dtype=np.float32)
+    items = np.asarray(items, dtype=np.float32)
+    n_queries, n_items = len(queries), len(items)
+    if queries.ndim != 2 or items.ndim != 2 or queries.shape[1] != items.shape[1]:
+        raise DataError(f"queries {queries.shape} and items {items.shape} do not match")
+    exclude = None if exclude is None else sp.csr_matrix(exclude, dtype=bool)
+    best_idx = np.full((n_queries, 0), -1, np.int64)
+    best_scores = np.full((n_queries, 0), -np.inf, np.float32)
+    for start in range(0, n_items, item_chunk):
+        stop = min(start + item_chunk, n_items)
+        block = queries @ items[start:stop].T
+        mask = None if exclude is None else exclude[:, start:stop]
+        idx, scores = top_k(block, k, exclude=mask)
+        idx = np.where(idx >= 0, idx + start, -1)
+        best_idx, best_scores = _merge(best_idx, best_scores, idx, scores.astype(np.float32), k)
+    return best_idx, best_scores
+
+
+def _merge(
+    idx_a: np.ndarray, scores_a: np.ndarray, idx_b: np.ndarray, scores_b: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of two candidate lists per row, by score then lower index."""
+    idx = np.hstack([idx_a, idx_b])
+    scores = np.hstack([scores_a, scores_b])
+    # Padding (-1, -inf) sorts last; among real items a lower index wins a tie.
+    tie_key = np.where(idx < 0, np.iinfo(np.int64).max, idx)
+    order = np.lexsort((tie_key, -scores), axis=-1)[:, :k]
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(scores, order, 1)
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # an optional dependency
+        raise TripletrecError(
+            "the approximate index needs faiss: pip install 'tripletrec[ann]' (faiss-cpu)"
+        ) from exc
+    return faiss
+
+
+@dataclass
+class IndexSettings:
+    """Parameters of the IVF index; ``None`` picks them from the catalogue size."""
+
+    n_lists: int | None = None
+    nprobe: int | None = None
+    train_size: int | None = None
+    random_state: int = 0
+
+    def resolved(self, n_items: int) -> IndexSettings:
+        # About 2 sqrt(n) lists keeps list scans short; faiss wants >= 39 points per list.
+        n_lists = self.n_lists or int(np.clip(2 * np.sqrt(n_items), 1, max(1, n_items // 39)))
+        nprobe = self.nprobe or int(min(n_lists, max(8, n_lists // 32)))
+        train_size = self.train_size or int(min(n_items, max(100 * n_lists, 10_000)))
+        if n_lists < 1 or nprobe < 1 or train_size < n_lists:
+            raise DataError(f"invalid index settings {self}")
+        return IndexSettings(n_lists, nprobe, train_size, self.random_state)
+
+
+class ANNIndex:
+    """Approximate maximum-inner-product search over item vectors (faiss IVF-Flat).
+
+    Build with :meth:`build`, query with :meth:`search`; :meth:`save` / :meth:`load` keep it
+    inside a model directory.
+    """
+
+    def __init__(self, index: Any, items: np.ndarray, max_norm: float, settings: IndexSettings):
+        self._index = index
+        self.items = items
+        self.max_norm = max_norm
+        self.settings = settings
+        self._index.nprobe = settings.nprobe
+
+    @classmethod
+    def build(cls, items: np.ndarray, settings: IndexSettings | None = None) -> ANNIndex:
+        """Index ``items`` (n_items x d) for inner-product search."""
+        faiss = _faiss()
+        items = np.ascontiguousarray(items, dtype=np.float32)
+        if items.ndim != 2 or len(items) == 0 or not np.isfinite(items).all():
+            raise DataError("item vectors must be a non-empty finite 2-d array")
+        settings = (settings or IndexSettings()).resolved(len(items))
+        lifted, max_norm = _lift_items(items)
+        quantiser = faiss.IndexFlatL2(lifted.shape[1])
+        index = faiss.IndexIVFFlat(quantiser, lifted.shape[1], settings.n_lists, faiss.METRIC_L2)
+        index.cp.seed = settings.random_state
+        rng = np.random.default_rng(settings.random_state)
+        sample = np.sort(rng.choice(len(items), settings.train_size, replace=False))
+        index.train(lifted[sample])
+        index.add(lifted)
+        return cls(index, items, max_norm, settings)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: sp.spmatrix | None = None,
+        nprobe: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-``k`` items by inner product, excluded items left out.
+
+        Enough extra candidates are fetched to cover each row's exclusions; the candidates
+        are re-scored exactly, so scores are exact and only the candidate set is
+        approximate. Returns ``(indices, scores)`` as :func:`exact_top_k`.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.items.shape[1]:
+            raise DataError(f"queries of shape {queries.shape} do not fit the index")
+        exclude = None if exclude is None else sp.csr_matrix(exclude, dtype=bool)
+        extra = 0 if exclude is None or exclude.nnz == 0 else int(np.diff(exclude.indptr).max())
+        n_fetch = min(len(self.items), k + extra)
+        self._index.nprobe = nprobe or self.settings.nprobe
+        lifted = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
+        _, candidates = self._index.search(lifted, n_fetch)
+        candidates = candidates.astype(np.int64)
+        valid = candidates >= 0
+        safe = np.where(valid, candidates, 0)
+        scores = np.einsum("qd,qkd->qk", queries, self.items[safe]).astype(np.float32)
+        if exclude is not None and exclude.nnz:
+            rows = np.repeat(np.arange(len(queries)), n_fetch)
+            valid &= ~np.asarray(exclude[rows, safe.ravel()]).reshape(safe.shape)
+        scores[~valid] = -np.inf
+        # Ties among candidates: lower item index first, as in exact search.
+        tie_key = np.where(valid, safe, np.iinfo(np.int64).max)
+        order = np.lexsort((tie_key, -scores), axis=-1)[:, :k]
+        idx = np.take_along_axis(np.where(valid, safe, -1), order, 1)
+        top = np.take_along_axis(scores, order, 1)
+        if idx.shape[1] < k:
+            pad = k - idx.shape[1]
+            idx = np.hstack([idx, np.full((len(idx), pad), -1, np.int64)])
+            top = np.hstack([top, np.full((len(top), pad), -np.inf, np.float32)])
+        return idx, top
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, model_dir: str | Path, weights_sha256: str) -> Path:
+        """Write the index into ``model_dir/ann-index``, replacing any old one atomically.
+
+        ``weights_sha256`` ties it to the model's weights: :meth:`load` refuses an index
+        built for other weights.
+        """
+        from tripletrec.io import _replace_directory
+
+        faiss = _faiss()
+        model_dir = Path(model_dir)
+        staging = Path(tempfile.mkdtemp(prefix=f".{INDEX_DIR}.tmp-", dir=model_dir))
+        try:
+            faiss.write_index(self._index, str(staging / INDEX_FILE))
+            meta = {
+                "backend": "faiss-ivf-flat",
+                "transform": "mips-l2",
+                "n_items": len(self.items),
+                "dim": int(self.items.shape[1]),
+                "max_norm": self.max_norm,
+                "settings": asdict(self.settings),
+                "weights_sha256": weights_sha256,
+            }
+            (staging / INDEX_META).write_text(json.dumps(meta, indent=2) + "\n")
+            os.chmod(staging, 0o755)
+            _replace_directory(staging, model_dir / INDEX_DIR)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return model_dir / INDEX_DIR
+
+    @classmethod
+    def load(cls, model_dir: str | Path, items: np.ndarray, weights_sha256: str) -> ANNIndex:
+        """The index saved in ``model_dir`` for these ``items`` and weights.
+
+        Raises
+        ------
+        ModelFileError
+            If the index is missing, unreadable, or was built for other weights or items.
+        """
+        faiss = _faiss()
+        folder = Path(model_dir) / INDEX_DIR
+        try:
+            meta = json.loads((folder / INDEX_META).read_text())
+            index = faiss.read_index(str(folder / INDEX_FILE))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{folder}: no readable index ({exc})") from exc
+        if meta.get("weights_sha256") != weights_sha256:
+            raise ModelFileError(
+                f"{folder}: built for other model weights; rebuild it with 'tripletrec index'"
+            )
+        if meta.get("n_items") != len(items) or index.ntotal != len(items):
+            raise ModelFileError(
+                f"{folder}: holds {index.ntotal} items, the model has {len(items)}"
+            )
+        return cls(index, np.ascontiguousarray(items, np.float32), float(meta["max_norm"]),
+                   IndexSettings(**meta["settings"]))  # fmt: skip
+
+
+def _lift_items(items: np.ndarray) -> tuple[np.ndarray, float]:
+    """``x -> [x, sqrt(M^2 - |x|^2)]``: equal norms, so L2 order = inner-product order."""
+    squared = np.einsum("nd,nd->n", items, items)
+    max_squared = float(squared.max())
+    extra = np.sqrt(np.maximum(max_squared - squared, 0.0)).astype(np.float32)
+    return np.ascontiguousarray(np.hstack([items, extra[:, None]])), float(np.sqrt(max_squared))
+
+
+def has_index(model_dir: str | Path) -> bool:
+    """Whether ``model_dir`` holds an approximate index."""
+    return (Path(model_dir) / INDEX_DIR / INDEX_META).is_file()
+
+
+def build_model_index(
+    model_dir: str | Path, settings: IndexSettings | None = None
+) -> tuple[Path, ANNIndex]:
+    """Build the approximate index of the saved bilinear model in ``model_dir``."""
+    from tripletrec.io import load_model, read_manifest
+
+    model = load_model(model_dir)
+    _, items = model_vectors(model)
+    index = ANNIndex.build(items, settings)
+    path = index.save(model_dir, read_manifest(model_dir)["weights_sha256"])
+    return path, index
+
+
+def write_all_recommendations(
+    model: Any,
+    path: str | Path,
+    *,
+    k: int = 10,
+    filter_seen: bool = True,
+    chunk_users: int = 2048,
+    progress: bool = True,
+) -> dict:
+    """Write the top-``k`` items of every user to a Parquet file, chunk by chunk.
+
+    The file has one row per (user, rank): ``user_id``, ``rank`` (1 = best), ``item_id``,
+    ``score``; users with fewer than ``k`` candidates have fewer rows. It is written under a
+    temporary name and renamed into place, so a crash never leaves a truncated file.
+
+    Returns
+    -------
+    dict
+        ``n_users``, ``n_rows``, ``seconds``, ``users_per_second``.
+    """
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    if isinstance(chunk_users, bool) or not isinstance(chunk_users, int) or chunk_users < 1:
+        raise DataError(f"chunk_users must be a positive integer, got {chunk_users!r}")
+    model._check_fitted()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    user_ids = model.user_map_.ids
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    start = time.perf_counter()
+    n_rows = 0
+    writer = None
+    try:
+        bar = tqdm(total=len(user_ids), unit="user", disable=not progress)
+        for first in range(0, len(user_ids), chunk_users):
+            users = user_ids[first : first + chunk_users]
+            items, scores = model.recommend(users, k=k, filter_seen=filter_seen)
+            keep = np.isfinite(scores).ravel()  # -inf marks padding
+            table = pa.table(
+                {
+                    "user_id": np.repeat(users, items.shape[1])[keep],
+                    "rank": np.tile(np.arange(1, items.shape[1] + 1, dtype=np.int32), len(users))[
+                        keep
+                    ],
+                    "item_id": items.ravel()[keep],
+                    "score": scores.ravel()[keep],
+                }
+            )
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            n_rows += table.num_rows
+            bar.update(len(users))
+        bar.close()
+        if writer is None:
+            raise DataError("the model has no users")
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - start
+    return {
+        "n_users": len(user_ids),
+        "n_rows": n_rows,
+        "seconds": seconds,
+        "users_per_second": len(user_ids) / max(seconds, 1e-9),
+    }
