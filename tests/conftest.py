@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tripletrec.data import Interactions
 from tripletrec.datasets import load_dataset
@@ -49,3 +50,13 @@ def kaggle_anime_dir() -> Path:
 def anime_tv() -> Interactions:
     """The bundled default dataset, loaded once (tests must not modify its arrays)."""
     return load_dataset("anime-tv")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Train with one thread: many tiny kernels on two threads slow down badly when
+    another process is busy on the same cores, and test times must not depend on that."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

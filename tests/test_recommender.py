@@ -197,13 +197,13 @@ def test_evaluate_auc_equals_sklearn_per_user(fitted, split):
 @pytest.mark.parametrize(
     "options",
     [
-        dict(loss="bpr", similarity="dot", item_bias=True),
-        dict(loss="warp", n_negatives=5),
-        dict(loss="adaptive_hinge", n_negatives=3),
+        dict(loss="bpr", negatives="uniform", similarity="dot", item_bias=True),
+        dict(loss="warp", negatives="uniform", n_negatives=5),
+        dict(loss="adaptive_hinge", negatives="exclude_positives", n_negatives=3),
         dict(loss="softmax", n_negatives=10, negatives="popularity", similarity="dot"),
         dict(loss="softmax", negatives="all", similarity="dot", item_bias=True),
-        dict(model="deep", loss="softmax", negatives="all", hidden_layers=(32,)),
-        dict(model="deep", loss="warp", n_negatives=4, hidden_layers=(32,)),
+        dict(model="deep", loss="warp", negatives="uniform", n_negatives=4, hidden_layers=(32,)),
+        dict(model="deep", loss="softmax", negatives="uniform", n_negatives=4, dot_factors=16),
     ],
     ids=lambda o: "-".join(f"{v}" for v in o.values()),
 )
@@ -242,3 +242,13 @@ def test_validation_history_and_early_stopping_keep_the_best_epoch(split):
     # the kept weights are the best epoch's: re-evaluating gives its value
     again = tr.evaluate(model, fit_part, validation, ["ndcg@10"])["ndcg@10"]
     assert again == pytest.approx(values[best - 1], abs=1e-9)
+
+
+def test_deep_model_trains_with_the_full_softmax():
+    # The autograd path of the full softmax (the bilinear one is fused): loss goes down.
+    matrix = sp.random(40, 15, 0.3, random_state=0, format="csr", dtype=np.float32)
+    model = tr.TripletRecommender(
+        model="deep", hidden_layers=(8,), epochs=15, batch_size=64, random_state=0
+    ).fit(matrix)
+    losses = [r["loss"] for r in model.history_]
+    assert losses[-1] < losses[0]

@@ -2,9 +2,10 @@
 
 The item side of a fitted :class:`~tripletrec.models.Scorer` (item embeddings, item biases,
 the MLP of the deep model) is frozen; each new user gets a fresh embedding that is optimised
-with the loss the model was trained with (margin or BPR) on (history item, random negative)
-pairs, with Adam, for all histories at once. A history is a ragged array given as two
-aligned index arrays: ``rows`` (which history) and ``items`` (which item).
+with the loss the model was trained with (margin, BPR, WARP, softmax, ...) on (history
+item, uniform negative) pairs, with Adam, for all histories at once. A history is a ragged
+array given as two aligned index arrays: ``rows`` (which history) and ``items`` (which
+item).
 
 Every random draw (initial vector, negatives) comes from a counter-based hash of the seed,
 the history's own items, the step and the position in the history, not from a shared
@@ -22,11 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from tripletrec.exceptions import DataError
+from tripletrec.losses import LossFunction, get_loss
 from tripletrec.models import _ACTIVATION_BUDGET, BilinearScorer, DeepScorer, Scorer
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 #: Redraws of a negative that hit the history before the pair is dropped from the step.
 _MAX_REDRAWS = 8
+#: Score given to dropped negatives: finite, so no inf - inf reaches a gradient.
+_EXCLUDED_SCORE = -1e9
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,10 @@ def fold_in(
         dropped. Every row in ``0 .. n_rows - 1`` needs at least one item.
     n_rows : int
         Number of histories.
-    loss : {"margin", "bpr"}
-        The pairwise loss the model was trained with.
+    loss : str
+        The loss the model was trained with (any of :func:`tripletrec.losses.get_loss`).
     margin : float
-        Margin of the margin loss.
+        Margin of the hinge losses.
     init_scale : float
         New vectors start uniform in ``[-init_scale, init_scale]``, as trained ones did.
     settings : FoldInSettings, optional
@@ -128,11 +132,11 @@ def fold_in(
         The raw (unnormalised) user embeddings; score them with :func:`score_user_vectors`.
     """
     settings = settings or FoldInSettings()
-    if loss not in ("margin", "bpr"):
-        raise DataError(f"fold-in supports the margin and bpr losses, not {loss!r}")
     if not isinstance(module, (BilinearScorer, DeepScorer)):
         raise DataError(f"cannot fold in users for a {type(module).__name__}")
     n_items = module.n_items
+    # The model's own loss; negatives are uniform, so softmax needs no log-q correction.
+    loss_fn = get_loss(loss, margin, n_items=n_items)
     rows = np.asarray(rows, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     _check_ragged(rows, items, n_rows, n_items)
@@ -165,7 +169,7 @@ def fold_in(
     frozen = _FrozenItems(module)
     with _threads_for(len(pair_rows)):
         _optimise(frozen, optimiser, users, settings, base, pair_rows, pair_keys,
-                  rows_t, pos_t, n_items, loss, margin, device)  # fmt: skip
+                  rows_t, pos_t, n_items, loss_fn, device)  # fmt: skip
     return users.detach()
 
 
@@ -199,24 +203,26 @@ def _optimise(
     rows_t: torch.Tensor,
     pos_t: torch.Tensor,
     n_items: int,
-    loss: str,
-    margin: float,
+    loss_fn: LossFunction,
     device: torch.device,
 ) -> None:
+    n_neg = settings.n_negatives
     for step in range(settings.steps):
         negatives, valid = _draw_negatives(base, step, pair_rows, pair_keys, n_items)
         neg_t = torch.as_tensor(negatives, device=device)
-        weight = torch.as_tensor(valid, dtype=torch.float32, device=device)
+        valid_t = torch.as_tensor(valid, device=device).view(-1, n_neg)
         # index_select: its backward is an index_add, far faster on CPU than the
         # accumulating index_put behind users[rows].
         row_vectors = frozen.user_side(users).index_select(0, rows_t)
-        s_pos = frozen.pair_scores(row_vectors, pos_t)
-        s_neg = frozen.pair_scores(row_vectors, neg_t)
-        # softplus(s_neg - s_pos) = -log sigmoid(s_pos - s_neg), the BPR loss.
-        per_pair = F.relu(margin - s_pos + s_neg) if loss == "margin" else F.softplus(s_neg - s_pos)
-        # A sum, not a mean: each row's gradient then depends on that row alone (Adam is
-        # invariant to the overall scale).
-        objective = (per_pair * weight).sum()
+        # Pairs are repeated n_neg times in a row: one column is the positive scores.
+        s_pos = frozen.pair_scores(row_vectors, pos_t).view(-1, n_neg)[:, 0]
+        s_neg = frozen.pair_scores(row_vectors, neg_t).view(-1, n_neg)
+        # Negatives that kept hitting the history drop out: a score far below any real
+        # one adds nothing to any of the losses (hinge, BPR, WARP, softmax).
+        s_neg = torch.where(valid_t, s_neg, torch.full_like(s_neg, _EXCLUDED_SCORE))
+        # The losses average over pairs; times the pair count, each history's gradient
+        # depends on that history alone (Adam is invariant to the overall scale).
+        objective = loss_fn(s_pos, s_neg) * len(s_pos)
         optimiser.zero_grad(set_to_none=True)
         objective.backward()
         optimiser.step()

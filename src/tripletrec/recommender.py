@@ -46,6 +46,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         loss="margin", margin=0.5, negatives="uniform", epochs=20, batch_size=64,
         learning_rate=1e-3,
     ),
+    # The deep model with a dot product beside the MLP (NeuMF-style), sampled softmax.
+    "deep-neumf": dict(
+        model="deep", user_dim=32, item_dim=64, hidden_layers=(128,), dropout=0.1,
+        dot_factors=64, loss="softmax", negatives="uniform", n_negatives=5, epochs=8,
+        batch_size=1024, learning_rate=0.005, l2=2e-5,
+    ),
     # The notebook's models and losses with tripletrec's settings: large batches, larger
     # steps (benchmarks/reproduce_notebook.py).
     "bilinear": dict(
