@@ -28,12 +28,16 @@ from tripletrec.training import TrainingSchedule, autograd_step, train_triplets
 HERE = Path(__file__).resolve().parent
 BATCH_SIZES = (64, 256, 1024, 4096, 16384)
 MODELS = {
-    "bilinear (fused step)": dict(model="bilinear", loss="margin"),
-    "bilinear (autograd)": dict(model="bilinear", loss="margin", _autograd=True),
+    "bilinear (fused step)": dict(
+        model="bilinear", similarity="cosine", item_bias=False, loss="margin", negatives="uniform"
+    ),
+    "bilinear (autograd)": dict(
+        model="bilinear", loss="margin", negatives="uniform", _autograd=True
+    ),
     "bilinear softmax over all items (fused)": dict(
         model="bilinear", similarity="dot", loss="softmax", negatives="all"
     ),
-    "deep (autograd)": dict(model="deep", loss="margin"),
+    "deep (autograd)": dict(model="deep", loss="margin", negatives="uniform"),
 }
 
 

@@ -252,3 +252,13 @@ def test_deep_model_trains_with_the_full_softmax():
     ).fit(matrix)
     losses = [r["loss"] for r in model.history_]
     assert losses[-1] < losses[0]
+
+
+def test_presets_pin_the_settings_their_results_were_measured_with():
+    # A preset must not silently change when the constructor's defaults change.
+    for name in ("notebook-bilinear", "bilinear"):
+        preset = tr.PRESETS[name]
+        assert preset["item_bias"] is False and preset["l2"] == 0.0
+        assert preset["loss"] == "margin" and preset["negatives"] == "uniform"
+    for name in ("notebook-deep", "deep"):
+        assert tr.PRESETS[name]["l2"] == 0.0 and tr.PRESETS[name]["dot_factors"] == 0

@@ -28,7 +28,8 @@ from tripletrec.training import (
     train_triplets,
 )
 
-#: Named hyper-parameter sets; ``TripletRecommender()`` has the ones of "default".
+#: Named hyper-parameter sets; ``TripletRecommender()`` has the ones of "default". Each
+#: preset names every setting that differs from the constructor's defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     # The best configuration found (benchmarks/compare.py): dot product with item biases,
     # softmax over the whole catalogue, weight decay.
@@ -38,13 +39,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # The reference notebook, as published: small batches, Adam's default step.
     "notebook-bilinear": dict(
-        model="bilinear", similarity="cosine", n_factors=64, loss="margin", margin=1.0,
-        negatives="uniform", epochs=10, batch_size=64, learning_rate=1e-3,
+        model="bilinear", similarity="cosine", n_factors=64, item_bias=False, loss="margin",
+        margin=1.0, negatives="uniform", epochs=10, batch_size=64, learning_rate=1e-3, l2=0.0,
     ),
     "notebook-deep": dict(
         model="deep", user_dim=32, item_dim=64, hidden_layers=(128,), dropout=0.1,
-        loss="margin", margin=0.5, negatives="uniform", epochs=20, batch_size=64,
-        learning_rate=1e-3,
+        dot_factors=0, loss="margin", margin=0.5, negatives="uniform", epochs=20,
+        batch_size=64, learning_rate=1e-3, l2=0.0,
     ),
     # The deep model with a dot product beside the MLP (NeuMF-style), sampled softmax.
     "deep-neumf": dict(
@@ -55,13 +56,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The notebook's models and losses with tripletrec's settings: large batches, larger
     # steps (benchmarks/reproduce_notebook.py).
     "bilinear": dict(
-        model="bilinear", similarity="cosine", n_factors=64, loss="margin", margin=1.0,
-        negatives="uniform", epochs=10, batch_size=4096, learning_rate=0.02,
+        model="bilinear", similarity="cosine", n_factors=64, item_bias=False, loss="margin",
+        margin=1.0, negatives="uniform", epochs=10, batch_size=4096, learning_rate=0.02,
+        l2=0.0,
     ),
     "deep": dict(
         model="deep", user_dim=32, item_dim=64, hidden_layers=(128,), dropout=0.1,
-        loss="margin", margin=0.5, negatives="exclude_positives", epochs=8, batch_size=2048,
-        learning_rate=0.005,
+        dot_factors=0, loss="margin", margin=0.5, negatives="exclude_positives", epochs=8,
+        batch_size=2048, learning_rate=0.005, l2=0.0,
     ),
 }  # fmt: skip
 
