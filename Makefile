@@ -13,7 +13,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,plot]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,plot,serve,ann]"
 	touch $@
 
 demo: venv
