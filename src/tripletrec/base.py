@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tripletrec.data import IdMap, Interactions
-from tripletrec.exceptions import DataError, NotFittedError, TripletrecError
+from tripletrec.exceptions import DataError, ModelFileError, NotFittedError, TripletrecError
 from tripletrec.metrics import top_k
 
 #: Users scored per block in batch calls; bounds memory at about this x n_items floats.
@@ -84,6 +85,29 @@ class RecommenderBase(ABC):
     def _check_fitted(self) -> None:
         if not hasattr(self, "seen_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    # ------------------------------------------------------------------ persistence
+    def save(
+        self,
+        path: str | Path,
+        *,
+        metrics: dict | None = None,
+        extra_json: dict[str, Any] | None = None,
+    ) -> Path:
+        """Save to directory ``path`` (safetensors + JSON, no pickle); see ``tripletrec.io``."""
+        from tripletrec.io import save_model  # io imports this module
+
+        return save_model(self, path, metrics=metrics, extra_json=extra_json)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RecommenderBase:
+        """Load a model saved with :meth:`save`; it must be of this class."""
+        from tripletrec.io import load_model
+
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ModelFileError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     # ------------------------------------------------------------------ persistence hooks
     def _get_state(self) -> dict[str, np.ndarray]:

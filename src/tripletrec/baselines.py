@@ -10,7 +10,6 @@ to those the user liked). They fit, score, recommend, evaluate, save and load ex
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import scipy.sparse as sp
 
 from tripletrec.base import RecommenderBase, _check_k
 from tripletrec.data import Interactions
-from tripletrec.exceptions import DataError, TripletrecError
+from tripletrec.exceptions import DataError
 from tripletrec.metrics import top_k
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -37,34 +36,12 @@ def _splitmix64(values: np.ndarray) -> np.ndarray:
 
 
 class _BaselineMixin:
-    """Persistence helpers shared by the baselines (save/load through ``tripletrec.io``)."""
+    """What the baselines share: the fit facts kept with a saved model."""
 
     fit_seconds_: float
 
     def _fit_summary(self) -> dict:
         return {"fit_seconds": self.fit_seconds_}
-
-    def save(
-        self,
-        path: str | Path,
-        *,
-        metrics: dict | None = None,
-        extra_json: dict[str, Any] | None = None,
-    ) -> Path:
-        """Save to directory ``path`` (safetensors + JSON, no pickle); see ``tripletrec.io``."""
-        from tripletrec.io import save_model
-
-        return save_model(self, path, metrics=metrics, extra_json=extra_json)  # type: ignore[arg-type]
-
-    @classmethod
-    def load(cls, path: str | Path) -> Any:
-        """Load a model saved with :meth:`save`."""
-        from tripletrec.io import load_model
-
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise TripletrecError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
 
 
 class RandomRecommender(_BaselineMixin, RecommenderBase):

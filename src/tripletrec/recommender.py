@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -369,28 +368,6 @@ class TripletRecommender(RecommenderBase):
             "n_parameters": self.n_parameters_,
             "history": self.history_,
         }
-
-    def save(
-        self,
-        path: str | Path,
-        *,
-        metrics: dict | None = None,
-        extra_json: dict[str, Any] | None = None,
-    ) -> Path:
-        """Save to directory ``path`` (safetensors + JSON, no pickle); see ``tripletrec.io``."""
-        from tripletrec.io import save_model
-
-        return save_model(self, path, metrics=metrics, extra_json=extra_json)
-
-    @classmethod
-    def load(cls, path: str | Path) -> TripletRecommender:
-        """Load a model saved with :meth:`save`."""
-        from tripletrec.io import load_model
-
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise TripletrecError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
 
     def _score_histories(
         self, rows: np.ndarray, items: np.ndarray, n_rows: int, random_state: int
