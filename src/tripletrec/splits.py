@@ -71,16 +71,7 @@ def first_n_per_user_split(
     n_rows = len(interactions)
     if n_rows == 0:
         raise DataError("cannot split: the interactions are empty")
-    users = interactions.users
-    # A stable sort groups each user's rows while keeping their order, so a row's rank
-    # within its user is its distance from the start of the user's run.
-    order = np.argsort(users, kind="stable")
-    sorted_users = users[order]
-    positions = np.arange(n_rows)
-    run_start = np.r_[True, sorted_users[1:] != sorted_users[:-1]]
-    first_of_run = np.maximum.accumulate(np.where(run_start, positions, 0))
-    rank = np.empty(n_rows, dtype=np.int64)
-    rank[order] = positions - first_of_run
+    rank, _ = _rank_within_user(interactions.users)  # in row order
     test = rank < n
     if test.all():
         raise DataError(f"cannot split: no user has more than {n} row(s), so train is empty")
