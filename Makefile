@@ -34,6 +34,7 @@ bench: venv
 	$(PY) benchmarks/reproduce_notebook.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/metrics_speed.py
 	$(PY) benchmarks/load_test.py
 	$(PY) benchmarks/retrieval.py
 
