@@ -45,7 +45,7 @@ def test_folded_in_users_rank_their_other_half_well(held_out, preset):
     relevant = sp.csr_matrix((np.ones(len(rest_rows)), (rest_rows, rest_items)), scores.shape)
     seen = sp.csr_matrix((np.ones(len(rows)), (rows, items)), scores.shape)
     auc = np.nanmean(auc_per_user(scores, relevant, seen))
-    # Measured about 0.82 for both models; random ranking gives 0.5.
+    # Random ranking gives 0.5; the floor leaves a wide margin below what fold-in reaches.
     assert auc > 0.75
 
 
