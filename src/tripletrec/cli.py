@@ -36,15 +36,19 @@ _MODEL_FLAGS: dict[str, tuple[type, str]] = {
     "user_dim": (int, "deep: user embedding dimension"),
     "item_dim": (int, "deep: item embedding dimension"),
     "dropout": (float, "deep: dropout rate"),
-    "loss": (str, "margin or bpr"),
-    "margin": (float, "margin of the margin loss"),
-    "negatives": (str, "uniform or exclude_positives"),
+    "dot_factors": (int, "deep: dimension of a dot product beside the MLP (NeuMF-style)"),
+    "loss": (str, "margin, bpr, adaptive_hinge, warp or softmax"),
+    "margin": (float, "margin of the hinge losses"),
+    "negatives": (str, "uniform, exclude_positives, popularity or all (softmax only)"),
+    "n_negatives": (int, "negatives drawn per positive"),
     "epochs": (int, "passes over the training positives"),
     "batch_size": (int, "triplets per step"),
     "learning_rate": (float, "Adam step size"),
     "l2": (float, "weight decay"),
+    "patience": (int, "stop after this many epochs without validation improvement"),
     "random_state": (int, "seed (same seed, same model)"),
     "device": (str, "cpu or cuda"),
+    "n_threads": (int, "CPU threads for training (1 when other jobs share the cores)"),
 }
 
 
@@ -58,49 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("datasets", help="list the bundled datasets")
 
     train = commands.add_parser("train", help="train a model, report test metrics, save it")
-    train.add_argument(
-        "data", nargs="?", help="bundled dataset name or CSV/Parquet file (default anime-tv)"
-    )
-    train.add_argument("--config", help="a config.json written by an earlier train run")
-    train.add_argument(
-        "--data-path", help="folder of a dataset that is not bundled (movielens-100k)"
-    )
-    train.add_argument("--user-col", help="user id column of a data file (default user_id)")
-    train.add_argument("--item-col", help="item id column of a data file (default item_id)")
-    train.add_argument(
-        "--rating-col", help="rating column of a data file (default: none, every row positive)"
-    )
-    train.add_argument("--threshold", type=float, help="positives are ratings above this")
-    train.add_argument(
-        "--inclusive", action="store_true", default=None, help="positives are ratings >= threshold"
-    )
-    train.add_argument(
-        "--test-size", type=float, help="test fraction of the random split (default 0.2)"
-    )
-    train.add_argument("--split-seed", type=int, help="seed of the random split (default 42)")
-    train.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="start from these hyper-parameters (default: default)",
-    )
-    for name, (kind, help_text) in _MODEL_FLAGS.items():
-        train.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
-    train.add_argument("--seed", dest="random_state", type=int, help=argparse.SUPPRESS)
-    train.add_argument("--hidden-layers", help="deep: comma-separated widths, e.g. 128,64")
-    train.add_argument(
-        "--item-bias", action="store_true", default=None, help="bilinear: learn item biases"
+    _add_run_arguments(
+        train,
+        validation_help="share of the train positives held out (seeded by --split-seed) to "
+        "record validation AUC and NDCG@10 after every epoch; the model is fitted on the rest. "
+        f"0 fits on every train positive and records the loss only (default "
+        f"{SplitSpec.validation_fraction})",
     )
     train.add_argument(
         "--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metrics"
-    )
-    train.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=None,
-        help="share of the train positives held out (seeded by --split-seed) to record "
-        "validation AUC and NDCG@10 after every epoch; the model is fitted on the rest. "
-        f"0 fits on every train positive and records the loss only (default "
-        f"{SplitSpec.validation_fraction})",
     )
     train.add_argument(
         "--out",
@@ -108,6 +78,30 @@ def _parser() -> argparse.ArgumentParser:
         "learning_curve.png",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    tune = commands.add_parser(
+        "tune", help="search hyper-parameters on a validation split, write the best config"
+    )
+    _add_run_arguments(
+        tune,
+        validation_help="share of the train positives held out (seeded by --split-seed) to "
+        "score each trial; the test part is never used "
+        f"(default {SplitSpec.validation_fraction})",
+    )
+    tune.add_argument("--trials", type=int, default=20, help="at most this many trials (20)")
+    tune.add_argument(
+        "--timeout",
+        type=float,
+        help="start no new trial after this many seconds (default: no limit)",
+    )
+    tune.add_argument("--metric", default="ndcg@10", help="validation metric to maximise (ndcg@10)")
+    tune.add_argument(
+        "--out",
+        default="best_config.json",
+        help="file for the best config, for 'train --config' (best_config.json); the trial "
+        "log goes to tuning.json next to it",
+    )
+    tune.add_argument("--quiet", action="store_true", help="no line per trial")
 
     ev = commands.add_parser("evaluate", help="evaluate a saved model on its test split")
     ev.add_argument("model_dir")
@@ -161,6 +155,43 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--nprobe", type=int, help="lists scanned per query (default n_lists/32)")
     index.add_argument("--seed", type=int, default=0, help="seed of the clustering (0)")
     return parser
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) -> None:
+    """The data, split and model flags that :func:`_run_config` reads (train and tune)."""
+    parser.add_argument(
+        "data", nargs="?", help="bundled dataset name or CSV/Parquet file (default anime-tv)"
+    )
+    parser.add_argument("--config", help="a config.json written by an earlier train run")
+    parser.add_argument(
+        "--data-path", help="folder of a dataset that is not bundled (movielens-100k)"
+    )
+    parser.add_argument("--user-col", help="user id column of a data file (default user_id)")
+    parser.add_argument("--item-col", help="item id column of a data file (default item_id)")
+    parser.add_argument(
+        "--rating-col", help="rating column of a data file (default: none, every row positive)"
+    )
+    parser.add_argument("--threshold", type=float, help="positives are ratings above this")
+    parser.add_argument(
+        "--inclusive", action="store_true", default=None, help="positives are ratings >= threshold"
+    )
+    parser.add_argument(
+        "--test-size", type=float, help="test fraction of the random split (default 0.2)"
+    )
+    parser.add_argument("--split-seed", type=int, help="seed of the random split (default 42)")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from these hyper-parameters (default: default)",
+    )
+    for name, (kind, help_text) in _MODEL_FLAGS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    parser.add_argument("--seed", dest="random_state", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--hidden-layers", help="deep: comma-separated widths, e.g. 128,64")
+    parser.add_argument(
+        "--item-bias", action="store_true", default=None, help="bilinear: learn item biases"
+    )
+    parser.add_argument("--validation-fraction", type=float, default=None, help=validation_help)
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
@@ -270,6 +301,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         _write_learning_curve(model.history_, Path(args.out) / "learning_curve.png")
         print(f"saved model to {args.out}")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from tripletrec.io import write_json_atomic
+    from tripletrec.tuning import default_search_space, tune
+
+    config = _run_config(args)
+    fraction = config.split.validation_fraction
+    if not 0.0 < fraction < 1.0:
+        raise TripletrecError(f"tune needs --validation-fraction in (0, 1), got {fraction}")
+    if args.trials < 1:
+        raise TripletrecError(f"--trials must be at least 1, got {args.trials}")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise TripletrecError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    out = Path(args.out)
+    trial_log = out.parent / "tuning.json"
+    if out.resolve() == trial_log.resolve():
+        raise TripletrecError("--out cannot be tuning.json: that name is the trial log's")
+    # A model flag given on the command line is the user's choice: hold it fixed.
+    fixed = {name for name in _MODEL_FLAGS if getattr(args, name) is not None}
+    space = {k: v for k, v in default_search_space(config.model).items() if k not in fixed}
+    result = tune(
+        config, n_trials=args.trials, timeout_seconds=args.timeout, metric=args.metric,
+        validation_fraction=fraction, random_state=config.split.random_state,
+        search_space=space, verbose=not args.quiet,
+    )  # fmt: skip
+    write_json_atomic(out, result.best_config.to_dict())
+    write_json_atomic(trial_log, result.summary())
+    print(
+        f"{config.data.source}: best validation {result.metric} {result.best_value:.4f} "
+        f"after {len(result.trials)} trial(s) in {result.seconds:.1f} s "
+        f"({result.n_fit:,} fit / {result.n_validation:,} validation positives)"
+    )
+    for name, value in result.best_params.items():
+        print(f"  {name:<14} {value:.4g}" if isinstance(value, float) else f"  {name:<14} {value}")
+    print(f"wrote {out} and {trial_log}; train it with: tripletrec train --config {out}")
     return 0
 
 
@@ -433,6 +501,7 @@ _COMMANDS = {
     "index": _cmd_index,
     "datasets": _cmd_datasets,
     "train": _cmd_train,
+    "tune": _cmd_tune,
     "evaluate": _cmd_evaluate,
     "recommend": _cmd_recommend,
 }
