@@ -115,6 +115,9 @@ class TripletRecommender(RecommenderBase):
         Exponent of the popularity sampler.
     epochs, batch_size, learning_rate, l2 : number
         Adam optimisation settings; ``l2`` is Adam's weight decay.
+    lr_schedule : {"constant", "linear", "cosine"}
+        Keep ``learning_rate``, or decay it to zero over training (linearly or along a
+        half cosine).
     init_scale : float
         Embeddings start uniform in ``[-init_scale, init_scale]``.
     random_state : int or None
@@ -175,6 +178,7 @@ class TripletRecommender(RecommenderBase):
         batch_size: int = 2048,
         learning_rate: float = 0.01,
         l2: float = 1e-4,
+        lr_schedule: str = "constant",
         init_scale: float = 0.05,
         random_state: int | None = None,
         device: str = "cpu",
@@ -201,6 +205,7 @@ class TripletRecommender(RecommenderBase):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.l2 = l2
+        self.lr_schedule = lr_schedule
         self.init_scale = init_scale
         self.random_state = random_state
         self.device = device
@@ -261,7 +266,9 @@ class TripletRecommender(RecommenderBase):
         self
         """
         device = self._resolve_device()
-        schedule = TrainingSchedule(self.epochs, self.batch_size, self.learning_rate, self.l2)
+        schedule = TrainingSchedule(
+            self.epochs, self.batch_size, self.learning_rate, self.l2, self.lr_schedule
+        )
         get_loss(self.loss, self.margin)  # fail on an unknown loss before any work
         if int(self.n_negatives) < 1:
             raise TripletrecError(f"n_negatives must be at least 1, got {self.n_negatives}")

@@ -7,6 +7,7 @@ runs once per mini-batch, never once per interaction.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -40,12 +41,16 @@ class TrainingSchedule:
         Adam's step size.
     l2 : float
         Adam's weight decay (L2 penalty on every weight).
+    lr_schedule : {"constant", "linear", "cosine"}
+        The step size over training: constant, or decayed from ``learning_rate`` to zero
+        at the last step, linearly or along a half cosine.
     """
 
     epochs: int
     batch_size: int
     learning_rate: float
     l2: float = 0.0
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -55,6 +60,22 @@ class TrainingSchedule:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be non-negative, got {self.l2}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"
+            )
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """The multiple of ``learning_rate`` used at ``step`` (0-based) of ``total_steps``."""
+        progress = step / max(total_steps, 1)
+        if self.lr_schedule == "linear":
+            return 1.0 - progress
+        if self.lr_schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @contextmanager
@@ -121,6 +142,7 @@ def autograd_step(
         optimizer.step()
         return loss.detach()
 
+    step.optimizer = optimizer  # type: ignore[attr-defined]  # for the lr schedule
     return step
 
 
@@ -143,13 +165,14 @@ def train_triplets(
     ----------
     step : callable
         One optimiser step on a batch (see :func:`autograd_step` and
-        :class:`tripletrec.fused.FusedBilinearStep`); the model is in its closure.
+        :class:`tripletrec.fused.FusedBilinearStep`); the model is in its closure, and its
+        ``optimizer`` attribute is what the learning-rate schedule adjusts.
     users, items : numpy.ndarray of int64
         The training positives as aligned index arrays.
     sampler : NegativeSampler
         Draws the negatives, once per epoch.
     schedule : TrainingSchedule
-        Epochs and batch size (the step owns the optimiser).
+        Epochs, batch size and learning-rate schedule (the step owns the optimiser).
     rng : numpy.random.Generator
         Source of the shuffles and negatives.
     n_negatives : int
@@ -172,6 +195,9 @@ def train_triplets(
     n = len(users)
     history: list[dict] = []
     bar = tqdm(range(schedule.epochs), desc="training", unit="epoch", disable=not progress)
+    scheduled = schedule.lr_schedule != "constant"
+    total_steps = schedule.epochs * math.ceil(n / schedule.batch_size)
+    steps_done = 0
     for epoch in bar:
         start = time.perf_counter()
         order = torch.as_tensor(rng.permutation(n))
@@ -185,6 +211,11 @@ def train_triplets(
         loss_sum = torch.zeros((), device=device)
         n_batches = 0
         for first in range(0, n, schedule.batch_size):
+            if scheduled:
+                factor = schedule.lr_factor(steps_done, total_steps)
+                for group in step.optimizer.param_groups:  # type: ignore[attr-defined]
+                    group["lr"] = schedule.learning_rate * factor
+            steps_done += 1
             batch = slice(first, first + schedule.batch_size)
             negatives = None if epoch_negatives is None else epoch_negatives[batch]
             loss_sum += step(epoch_users[batch], epoch_positives[batch], negatives)
