@@ -87,3 +87,20 @@ def test_sampled_softmax_matches_cross_entropy_and_corrects_for_log_q():
     assert discounted.item() == pytest.approx(
         -math.log(math.exp(5) / (math.exp(5) + math.exp(1) + math.exp(3))), rel=1e-5
     )
+
+
+def test_in_batch_softmax_step_matches_hand_computation():
+    from tripletrec.models import BilinearScorer, TripletNet
+    from tripletrec.training import TrainingSchedule, autograd_step
+
+    scorer = BilinearScorer(3, 4, 2, "dot", generator=torch.Generator().manual_seed(0))
+    users, positives = torch.tensor([0, 2]), torch.tensor([1, 3])
+    log_q = torch.tensor([0.0, -1.0, 0.0, -2.0])
+    with torch.no_grad():
+        scores = scorer.score_all(users, positives)  # 2 x 2: user b against positive c
+    logits = scores - log_q[positives][None, :]
+    expected = -torch.log_softmax(logits, dim=1).diagonal().mean()
+    step = autograd_step(
+        TripletNet(scorer), get_loss("softmax"), TrainingSchedule(1, 2, 1e-3), log_q, in_batch=True
+    )
+    assert step(users, positives, None).item() == pytest.approx(expected.item(), rel=1e-6)

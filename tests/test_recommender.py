@@ -202,6 +202,7 @@ def test_evaluate_auc_equals_sklearn_per_user(fitted, split):
         dict(loss="adaptive_hinge", negatives="exclude_positives", n_negatives=3),
         dict(loss="softmax", n_negatives=10, negatives="popularity", similarity="dot"),
         dict(loss="softmax", negatives="all", similarity="dot", item_bias=True),
+        dict(loss="softmax", negatives="in_batch", similarity="dot", batch_size=512),
         dict(model="deep", loss="warp", negatives="uniform", n_negatives=4, hidden_layers=(32,)),
         dict(model="deep", loss="softmax", negatives="uniform", n_negatives=4, dot_factors=16),
     ],
@@ -210,9 +211,8 @@ def test_evaluate_auc_equals_sklearn_per_user(fitted, split):
 def test_every_loss_and_sampler_learns(split, options):
     # Short fits: every combination must rank far better than chance (popularity is 0.72).
     _, train, test = split
-    model = tr.TripletRecommender(
-        random_state=0, epochs=3, batch_size=2048, learning_rate=0.01, n_threads=1, **options
-    ).fit(train)
+    settings = dict(random_state=0, epochs=3, batch_size=2048, learning_rate=0.01) | options
+    model = tr.TripletRecommender(**settings).fit(train)
     assert tr.evaluate(model, train, test)["auc"] > 0.75
 
 
@@ -262,3 +262,27 @@ def test_presets_pin_the_settings_their_results_were_measured_with():
         assert preset["loss"] == "margin" and preset["negatives"] == "uniform"
     for name in ("notebook-deep", "deep"):
         assert tr.PRESETS[name]["l2"] == 0.0 and tr.PRESETS[name]["dot_factors"] == 0
+
+
+def test_max_norm_bounds_every_embedding_row(split):
+    _, train, _ = split
+    model = tr.TripletRecommender(
+        similarity="dot", max_norm=0.5, epochs=2, learning_rate=0.05, random_state=0
+    ).fit(train)
+    for table in (model.module_.user_embedding.weight, model.module_.item_embedding.weight):
+        assert table.norm(dim=1).max().item() <= 0.5 + 1e-5
+    free = tr.TripletRecommender(similarity="dot", epochs=2, learning_rate=0.05, random_state=0)
+    assert free.fit(train).module_.item_embedding.weight.norm(dim=1).max().item() > 0.5
+
+
+def test_cosine_with_a_learned_temperature_moves_the_scale(split):
+    _, train, test = split
+    model = tr.TripletRecommender(
+        similarity="cosine", item_bias=False, learn_temperature=True, epochs=3, random_state=0
+    ).fit(train)
+    scale = model.module_.log_scale.exp().item()
+    assert scale > 1.5  # the softmax pulls cosines apart; a fixed scale would stay at 1
+    assert np.abs(model.score([train.user_map.ids[0]])).max() <= scale + 1e-4
+    assert tr.evaluate(model, train, test)["auc"] > 0.75
+    with pytest.raises(ValueError, match="cosine"):
+        tr.TripletRecommender(similarity="dot", learn_temperature=True, epochs=1).fit(train)

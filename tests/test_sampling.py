@@ -82,3 +82,11 @@ def test_samplers_draw_several_negatives_per_user(name):
     assert negatives.shape == (50, 4) and negatives.min() >= 0 and negatives.max() < 20
     if name == "exclude_positives":
         assert not (positives.toarray() > 0)[users[:, None], negatives].any()
+
+
+def test_in_batch_negatives_are_corrected_by_item_popularity():
+    positives = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [1, 1, 0]], dtype=np.float32))
+    sampler = make_sampler("in_batch", positives)
+    # item counts 3, 2, 0 of 5 positives: log q = log 0.6, log 0.4, and 0 for the unseen item
+    np.testing.assert_allclose(sampler.log_q, [np.log(0.6), np.log(0.4), 0.0])
+    assert sampler(np.arange(3), np.random.default_rng(0)) is None

@@ -45,6 +45,7 @@ _MODEL_FLAGS: dict[str, tuple[type, str]] = {
     "batch_size": (int, "triplets per step"),
     "learning_rate": (float, "Adam step size"),
     "l2": (float, "weight decay"),
+    "max_norm": (float, "largest length of an embedding row (max-norm constraint)"),
     "lr_schedule": (str, "constant, linear or cosine (decay to zero over training)"),
     "patience": (int, "stop after this many epochs without validation improvement"),
     "random_state": (int, "seed (same seed, same model)"),

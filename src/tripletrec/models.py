@@ -71,6 +71,10 @@ class BilinearScorer(Scorer):
         Embeddings start uniform in ``[-init_scale, init_scale]``.
     generator : torch.Generator, optional
         Source of the initial weights.
+    learn_temperature : bool
+        Cosine only: multiply the cosine by a learned ``exp(log_scale)`` (one inverse
+        temperature for the model, starting at 1), so softmax-type losses can sharpen
+        scores that are otherwise confined to [-1, 1].
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class BilinearScorer(Scorer):
         item_bias: bool = False,
         init_scale: float = 0.05,
         generator: torch.Generator | None = None,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
         if similarity not in ("cosine", "dot"):
@@ -93,6 +98,14 @@ class BilinearScorer(Scorer):
         self.item_bias = nn.Embedding(n_items, 1) if item_bias else None
         if self.item_bias is not None:
             nn.init.zeros_(self.item_bias.weight)
+        self.log_scale = None
+        if learn_temperature:
+            if similarity != "cosine":
+                raise ValueError("learn_temperature applies to similarity='cosine' only")
+            self.log_scale = nn.Parameter(torch.zeros(()))
+
+    def _scaled(self, similarities: torch.Tensor) -> torch.Tensor:
+        return similarities if self.log_scale is None else similarities * self.log_scale.exp()
 
     def _users(self, users: torch.Tensor) -> torch.Tensor:
         vectors = self.user_embedding(users)
@@ -109,10 +122,11 @@ class BilinearScorer(Scorer):
         return bias.squeeze(-1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self._users(users) * self._items(items)).sum(-1) + self._bias(items)
+        similarities = (self._users(users) * self._items(items)).sum(-1)
+        return self._scaled(similarities) + self._bias(items)
 
     def score_all(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        return self._users(users) @ self._items(items).T + self._bias(items)
+        return self._scaled(self._users(users) @ self._items(items).T) + self._bias(items)
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight
@@ -129,8 +143,10 @@ class BilinearScorer(Scorer):
             positive_vectors, negative_vectors = table[positives], table[negatives]
         else:
             positive_vectors, negative_vectors = self._items(positives), self._items(negatives)
-        positive_scores = (user_vectors * positive_vectors).sum(-1) + self._bias(positives)
-        negative_scores = (user_vectors * negative_vectors).sum(-1) + self._bias(negatives)
+        positive_scores = self._scaled((user_vectors * positive_vectors).sum(-1))
+        negative_scores = self._scaled((user_vectors * negative_vectors).sum(-1))
+        positive_scores = positive_scores + self._bias(positives)
+        negative_scores = negative_scores + self._bias(negatives)
         return positive_scores, negative_scores
 
 
@@ -257,6 +273,13 @@ class TripletNet(nn.Module):
             negative_scores = self.scorer(users[:, None].expand_as(negatives), negatives)
             return self.scorer(users, positives), negative_scores
         return self.scorer.triplet_scores(users, positives, negatives)
+
+
+def embedding_tables(module: nn.Module) -> list[torch.Tensor]:
+    """The weights of every embedding with more than one dimension (biases left out)."""
+    return [
+        m.weight for m in module.modules() if isinstance(m, nn.Embedding) and m.embedding_dim > 1
+    ]
 
 
 def count_parameters(module: nn.Module) -> int:

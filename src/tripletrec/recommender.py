@@ -16,8 +16,15 @@ from tripletrec.exceptions import TripletrecError
 from tripletrec.fused import FusedBilinearStep
 from tripletrec.losses import get_loss
 from tripletrec.metrics import metric_key, parse_metric
-from tripletrec.models import BilinearScorer, DeepScorer, Scorer, TripletNet, count_parameters
-from tripletrec.sampling import make_sampler
+from tripletrec.models import (
+    BilinearScorer,
+    DeepScorer,
+    Scorer,
+    TripletNet,
+    count_parameters,
+    embedding_tables,
+)
+from tripletrec.sampling import IMPLICIT_NEGATIVES, make_sampler
 from tripletrec.training import (
     EpochCallback,
     TrainingSchedule,
@@ -85,6 +92,8 @@ class TripletRecommender(RecommenderBase):
         Bilinear only: embedding dimension.
     item_bias : bool
         Bilinear only: add a learned per-item bias.
+    learn_temperature : bool
+        Bilinear cosine only: scale cosines by a learned inverse temperature.
     user_dim, item_dim : int
         Deep only: embedding dimensions.
     hidden_layers : sequence of int
@@ -103,18 +112,22 @@ class TripletRecommender(RecommenderBase):
         :mod:`tripletrec.losses`.
     margin : float
         Margin of the hinge losses.
-    negatives : {"uniform", "exclude_positives", "popularity", "all"}
+    negatives : {"uniform", "exclude_positives", "popularity", "all", "in_batch"}
         Negatives drawn uniformly from all items (the notebook), uniformly but redrawn when
         they hit one of the user's training positives, or with probability proportional to
         ``(count + 1) ** negative_alpha``; redrawn every epoch. ``"all"``: no sampling,
         every item is a negative (the full softmax, with ``loss="softmax"``; for catalogues
-        whose batch x items scores fit in memory).
+        whose batch x items scores fit in memory). ``"in_batch"``: the other positives of
+        the batch are the negatives (``loss="softmax"``, log-q corrected for popularity).
     n_negatives : int
         Negatives drawn per positive (several for the adaptive hinge, WARP and softmax).
     negative_alpha : float
         Exponent of the popularity sampler.
     epochs, batch_size, learning_rate, l2 : number
         Adam optimisation settings; ``l2`` is Adam's weight decay.
+    max_norm : float or None
+        After every step, rescale embedding rows longer than this to this length (a
+        max-norm constraint, an alternative or complement to ``l2``).
     lr_schedule : {"constant", "linear", "cosine"}
         Keep ``learning_rate``, or decay it to zero over training (linearly or along a
         half cosine).
@@ -164,6 +177,7 @@ class TripletRecommender(RecommenderBase):
         similarity: Literal["cosine", "dot"] = "dot",
         n_factors: int = 64,
         item_bias: bool = True,
+        learn_temperature: bool = False,
         user_dim: int = 32,
         item_dim: int = 64,
         hidden_layers: Sequence[int] = (128,),
@@ -178,6 +192,7 @@ class TripletRecommender(RecommenderBase):
         batch_size: int = 2048,
         learning_rate: float = 0.01,
         l2: float = 1e-4,
+        max_norm: float | None = None,
         lr_schedule: str = "constant",
         init_scale: float = 0.05,
         random_state: int | None = None,
@@ -191,6 +206,7 @@ class TripletRecommender(RecommenderBase):
         self.similarity = similarity
         self.n_factors = n_factors
         self.item_bias = item_bias
+        self.learn_temperature = learn_temperature
         self.user_dim = user_dim
         self.item_dim = item_dim
         self.hidden_layers = hidden_layers
@@ -205,6 +221,7 @@ class TripletRecommender(RecommenderBase):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.l2 = l2
+        self.max_norm = max_norm
         self.lr_schedule = lr_schedule
         self.init_scale = init_scale
         self.random_state = random_state
@@ -227,7 +244,7 @@ class TripletRecommender(RecommenderBase):
         if self.model == "bilinear":
             return BilinearScorer(
                 n_users, n_items, self.n_factors, self.similarity, self.item_bias,
-                self.init_scale, generator,
+                self.init_scale, generator, self.learn_temperature,
             )  # fmt: skip
         if self.model == "deep":
             return DeepScorer(
@@ -272,8 +289,8 @@ class TripletRecommender(RecommenderBase):
         get_loss(self.loss, self.margin)  # fail on an unknown loss before any work
         if int(self.n_negatives) < 1:
             raise TripletrecError(f"n_negatives must be at least 1, got {self.n_negatives}")
-        if self.negatives == "all" and self.loss != "softmax":
-            raise TripletrecError("negatives='all' (every item a negative) needs loss='softmax'")
+        if self.negatives in IMPLICIT_NEGATIVES and self.loss != "softmax":
+            raise TripletrecError(f"negatives={self.negatives!r} needs loss='softmax'")
         seen = self._set_training_data(data)
         users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
         sampler = make_sampler(self.negatives, seen, self.negative_alpha)
@@ -311,15 +328,42 @@ class TripletRecommender(RecommenderBase):
         device: torch.device,
     ) -> TrainingStep:
         # The bilinear model with one negative has closed-form gradients: skip autograd.
+        step = self._unconstrained_step(scorer, schedule, log_q, device)
+        if self.max_norm is None:
+            return step
+        tables = embedding_tables(scorer)
+
+        def constrained(
+            users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
+        ) -> torch.Tensor:
+            loss = step(users, positives, negatives)
+            with torch.no_grad():
+                for table in tables:
+                    table.renorm_(2, 0, self.max_norm)
+            return loss
+
+        constrained.optimizer = step.optimizer  # type: ignore[attr-defined]
+        return constrained
+
+    def _unconstrained_step(
+        self,
+        scorer: Scorer,
+        schedule: TrainingSchedule,
+        log_q: np.ndarray | None,
+        device: torch.device,
+    ) -> TrainingStep:
         one_negative = self.loss in ("margin", "bpr") and self.n_negatives == 1
         full_softmax = self.loss == "softmax" and self.negatives == "all"
-        if isinstance(scorer, BilinearScorer) and (one_negative or full_softmax):
+        fusable = isinstance(scorer, BilinearScorer) and scorer.log_scale is None
+        if fusable and (one_negative or full_softmax):
             return FusedBilinearStep(scorer, self.loss, self.margin, self.learning_rate, self.l2)
         loss_fn = get_loss(self.loss, self.margin, n_items=self.n_items_)
         correction = None
         if self.loss == "softmax" and log_q is not None:
             correction = torch.as_tensor(log_q, dtype=torch.float32, device=device)
-        return autograd_step(TripletNet(scorer), loss_fn, schedule, correction)
+        return autograd_step(
+            TripletNet(scorer), loss_fn, schedule, correction, in_batch=self.negatives == "in_batch"
+        )
 
     def _resolve_device(self) -> torch.device:
         try:

@@ -124,7 +124,26 @@ class AllItems:
         return None
 
 
-SAMPLERS = ("uniform", "exclude_positives", "popularity", "all")
+class InBatch:
+    """Not a sample either: each positive's negatives are the batch's other positives.
+
+    The batch's positives are drawn in proportion to their popularity, so ``log_q`` is the
+    log of each item's share of the training positives, for the softmax's correction.
+    """
+
+    def __init__(self, positives: sp.csr_matrix) -> None:
+        counts = np.asarray(sp.csr_matrix(positives).sum(axis=0)).ravel()
+        with np.errstate(divide="ignore"):  # items without positives are never in a batch
+            self.log_q = np.log(counts / counts.sum())
+        self.log_q[~np.isfinite(self.log_q)] = 0.0
+
+    def __call__(self, users: np.ndarray, rng: np.random.Generator, n_negatives: int = 1) -> None:
+        return None
+
+
+#: Samplers that draw nothing: the training step builds the negatives from the batch.
+IMPLICIT_NEGATIVES = ("all", "in_batch")
+SAMPLERS = ("uniform", "exclude_positives", "popularity", *IMPLICIT_NEGATIVES)
 
 
 def make_sampler(name: str, positives: sp.csr_matrix, alpha: float = 0.75) -> NegativeSampler:
@@ -137,4 +156,6 @@ def make_sampler(name: str, positives: sp.csr_matrix, alpha: float = 0.75) -> Ne
         return PopularitySampler(positives, alpha)
     if name == "all":
         return AllItems()
+    if name == "in_batch":
+        return InBatch(positives)
     raise TripletrecError(f"unknown negative sampler {name!r}; choose from {', '.join(SAMPLERS)}")

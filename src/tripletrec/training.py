@@ -118,18 +118,27 @@ def autograd_step(
     loss_fn: LossFunction,
     schedule: TrainingSchedule,
     log_q: torch.Tensor | None = None,
+    *,
+    in_batch: bool = False,
 ) -> TrainingStep:
     """A training step that differentiates ``loss_fn(net(...))`` with autograd and Adam.
 
     ``log_q``, the sampler's log-probability per item, is subtracted from every score
     before the loss (the sampled-softmax correction); None leaves scores as they are.
+    Batches without drawn negatives use the softmax over every item, or with ``in_batch``
+    over the batch's positives (each row's own positive is its target).
     """
     optimizer = make_adam(net.parameters(), schedule.learning_rate, schedule.l2)
 
     def step(
         users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
     ) -> torch.Tensor:
-        if negatives is None:  # every item is a negative: the full softmax
+        if negatives is None and in_batch:  # the batch's other positives are the negatives
+            logits = net.scorer.score_all(users, positives)
+            if log_q is not None:
+                logits = logits - log_q[positives][None, :]
+            loss = full_softmax_loss(logits, torch.arange(len(users), device=logits.device))
+        elif negatives is None:  # every item is a negative: the full softmax
             loss = full_softmax_loss(net.scorer.score_all(users), positives)
         else:
             positive_scores, negative_scores = net(users, positives, negatives)
