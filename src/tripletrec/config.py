@@ -7,7 +7,6 @@ the same test split from it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from tripletrec.data import Interactions
 from tripletrec.datasets import DATASETS, load_dataset
 from tripletrec.exceptions import DataError
+from tripletrec.io import read_json_object
 from tripletrec.recommender import PRESETS, TripletRecommender
 from tripletrec.splits import random_split
 
@@ -120,13 +120,7 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: no such config file")
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(payload, dict):
-            raise DataError(f"{path}: expected a JSON object")
-        return cls.from_dict(payload, str(path))
+        return cls.from_dict(read_json_object(path, DataError), str(path))
 
     def build_model(self) -> TripletRecommender:
         params = dict(self.model)

@@ -178,6 +178,17 @@ def _replace_directory(new: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def read_json_object(path: Path, error: type[Exception]) -> dict:
+    """The JSON object in file ``path``; ``error`` names the file when it is anything else."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: corrupt JSON ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise error(f"{path}: expected a JSON object")
+    return payload
+
+
 def read_manifest(path: str | Path) -> dict:
     """The validated ``model.json`` of model directory ``path``."""
     path = Path(path)
@@ -186,11 +197,8 @@ def read_manifest(path: str | Path) -> dict:
         raise ModelFileError(f"{path}: no such model directory")
     if not manifest_path.is_file():
         raise ModelFileError(f"{path}: not a model directory (no {MODEL_FILE})")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{manifest_path}: corrupt JSON ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+    manifest = read_json_object(manifest_path, ModelFileError)
+    if manifest.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{manifest_path}: not a {FORMAT_NAME} file")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:

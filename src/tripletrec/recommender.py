@@ -32,6 +32,7 @@ from tripletrec.training import (
     autograd_step,
     torch_threads,
     train_triplets,
+    with_max_norm,
 )
 
 #: Named hyper-parameter sets; ``TripletRecommender()`` has the ones of "default". Each
@@ -327,23 +328,10 @@ class TripletRecommender(RecommenderBase):
         log_q: np.ndarray | None,
         device: torch.device,
     ) -> TrainingStep:
-        # The bilinear model with one negative has closed-form gradients: skip autograd.
         step = self._unconstrained_step(scorer, schedule, log_q, device)
         if self.max_norm is None:
             return step
-        tables = embedding_tables(scorer)
-
-        def constrained(
-            users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
-        ) -> torch.Tensor:
-            loss = step(users, positives, negatives)
-            with torch.no_grad():
-                for table in tables:
-                    table.renorm_(2, 0, self.max_norm)
-            return loss
-
-        constrained.optimizer = step.optimizer  # type: ignore[attr-defined]
-        return constrained
+        return with_max_norm(step, embedding_tables(scorer), self.max_norm)
 
     def _unconstrained_step(
         self,
@@ -352,6 +340,8 @@ class TripletRecommender(RecommenderBase):
         log_q: np.ndarray | None,
         device: torch.device,
     ) -> TrainingStep:
+        # The bilinear model with one negative, or the full softmax, has closed-form
+        # gradients: skip autograd.
         one_negative = self.loss in ("margin", "bpr") and self.n_negatives == 1
         full_softmax = self.loss == "softmax" and self.negatives == "all"
         fusable = isinstance(scorer, BilinearScorer) and scorer.log_scale is None

@@ -155,6 +155,25 @@ def autograd_step(
     return step
 
 
+def with_max_norm(
+    step: TrainingStep, tables: Iterable[torch.Tensor], max_norm: float
+) -> TrainingStep:
+    """``step``, then every row of ``tables`` longer than ``max_norm`` rescaled to it."""
+    tables = list(tables)
+
+    def constrained(
+        users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
+    ) -> torch.Tensor:
+        loss = step(users, positives, negatives)
+        with torch.no_grad():
+            for table in tables:
+                table.renorm_(2, 0, max_norm)
+        return loss
+
+    constrained.optimizer = step.optimizer  # type: ignore[attr-defined]
+    return constrained
+
+
 def train_triplets(
     step: TrainingStep,
     users: np.ndarray,
