@@ -26,7 +26,7 @@ lint: venv
 test: venv lint
 	$(PY) -m pytest -q
 
-# Every benchmark behind the README's figures (about 15 minutes on 2 cores). LightFM is
+# Every benchmark behind the README's figures (about 20 minutes on 2 cores). LightFM is
 # source-only and may fail to build: compare.py then goes on without it.
 bench: venv
 	$(PY) -m pip install --quiet -e ".[serve,ann]" "implicit>=0.7" "threadpoolctl>=3"
@@ -37,6 +37,7 @@ bench: venv
 	$(PY) benchmarks/metrics_speed.py
 	$(PY) benchmarks/load_test.py
 	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/growth.py
 
 clean:
 	rm -rf $(VENV) runs build dist .pytest_cache .ruff_cache

@@ -11,7 +11,8 @@ item except the user's train positives; AUC, P@10, R@10, NDCG@10 and MAP@10 from
 2 threads everywhere (BLAS, torch, LightFM, implicit).
 
 Tuning: tripletrec's presets are used as they are (read from ``tripletrec.PRESETS`` at run
-time; the ``notebook-*`` presets are left to ``reproduce_notebook.py`` unless named with
+time; the ``notebook-*`` presets are left to ``reproduce_notebook.py`` and ``cold-start``,
+which equals ``default`` without side features, to ``cold_start.py``, unless named with
 ``--presets``). Peers (and item-kNN) get a small grid, chosen by validation AUC on a
 validation split carved from the *training positives only*
 (``tripletrec.validation_split``, 20 %, seed 0): the test rows are never looked at before
@@ -67,6 +68,8 @@ SHORT["map@10"] = "MAP@10"
 THREADS = 2
 N_FACTORS = 64
 VALIDATION_FRACTION = 0.2
+#: Presets that differ from another only with side features (benchmarks/cold_start.py).
+SIDE_FEATURE_PRESETS = ("cold-start",)
 #: Independent measurements (reference-results.md): (AUC, NDCG@10, fit s or None).
 REFERENCE = {
     ("anime-tv", "LightFM WARP"): (0.852, 0.302, 0.35),
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="anime-tv,movielens-100k")
     parser.add_argument(
         "--presets",
-        help="tripletrec presets (default: every preset in tripletrec.PRESETS but notebook-*)",
+        help="tripletrec presets (default: every preset but notebook-* and cold-start)",
     )
     parser.add_argument("--out", help="output stem (default results/compare[-quick])")
     args = parser.parse_args(argv)
@@ -331,7 +334,11 @@ def main(argv: list[str] | None = None) -> None:
     presets = (
         args.presets.split(",")
         if args.presets
-        else [name for name in tr.PRESETS if not name.startswith("notebook-")]
+        else [
+            name
+            for name in tr.PRESETS
+            if not name.startswith("notebook-") and name not in SIDE_FEATURE_PRESETS
+        ]
     )
     unknown = [name for name in presets if name not in tr.PRESETS]
     if unknown:
@@ -478,7 +485,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "Reference = independent measurements (`/work/shared/reference-results.md`). "
         "Plot: `compare.png` (AUC and NDCG@10 against fit seconds, log scale).",
     ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tr.io.write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -147,3 +147,21 @@ def test_bad_inputs_get_one_line_and_exit_code_2(ratings_csv, tmp_path, capsys, 
     )
     _expect_error(capsys, "batch_size must be at least 1", "train", "anime-tv", "--batch-size", "0")
     _expect_error(capsys, "no such config file", "train", "--config", str(tmp_path / "c.json"))
+
+
+def test_train_with_builtin_features_round_trips_its_config(capsys, tmp_path):
+    out = tmp_path / "features"
+    code, _, _ = run(capsys, "train", "--features", *QUICK, "--out", str(out))
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["features"] is True
+    code, text, _ = run(capsys, "evaluate", str(out), "--metrics", "auc")
+    saved = json.loads((out / "metrics.json").read_text())
+    assert code == 0 and f"{saved['auc']:.4f}" in text
+
+
+def test_builtin_features_need_a_named_dataset(capsys, tmp_path):
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"user_id": [1, 2], "item_id": [3, 4]}).to_csv(path, index=False)
+    code, _, err = run(capsys, "train", str(path), "--features", "--quiet")
+    assert code == 2 and "built-in features" in err and len(err.strip().splitlines()) == 1

@@ -119,3 +119,43 @@ def test_frozen_item_side_scores_trained_users_like_the_model(module):
     with torch.no_grad():
         got = frozen.pair_scores(frozen.user_side(vectors)[users], items)
         np.testing.assert_allclose(got.numpy(), module(users, items).numpy(), atol=1e-5)
+
+
+def test_softmax_fold_in_is_the_regularised_maximum_likelihood(anime_tv):
+    data = anime_tv.positives(7)
+    held = np.random.default_rng(1).choice(data.n_users, 100, replace=False)
+    model = tr.TripletRecommender(random_state=0, epochs=3)
+    model.fit(data.subset(np.flatnonzero(~np.isin(data.users, held))))
+    csr = data.to_csr()[held]
+    keep = np.diff(csr.indptr) >= 4
+    histories, rest = [], []
+    rng = np.random.default_rng(2)
+    for row in np.flatnonzero(keep):  # test setup only
+        items = rng.permutation(csr[row].indices)
+        histories.append(list(data.item_map.ids[items[: len(items) // 2]]))
+        rest.append(items[len(items) // 2 :])
+    scores = model.score_from_history(histories)
+    n = len(histories)
+    relevant = sp.lil_matrix((n, model.n_items_))
+    seen = sp.lil_matrix((n, model.n_items_))
+    for row in range(n):
+        relevant[row, rest[row]] = 1
+        seen[row, model.item_map_.to_index(histories[row])] = 1
+    assert np.nanmean(auc_per_user(scores, relevant.tocsr(), seen.tocsr())) > 0.82
+
+    # The returned vector is a stationary point of the fold-in objective.
+    from tripletrec.foldin import FoldInSettings, fold_in
+
+    items = model.item_map_.to_index(histories[0])
+    table = model.module_.item_embedding.weight.detach()
+    bias = model.module_.item_bias.weight.detach().T
+
+    def gradient_norm(vector: torch.Tensor) -> float:
+        u = vector.clone().requires_grad_(True)
+        logits = u @ table.T + bias
+        log_likelihood = (logits[0, items] - torch.logsumexp(logits, 1)[0]).sum()
+        (FoldInSettings().l2 * (u**2).sum() - log_likelihood).backward()
+        return float(u.grad.norm())
+
+    folded = fold_in(model.module_, np.zeros(len(items), np.int64), items, 1, loss="softmax")
+    assert gradient_norm(folded) < 0.05 * gradient_norm(torch.zeros_like(folded))

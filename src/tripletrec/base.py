@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import scipy.sparse as sp
 from tripletrec.data import IdMap, Interactions
 from tripletrec.exceptions import DataError, ModelFileError, NotFittedError, TripletrecError
 from tripletrec.metrics import top_k
+
+if TYPE_CHECKING:
+    from tripletrec.features import Features
 
 #: Users scored per block in batch calls; bounds memory at about this x n_items floats.
 SCORE_CHUNK_USERS = 2048
@@ -228,7 +231,7 @@ class RecommenderBase(ABC):
             mask = self.seen_[rows] if filter_seen else sp.csr_matrix((len(rows), self.n_items_))
             if excluded_items is not None:
                 mask = mask + _columns_mask(len(rows), excluded_items, self.n_items_)
-            idx, scores = top_k(self._score_block(rows, None), k, exclude=mask)
+            idx, scores = top_k(self._score_block(rows, None), out_idx.shape[1], exclude=mask)
             out_idx[start : start + len(rows)] = idx
             out_scores[start : start + len(rows)] = scores
         return self._raw_items(out_idx), out_scores
@@ -264,6 +267,7 @@ class RecommenderBase(ABC):
         filter_history: bool = True,
         exclude: Any = None,
         random_state: int = 0,
+        user_features: Features | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items for users the model has never seen, from their item histories.
 
@@ -272,9 +276,11 @@ class RecommenderBase(ABC):
 
         Parameters
         ----------
-        histories : sequence of sequences of raw item ids
-            One history (items the user liked) per new user. Item ids the model does not
-            know are ignored as long as the history has at least one known item.
+        histories : sequence of sequences, or mapping of new user id to sequence
+            One history (raw ids of items the user liked) per new user. Item ids the
+            model does not know are ignored as long as the history has at least one known
+            item. A mapping keys each history by the new user's id (needed with
+            ``user_features``).
         k : int
             Items per user.
         filter_history : bool, default True
@@ -284,11 +290,16 @@ class RecommenderBase(ABC):
         random_state : int, default 0
             Seed of the fold-in: the same history and seed give the same result, whatever
             else is in the batch.
+        user_features : Features, optional
+            Side features of the new users, keyed by the ids of ``histories`` (a mapping),
+            for a model fitted with user features: each user vector starts from the
+            user's features and the history refines it. Histories may then be empty
+            (recommendations from the features alone).
 
         Returns
         -------
         item_ids, scores : numpy.ndarray, shape (n_histories, k)
-            As :meth:`recommend`.
+            As :meth:`recommend`, rows in the order of ``histories``.
 
         Raises
         ------
@@ -298,16 +309,12 @@ class RecommenderBase(ABC):
         """
         self._check_fitted()
         k = _check_k(k)
-        rows, items = self._history_indices(histories)
-        n_rows = len(histories)
+        blocks = self._history_blocks(histories, random_state, user_features)
         excluded_items = None if exclude is None else self.item_map_.to_index(exclude)
-        out_idx = np.empty((n_rows, min(k, self.n_items_)), np.int64)
+        out_idx = np.empty((len(histories), min(k, self.n_items_)), np.int64)
         out_scores = np.empty(out_idx.shape, np.float32)
-        bounds = np.searchsorted(rows, np.arange(0, n_rows + SCORE_CHUNK_USERS, SCORE_CHUNK_USERS))
-        for start, lo, hi in zip(range(0, n_rows, SCORE_CHUNK_USERS), bounds[:-1], bounds[1:]):
-            n_block = min(SCORE_CHUNK_USERS, n_rows - start)
-            block_rows, block_items = rows[lo:hi] - start, items[lo:hi]
-            scores = self._score_histories(block_rows, block_items, n_block, random_state)
+        for start, block_rows, block_items, scores in blocks:
+            n_block = len(scores)
             mask = sp.csr_matrix((n_block, self.n_items_), dtype=np.float32)
             if filter_history:
                 mask = sp.csr_matrix(
@@ -316,13 +323,71 @@ class RecommenderBase(ABC):
                 )
             if excluded_items is not None:
                 mask = mask + _columns_mask(n_block, excluded_items, self.n_items_)
-            idx, top = top_k(scores, k, exclude=mask)
+            idx, top = top_k(scores, out_idx.shape[1], exclude=mask)
             out_idx[start : start + n_block] = idx
             out_scores[start : start + n_block] = top
         return self._raw_items(out_idx), out_scores
 
-    def _history_indices(self, histories: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Ragged raw-id histories as sorted (row, item index) arrays, unknown ids dropped."""
+    def score_from_history(
+        self,
+        histories: Sequence[Sequence[Any]] | Mapping[Any, Sequence[Any]],
+        random_state: int = 0,
+        user_features: Features | None = None,
+    ) -> np.ndarray:
+        """Scores of every item for users the model has never seen, from their histories.
+
+        The scores behind :meth:`recommend_from_history` (same fold-in, same seed), for
+        evaluation or re-ranking. Returns ``(len(histories), n_items)`` float32, columns
+        in the model's item order (``item_map_.ids``); history items are not masked.
+        """
+        self._check_fitted()
+        blocks = self._history_blocks(histories, random_state, user_features)
+        out = np.empty((len(histories), self.n_items_), np.float32)
+        for start, _, _, scores in blocks:
+            out[start : start + len(scores)] = scores
+        return out
+
+    def _history_blocks(
+        self,
+        histories: Sequence[Sequence[Any]] | Mapping[Any, Sequence[Any]],
+        random_state: int,
+        user_features: Features | None = None,
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Fold in ``histories`` in blocks of users: ``(first row, rows, items, scores)``,
+        rows relative to the block. Bad histories raise here, before any block."""
+        offsets = None
+        if isinstance(histories, Mapping):
+            user_ids, histories = list(histories.keys()), list(histories.values())
+            if user_features is not None:
+                offsets = self._user_feature_vectors(user_features, user_ids)
+        elif user_features is not None:
+            raise DataError(
+                "with user_features, give histories as a mapping {new user id: [item ids]} "
+                "so that each history is matched to its features by id"
+            )
+        rows, items = self._history_indices(histories, allow_empty=offsets is not None)
+        n_rows = len(histories)
+        bounds = np.searchsorted(rows, np.arange(0, n_rows + SCORE_CHUNK_USERS, SCORE_CHUNK_USERS))
+
+        def blocks() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+            for start, lo, hi in zip(range(0, n_rows, SCORE_CHUNK_USERS), bounds[:-1], bounds[1:]):
+                n_block = min(SCORE_CHUNK_USERS, n_rows - start)
+                block_rows, block_items = rows[lo:hi] - start, items[lo:hi]
+                block_offsets = None if offsets is None else offsets[start : start + n_block]
+                scores = self._score_histories(
+                    block_rows, block_items, n_block, random_state, block_offsets
+                )
+                yield start, block_rows, block_items, scores
+
+        return blocks()
+
+    def _history_indices(
+        self, histories: Any, allow_empty: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ragged raw-id histories as sorted (row, item index) arrays, unknown ids dropped.
+
+        A history with no known item raises unless ``allow_empty`` (users who also have
+        side features)."""
         if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
             raise DataError("histories must be a list of item-id lists, one per new user")
         if len(histories) == 0:
@@ -337,7 +402,7 @@ class RecommenderBase(ABC):
         items = self.item_map_.to_index(flat, strict=False) if flat else np.empty(0, np.int64)
         known = items >= 0
         counts = np.bincount(rows[known], minlength=len(histories))
-        if (counts == 0).any():
+        if not allow_empty and (counts == 0).any():
             empty = np.flatnonzero(counts == 0)
             shown = ", ".join(str(i) for i in empty[:5])
             raise DataError(
@@ -347,10 +412,21 @@ class RecommenderBase(ABC):
         return rows[known], items[known]
 
     def _score_histories(
-        self, rows: np.ndarray, items: np.ndarray, n_rows: int, random_state: int
+        self,
+        rows: np.ndarray,
+        items: np.ndarray,
+        n_rows: int,
+        random_state: int,
+        offsets: Any = None,
     ) -> np.ndarray:
-        """Scores of ``n_rows`` new users given as (row, item index) histories; override."""
+        """Scores of ``n_rows`` new users given as (row, item index) histories; override.
+
+        ``offsets``: the users' vectors from :meth:`_user_feature_vectors`, or None."""
         raise TripletrecError(f"{type(self).__name__} cannot recommend from a history")
+
+    def _user_feature_vectors(self, features: Features, user_ids: list) -> Any:
+        """Vectors of new users from their side features; override."""
+        raise TripletrecError(f"this {type(self).__name__} was fitted without user features")
 
     def item_names(self, item_ids: Any) -> np.ndarray | None:
         """Names of raw item ids from the item metadata, or None without metadata."""

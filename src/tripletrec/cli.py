@@ -11,6 +11,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ import numpy as np
 
 from tripletrec.config import DataSpec, RunConfig, SplitSpec
 from tripletrec.datasets import list_datasets
+from tripletrec.distributed import DataParallel
 from tripletrec.evaluation import evaluate, evaluate_sampled
 from tripletrec.exceptions import TripletrecError
 from tripletrec.io import load_model, read_manifest
 from tripletrec.metrics import metric_key, parse_metric
 from tripletrec.recommender import PRESETS
 from tripletrec.splits import validation_split
+from tripletrec.streaming import peak_rss_bytes
 
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
 DEFAULT_SAMPLED_METRICS = ("hit_rate@10", "ndcg@10")
@@ -61,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("datasets", help="list the bundled datasets")
+    datasets = commands.add_parser(
+        "datasets", help="list the bundled datasets; 'datasets synth' writes synthetic data"
+    )
+    _add_synth_arguments(datasets)
 
     train = commands.add_parser("train", help="train a model, report test metrics, save it")
     _add_run_arguments(
@@ -80,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         "learning_curve.png",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--sparse-gradients",
+        action="store_true",
+        help="sparse embedding gradients, only the batch's rows updated (for large tables; "
+        "see docs/scaling.md); under torchrun, data-parallel training either way",
+    )
 
     tune = commands.add_parser(
         "tune", help="search hyper-parameters on a validation split, write the best config"
@@ -159,6 +171,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    """``datasets synth``: synthetic implicit feedback (see :mod:`tripletrec.synthetic`)."""
+    actions = parser.add_subparsers(dest="datasets_action")
+    synth = actions.add_parser(
+        "synth",
+        help="write synthetic implicit feedback (power-law popularity and activity, latent "
+        "topics) to a Parquet file, reproducible by --seed",
+    )
+    synth.add_argument("--users", type=int, required=True, help="number of users")
+    synth.add_argument("--items", type=int, required=True, help="number of items")
+    synth.add_argument(
+        "--interactions", type=int, required=True, help="distinct (user, item) rows, exactly"
+    )
+    synth.add_argument("--out", required=True, help="Parquet file to write (user_id, item_id)")
+    synth.add_argument("--seed", type=int, default=0, help="seed (0)")
+    synth.add_argument("--topics", type=int, default=32, help="latent topics (32)")
+    synth.add_argument(
+        "--item-exponent", type=float, default=0.8, help="Zipf exponent of item popularity (0.8)"
+    )
+    synth.add_argument(
+        "--user-exponent", type=float, default=0.5, help="Zipf exponent of user activity (0.5)"
+    )
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) -> None:
     """The data, split and model flags that :func:`_run_config` reads (train and tune)."""
     parser.add_argument(
@@ -176,6 +212,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) ->
     parser.add_argument("--threshold", type=float, help="positives are ratings above this")
     parser.add_argument(
         "--inclusive", action="store_true", default=None, help="positives are ratings >= threshold"
+    )
+    parser.add_argument(
+        "--features",
+        action="store_true",
+        default=None,
+        help="train with the dataset's built-in side features (named datasets only)",
     )
     parser.add_argument(
         "--test-size", type=float, help="test fraction of the random split (default 0.2)"
@@ -207,6 +249,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         "rating_col": args.rating_col,
         "threshold": args.threshold,
         "inclusive": args.inclusive,
+        "features": args.features,
     }
     for key, value in data_overrides.items():
         if value is not None:
@@ -244,7 +287,9 @@ def _metric_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def _cmd_datasets(_: argparse.Namespace) -> int:
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    if getattr(args, "datasets_action", None) == "synth":
+        return _cmd_synth(args)
     for entry in list_datasets():
         counts = ", ".join(
             f"{entry[key]:,} {key.removeprefix('n_')}"
@@ -252,6 +297,22 @@ def _cmd_datasets(_: argparse.Namespace) -> int:
             if entry.get(key)
         )
         print(f"{entry['name']:<18} {entry['description']}" + (f" ({counts})" if counts else ""))
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from tripletrec.synthetic import write_synthetic_parquet
+
+    summary = write_synthetic_parquet(
+        args.out, args.users, args.items, args.interactions, n_topics=args.topics,
+        item_exponent=args.item_exponent, user_exponent=args.user_exponent,
+        random_state=args.seed,
+    )  # fmt: skip
+    print(
+        f"wrote {summary['n_rows']:,} interactions of {summary['n_users']:,} users x "
+        f"{summary['n_items']:,} items to {args.out} in {summary['seconds']:.1f} s "
+        f"(seed {args.seed})"
+    )
     return 0
 
 
@@ -263,12 +324,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise TripletrecError(f"--validation-fraction must be in [0, 1), got {fraction}")
     data, train, test = config.prepare()
     model = config.build_model().set_params(verbose=not args.quiet)
+    # Under torchrun every process trains its shard; rank 0 alone evaluates and saves.
+    parallel = DataParallel.from_environment(model.device, sparse_gradients=args.sparse_gradients)
+    fit = model.fit if parallel is None else partial(parallel.fit, model)
+    features = config.data.side_features(data)
+    if features and parallel is not None:
+        raise TripletrecError("--features is not supported with torchrun training yet")
     validation = None
     if fraction > 0:
         fit_part, validation = validation_split(train, fraction, config.split.random_state)
-        model.fit(fit_part, validation=validation)
+        fit(fit_part, validation=validation, **features)
     else:
-        model.fit(train)
+        fit(train, **features)
+    if parallel is not None:
+        parallel.close()
+        if not parallel.is_main:
+            return 0
     # Test rankings exclude the whole train part, validation rows included.
     results = evaluate(model, train, test, metric_names)
     metrics = {
@@ -282,6 +353,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "n_parameters": model.n_parameters_,
         "validation_fraction": fraction,
         "n_validation_positives": 0 if validation is None else len(validation),
+        **({} if parallel is None else parallel.summary()),
+        "peak_rss_mb": peak_rss_bytes() / 2**20,
     }
     print(
         f"{config.data.source}: test AUC {metrics['auc']:.4f} over {results['n_users']:,} users "

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tripletrec.data import Interactions
-from tripletrec.datasets import DATASETS, load_dataset
+from tripletrec.datasets import DATASETS, dataset_features, load_dataset
 from tripletrec.exceptions import DataError
+from tripletrec.features import Features
 from tripletrec.io import read_json_object
 from tripletrec.recommender import PRESETS, TripletRecommender
 from tripletrec.splits import random_split
@@ -36,6 +37,9 @@ class DataSpec:
         bundled dataset, uses the dataset's own rule.
     inclusive : bool, optional
         ``rating >= threshold`` instead of ``>``.
+    features : bool
+        Train with the dataset's built-in side features
+        (:func:`tripletrec.datasets.dataset_features`; bundled and MovieLens data only).
     """
 
     source: str = "anime-tv"
@@ -45,6 +49,7 @@ class DataSpec:
     rating_col: str | None = None
     threshold: float | None = None
     inclusive: bool | None = None
+    features: bool = False
 
     def resolved(self) -> DataSpec:
         """A copy with the positive rule of a bundled dataset filled in."""
@@ -72,6 +77,18 @@ class DataSpec:
         return Interactions.from_file(
             path, user_col=self.user_col, item_col=self.item_col, rating_col=self.rating_col
         )
+
+    def side_features(self, interactions: Interactions) -> dict[str, Features | None]:
+        """``fit`` keyword arguments for the side features this spec asks for (maybe none)."""
+        if not self.features:
+            return {}
+        if self.source not in DATASETS:
+            raise DataError(
+                f"built-in features exist for the named datasets ({', '.join(DATASETS)}), "
+                f"not for {self.source!r}; pass Features to fit() in Python for your own data"
+            )
+        users, items = dataset_features(self.source, interactions, path=self.path)
+        return {"user_features": users, "item_features": items}
 
     def positives(self, interactions: Interactions) -> Interactions:
         """The positive rows of ``interactions`` by this spec's rule."""

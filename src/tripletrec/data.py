@@ -240,8 +240,15 @@ class Interactions:
 
     @classmethod
     def from_parquet(cls, path: str | Path, **kwargs) -> Interactions:
-        """Read interactions from a Parquet file; keyword arguments go to :meth:`from_dataframe`."""
-        return cls.from_dataframe(_read_table(path, "parquet"), source=str(path), **kwargs)
+        """Read interactions from a Parquet file; keyword arguments as :meth:`from_dataframe`.
+
+        The file is read in record batches, only the named columns, without building a
+        DataFrame of it: see :func:`tripletrec.streaming.read_parquet_interactions`
+        (``batch_rows=`` sets the batch size).
+        """
+        from tripletrec.streaming import read_parquet_interactions  # it imports this module
+
+        return read_parquet_interactions(path, **kwargs)
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> Interactions:
@@ -295,6 +302,26 @@ class Interactions:
             self.user_map,
             self.item_map,
             self.item_metadata,
+        )
+
+    def compact(self) -> Interactions:
+        """The same rows with the id maps restricted to users and items that have one.
+
+        Subsets share their parent's maps, so an item held out entirely (a cold item)
+        would still be in the maps; a model fitted on the compacted rows does not know it.
+        """
+        user_ids, users = np.unique(self.users, return_inverse=True)
+        item_ids, items = np.unique(self.items, return_inverse=True)
+        item_map = IdMap(self.item_map.to_raw(item_ids), self.item_map.name)
+        metadata = None if self.item_metadata is None else self.item_metadata.reindex(item_map.ids)
+        return Interactions(
+            users.astype(np.int64),
+            items.astype(np.int64),
+            self.ratings,
+            self.timestamps,
+            IdMap(self.user_map.to_raw(user_ids), self.user_map.name),
+            item_map,
+            metadata,
         )
 
     def positives(self, threshold: float, *, inclusive: bool = False) -> Interactions:

@@ -65,6 +65,7 @@ def evaluate(
     *,
     exclude_train: bool = True,
     per_user: bool = False,
+    items: Sequence | np.ndarray | None = None,
 ) -> dict:
     """Full-ranking metrics of ``model`` on ``test``.
 
@@ -84,6 +85,10 @@ def evaluate(
     per_user : bool, default False
         Also return the per-user values under ``"per_user"`` (with ``"users"``, the raw
         ids of the evaluated users).
+    items : array-like of raw item ids, optional
+        Rank these items only, instead of the whole catalogue (the cold-item protocol:
+        the held-out items, see :func:`tripletrec.splits.cold_item_split`). Test
+        positives outside them are ignored.
 
     Returns
     -------
@@ -93,18 +98,24 @@ def evaluate(
         users were evaluated).
     """
     relevant = interactions_matrix(model, test)
+    candidates = None
+    if items is not None:
+        candidates = model.item_map_.to_index(np.asarray(items))
+        relevant = relevant[:, candidates]
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     if len(users) == 0:
         raise DataError("no user has a test positive to evaluate")
     exclude = None
     if exclude_train and train is not None:
         exclude = interactions_matrix(model, train)
+        if candidates is not None:
+            exclude = exclude[:, candidates]
 
     names = [metric_key(*parse_metric(name)) for name in metrics]  # "NDCG" -> "ndcg@10"
     values: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, len(users), EVAL_CHUNK_USERS):
         rows = users[start : start + EVAL_CHUNK_USERS]
-        scores = model.score_indices(rows)
+        scores = model.score_indices(rows, candidates)
         block = ranking_metrics(
             scores, relevant[rows], None if exclude is None else exclude[rows], metrics=names
         )

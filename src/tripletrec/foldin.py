@@ -47,12 +47,17 @@ class FoldInSettings:
         Negatives drawn per history item and step.
     random_state : int
         Seed of initial vectors and negatives.
+    l2 : float
+        Full-softmax fold-in only: weight of ``|u|^2`` in the objective (a Gaussian prior
+        on the new user's vector), against a sum of one log-likelihood term per history
+        item. Chosen on users held out of the training users (``benchmarks/cold_start.py``).
     """
 
     steps: int = 60
     learning_rate: float = 0.05
     n_negatives: int = 8
     random_state: int = 0
+    l2: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.n_negatives < 1 or not self.learning_rate > 0:
@@ -60,6 +65,13 @@ class FoldInSettings:
                 "fold-in needs steps >= 1, n_negatives >= 1 and learning_rate > 0, got "
                 f"{self.steps}, {self.n_negatives}, {self.learning_rate}"
             )
+        if not self.l2 >= 0:
+            raise DataError(f"fold-in l2 must be non-negative, got {self.l2}")
+
+
+#: Largest (histories x items) score block for the full-softmax fold-in; above it the
+#: sampled fold-in is used.
+FULL_SOFTMAX_BUDGET = 1 << 24
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -106,8 +118,15 @@ def fold_in(
     margin: float = 1.0,
     init_scale: float = 0.05,
     settings: FoldInSettings | None = None,
+    offsets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fit user vectors for ``n_rows`` histories with the item side of ``module`` frozen.
+
+    Models trained with the softmax loss, bilinear ones, fold in by the full softmax over
+    the catalogue (when ``n_rows x n_items`` fits :data:`FULL_SOFTMAX_BUDGET`): the
+    regularised maximum-likelihood user vector, a convex problem with no sampling (see
+    :func:`_full_softmax_fold_in`). Other models minimise their training loss against
+    sampled negatives.
 
     Parameters
     ----------
@@ -125,6 +144,10 @@ def fold_in(
     init_scale : float
         New vectors start uniform in ``[-init_scale, init_scale]``, as trained ones did.
     settings : FoldInSettings, optional
+    offsets : torch.Tensor, shape (n_rows, user_dim), optional
+        A fixed part of each user vector, from the user's side features: the fitted part
+        is added to it (and regularised towards zero), and a row with an empty history is
+        its offset alone.
 
     Returns
     -------
@@ -134,6 +157,18 @@ def fold_in(
     settings = settings or FoldInSettings()
     if not isinstance(module, (BilinearScorer, DeepScorer)):
         raise DataError(f"cannot fold in users for a {type(module).__name__}")
+    if offsets is not None:
+        has_history = np.bincount(np.asarray(rows, dtype=np.int64), minlength=n_rows) > 0
+        if not has_history.all():  # users known by their features alone
+            out = offsets.clone()
+            if has_history.any():
+                new_row = np.cumsum(has_history) - 1
+                out[torch.as_tensor(np.flatnonzero(has_history))] = fold_in(
+                    module, new_row[rows], items, int(has_history.sum()), loss=loss,
+                    margin=margin, init_scale=init_scale, settings=settings,
+                    offsets=offsets[torch.as_tensor(has_history)],
+                )  # fmt: skip
+            return out
     n_items = module.n_items
     # The model's own loss; negatives are uniform, so softmax needs no log-q correction.
     loss_fn = get_loss(loss, margin, n_items=n_items)
@@ -167,9 +202,51 @@ def fold_in(
     pos_t = torch.as_tensor(pair_items, device=device)
 
     frozen = _FrozenItems(module)
+    offsets = torch.zeros((), device=device) if offsets is None else offsets.to(device)
+    if loss == "softmax" and not frozen.deep and n_rows * n_items <= FULL_SOFTMAX_BUDGET:
+        return offsets + _full_softmax_fold_in(
+            frozen, rows, items, n_rows, offsets, settings, device
+        )
     with _threads_for(len(pair_rows)):
-        _optimise(frozen, optimiser, users, settings, base, pair_rows, pair_keys,
+        _optimise(frozen, optimiser, users, offsets, settings, base, pair_rows, pair_keys,
                   rows_t, pos_t, n_items, loss_fn, device)  # fmt: skip
+    return offsets + users.detach()
+
+
+#: Adam steps of the full-softmax fold-in; the objective is convex and converged by then
+#: (100 and 200 steps give the same rankings on anime-tv and MovieLens-100k).
+_FULL_SOFTMAX_STEPS = 100
+
+
+def _full_softmax_fold_in(
+    frozen: _FrozenItems,
+    rows: np.ndarray,
+    items: np.ndarray,
+    n_rows: int,
+    offsets: torch.Tensor,
+    settings: FoldInSettings,
+    device: torch.device,
+) -> torch.Tensor:
+    """argmin_u sum_(r, i) [logsumexp_j s(o_r + u_r, j) - s(o_r + u_r, i)] + l2 sum_r |u_r|^2.
+
+    ``o`` are the fixed offsets (zero without user features); ``u`` is returned.
+
+    Starts from zero and draws nothing, so the result depends on the history alone.
+    Early stopping of an unregularised fit ranks about as well but depends on the step
+    count; the prior makes the answer a fixed point.
+    """
+    users = torch.nn.Parameter(torch.zeros(n_rows, frozen.user_dim, device=device))
+    optimiser = torch.optim.Adam([users], lr=settings.learning_rate)
+    rows_t = torch.as_tensor(rows, device=device)
+    items_t = torch.as_tensor(items, device=device)
+    with _threads_for(n_rows * len(frozen.item_vectors)):
+        for _ in range(_FULL_SOFTMAX_STEPS):
+            logits = frozen.all_scores(frozen.user_side(offsets + users))
+            log_likelihood = logits[rows_t, items_t] - torch.logsumexp(logits, 1)[rows_t]
+            objective = settings.l2 * (users**2).sum() - log_likelihood.sum()
+            optimiser.zero_grad(set_to_none=True)
+            objective.backward()
+            optimiser.step()
     return users.detach()
 
 
@@ -196,6 +273,7 @@ def _optimise(
     frozen: _FrozenItems,
     optimiser: torch.optim.Optimizer,
     users: torch.nn.Parameter,
+    offsets: torch.Tensor,
     settings: FoldInSettings,
     base: np.ndarray,
     pair_rows: np.ndarray,
@@ -213,7 +291,7 @@ def _optimise(
         valid_t = torch.as_tensor(valid, device=device).view(-1, n_neg)
         # index_select: its backward is an index_add, far faster on CPU than the
         # accumulating index_put behind users[rows].
-        row_vectors = frozen.user_side(users).index_select(0, rows_t)
+        row_vectors = frozen.user_side(offsets + users).index_select(0, rows_t)
         # Pairs are repeated n_neg times in a row: one column is the positive scores.
         s_pos = frozen.pair_scores(row_vectors, pos_t).view(-1, n_neg)[:, 0]
         s_neg = frozen.pair_scores(row_vectors, neg_t).view(-1, n_neg)
@@ -303,6 +381,11 @@ class _FrozenItems:
             return scores
         scores = (row_vectors * self.item_vectors[items]).sum(-1)
         return scores if self.bias is None else scores + self.bias[items]
+
+    def all_scores(self, row_vectors: torch.Tensor) -> torch.Tensor:
+        """Bilinear only: scores of :meth:`user_side` vectors against every item."""
+        scores = row_vectors @ self.item_vectors.T
+        return scores if self.bias is None else scores + self.bias
 
     def mlp(self, pre: torch.Tensor) -> torch.Tensor:
         """The deep scorer from its first layer's pre-activation on (eval mode: no dropout)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,6 +27,166 @@ def _uniform_embedding(n: int, dim: int, scale: float, generator: torch.Generato
     with torch.no_grad():
         embedding.weight.uniform_(-scale, scale, generator=generator)
     return embedding
+
+
+class FeatureEmbedding(nn.Module):
+    """Entity vectors as weighted sums of feature embeddings (LightFM-style).
+
+    Row ``i`` of a sparse ``(n_entities, n_features)`` matrix lists the features of entity
+    ``i`` (side features and its identity column, see :mod:`tripletrec.features`) with
+    their weights; the entity's vector is ``matrix[i] @ table``. It stands in for an
+    ``nn.Embedding`` of ``n_entities`` rows: calling it with indices gives their vectors,
+    and ``weight`` gives every entity's vector (computed, not a parameter).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        The entities' feature weights.
+    dim : int
+        Embedding dimension.
+    init_scale : float
+        Feature embeddings start uniform in ``[-init_scale, init_scale]``; 0 starts them
+        at zero (biases).
+    generator : torch.Generator
+        Source of the initial weights.
+
+    Attributes
+    ----------
+    identity_dropout : float
+        In training mode, the share of identity entries (columns from ``first_identity``
+        on) dropped at random in each call, so that the side features alone must
+        represent the entity part of the time, as they will for entities added after
+        training (DropoutNet, Volkovs et al., 2017). 0 (the default) drops nothing.
+    first_identity : int or None
+        The first identity column (the estimator sets it; None: no identity columns).
+    """
+
+    identity_dropout: float = 0.0
+    first_identity: int | None = None
+
+    def __init__(
+        self, matrix: sp.csr_matrix, dim: int, init_scale: float, generator: torch.Generator
+    ) -> None:
+        super().__init__()
+        self.table = nn.Embedding(matrix.shape[1], dim)
+        with torch.no_grad():
+            if init_scale > 0:
+                self.table.weight.uniform_(-init_scale, init_scale, generator=generator)
+            else:
+                self.table.weight.zero_()
+        self.set_matrix(matrix)
+
+    def set_matrix(self, matrix: sp.csr_matrix) -> None:
+        """Use ``matrix`` (same feature columns, any number of rows) from now on."""
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        if matrix.shape[1] != self.table.num_embeddings:
+            raise ValueError(
+                f"matrix has {matrix.shape[1]} feature columns, "
+                f"the table {self.table.num_embeddings}"
+            )
+        # Not persistent: the matrices are data, saved once by the estimator rather than
+        # once per embedding that reads them.
+        device = self.table.weight.device
+        for name, array, dtype in (
+            ("indptr", matrix.indptr, torch.int64),
+            ("indices", matrix.indices, torch.int64),
+            ("values", matrix.data, torch.float32),
+        ):
+            tensor = torch.as_tensor(array, dtype=dtype, device=device)
+            self.register_buffer(name, tensor, persistent=False)
+        self.num_embeddings = matrix.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.table.embedding_dim
+
+    def _bags(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Feature columns, bag offsets and weights of the rows ``idx`` (flat)."""
+        starts = self.indptr[idx]
+        lengths = self.indptr[idx + 1] - starts
+        offsets = torch.cumsum(lengths, 0) - lengths
+        total = int(lengths.sum())
+        position = torch.arange(total, device=idx.device) + torch.repeat_interleave(
+            starts - offsets, lengths, output_size=total
+        )
+        return self.indices[position], offsets, self.values[position]
+
+    def _inputs(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Bag inputs of rows ``idx`` (flat; all rows when None), identity dropout applied."""
+        if idx is None:
+            columns, offsets, weights = self.indices, self.indptr[:-1], self.values
+        else:
+            columns, offsets, weights = self._bags(idx)
+        if self.training and self.identity_dropout > 0 and self.first_identity is not None:
+            dropped = (columns >= self.first_identity) & (
+                torch.rand(columns.shape, device=columns.device) < self.identity_dropout
+            )
+            weights = weights.masked_fill(dropped, 0.0)
+        return columns, offsets, weights
+
+    def _sum(self, table: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        columns, offsets, weights = self._inputs(idx)
+        return F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        flat = self._sum(self.table.weight, idx.reshape(-1))
+        return flat.reshape(*idx.shape, self.embedding_dim)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Every entity's vector, ``(n_entities, dim)``."""
+        return self._sum(self.table.weight, None)
+
+    def vectors_of(self, matrix: sp.csr_matrix) -> torch.Tensor:
+        """Vectors of entities outside the table's rows, from their own feature rows."""
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        device = self.table.weight.device
+        return F.embedding_bag(
+            torch.as_tensor(matrix.indices, dtype=torch.int64, device=device),
+            self.table.weight,
+            torch.as_tensor(matrix.indptr[:-1], dtype=torch.int64, device=device),
+            mode="sum",
+            per_sample_weights=torch.as_tensor(matrix.data, device=device),
+        )
+
+    def pairwise(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectors and the FM interaction among each entity's own features.
+
+        Returns ``(v, p)`` with ``v = sum_f x_f e_f`` and
+        ``p = sum_{f < g} x_f x_g <e_f, e_g> = (|v|^2 - sum_f x_f^2 |e_f|^2) / 2``, the
+        O(k n) form of Rendle (2010).
+        """
+        columns, offsets, weights = self._inputs(None if idx is None else idx.reshape(-1))
+        vectors = F.embedding_bag(
+            columns, self.table.weight, offsets, mode="sum", per_sample_weights=weights
+        )
+        squares = F.embedding_bag(
+            columns, (self.table.weight**2).sum(1, keepdim=True), offsets, mode="sum",
+            per_sample_weights=weights * weights,
+        )  # fmt: skip
+        pairs = 0.5 * ((vectors**2).sum(-1) - squares.squeeze(-1))
+        if idx is None:
+            return vectors, pairs
+        return vectors.reshape(*idx.shape, -1), pairs.reshape(idx.shape)
+
+
+def entity_embedding(
+    n: int,
+    dim: int,
+    init_scale: float,
+    generator: torch.Generator,
+    features: sp.csr_matrix | None = None,
+) -> nn.Embedding | FeatureEmbedding:
+    """An id embedding of ``n`` rows, or, with a feature matrix, a :class:`FeatureEmbedding`."""
+    if features is None:
+        if init_scale > 0:
+            return _uniform_embedding(n, dim, init_scale, generator)
+        embedding = nn.Embedding(n, dim)
+        nn.init.zeros_(embedding.weight)
+        return embedding
+    if features.shape[0] != n:
+        raise ValueError(f"feature matrix has {features.shape[0]} rows for {n} entities")
+    return FeatureEmbedding(features, dim, init_scale, generator)
 
 
 class Scorer(nn.Module):
@@ -75,6 +237,10 @@ class BilinearScorer(Scorer):
         Cosine only: multiply the cosine by a learned ``exp(log_scale)`` (one inverse
         temperature for the model, starting at 1), so softmax-type losses can sharpen
         scores that are otherwise confined to [-1, 1].
+    user_features, item_features : scipy.sparse.csr_matrix, optional
+        Feature weights per user / item (identity columns included, see
+        :mod:`tripletrec.features`): the embeddings (and item biases) become sums of feature
+        embeddings (:class:`FeatureEmbedding`).
     """
 
     def __init__(
@@ -87,22 +253,39 @@ class BilinearScorer(Scorer):
         init_scale: float = 0.05,
         generator: torch.Generator | None = None,
         learn_temperature: bool = False,
+        *,
+        user_features: sp.csr_matrix | None = None,
+        item_features: sp.csr_matrix | None = None,
     ) -> None:
         super().__init__()
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', not {similarity!r}")
         generator = generator or torch.Generator().manual_seed(0)
         self.n_users, self.n_items, self.similarity = n_users, n_items, similarity
-        self.user_embedding = _uniform_embedding(n_users, n_factors, init_scale, generator)
-        self.item_embedding = _uniform_embedding(n_items, n_factors, init_scale, generator)
-        self.item_bias = nn.Embedding(n_items, 1) if item_bias else None
-        if self.item_bias is not None:
-            nn.init.zeros_(self.item_bias.weight)
+        self.user_embedding = entity_embedding(
+            n_users, n_factors, init_scale, generator, user_features
+        )
+        self.item_embedding = entity_embedding(
+            n_items, n_factors, init_scale, generator, item_features
+        )
+        self.item_bias = None
+        if item_bias:
+            self.item_bias = entity_embedding(n_items, 1, 0.0, generator, item_features)
         self.log_scale = None
         if learn_temperature:
             if similarity != "cosine":
                 raise ValueError("learn_temperature applies to similarity='cosine' only")
             self.log_scale = nn.Parameter(torch.zeros(()))
+
+    @property
+    def fusable(self) -> bool:
+        """Plain id embeddings and no temperature: :mod:`tripletrec.fused` can train it."""
+        plain = all(
+            isinstance(m, nn.Embedding)
+            for m in (self.user_embedding, self.item_embedding, self.item_bias)
+            if m is not None
+        )
+        return type(self) is BilinearScorer and plain and self.log_scale is None
 
     def _scaled(self, similarities: torch.Tensor) -> torch.Tensor:
         return similarities if self.log_scale is None else similarities * self.log_scale.exp()
@@ -170,6 +353,8 @@ class DeepScorer(Scorer):
         Embeddings start uniform in ``[-init_scale, init_scale]``.
     generator : torch.Generator, optional
         Source of the initial weights.
+    user_features, item_features : scipy.sparse.csr_matrix, optional
+        Feature weights per user / item, as in :class:`BilinearScorer`.
     """
 
     def __init__(
@@ -183,12 +368,19 @@ class DeepScorer(Scorer):
         init_scale: float = 0.05,
         generator: torch.Generator | None = None,
         dot_factors: int = 0,
+        *,
+        user_features: sp.csr_matrix | None = None,
+        item_features: sp.csr_matrix | None = None,
     ) -> None:
         super().__init__()
         generator = generator or torch.Generator().manual_seed(0)
         self.n_users, self.n_items = n_users, n_items
-        self.user_embedding = _uniform_embedding(n_users, user_dim, init_scale, generator)
-        self.item_embedding = _uniform_embedding(n_items, item_dim, init_scale, generator)
+        self.user_embedding = entity_embedding(
+            n_users, user_dim, init_scale, generator, user_features
+        )
+        self.item_embedding = entity_embedding(
+            n_items, item_dim, init_scale, generator, item_features
+        )
         widths = [user_dim + item_dim, *hidden_layers]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
         self.output = nn.Linear(widths[-1], 1)
@@ -197,8 +389,12 @@ class DeepScorer(Scorer):
             _glorot_uniform(layer, generator)
         self.user_dot = self.item_dot = None
         if dot_factors > 0:
-            self.user_dot = _uniform_embedding(n_users, dot_factors, init_scale, generator)
-            self.item_dot = _uniform_embedding(n_items, dot_factors, init_scale, generator)
+            self.user_dot = entity_embedding(
+                n_users, dot_factors, init_scale, generator, user_features
+            )
+            self.item_dot = entity_embedding(
+                n_items, dot_factors, init_scale, generator, item_features
+            )
 
     def _mlp_after_first(self, h: torch.Tensor) -> torch.Tensor:
         for layer in self.hidden[1:]:
@@ -245,6 +441,83 @@ class DeepScorer(Scorer):
         if self.item_dot is None:
             return self.item_embedding.weight
         return torch.cat([self.item_embedding.weight, self.item_dot.weight], dim=1)
+
+
+class FactorizationMachineScorer(BilinearScorer):
+    """A factorization machine (Rendle, 2010) over a user field and an item field.
+
+    The input of a (user, item) pair is the concatenation of the user's feature row and the
+    item's (identity columns included, see :mod:`tripletrec.features`), and
+
+    ``s(u, i) = sum_f w_f x_f + sum_{f < g} x_f x_g <v_f, v_g>``.
+
+    Split by field, with ``a_u = sum_{f in u} x_f v_f`` and ``b_i`` likewise, the pairwise
+    term is ``<a_u, b_i>`` (user-item interactions) plus the interactions within the user's
+    features and within the item's (genre x genre, identity x genre), each computed in
+    O(k n) as ``(|a|^2 - sum x_f^2 |v_f|^2) / 2``. The user-only terms cannot change a
+    user's ranking but are kept, so that scores are the model's. Without side features it
+    is a biased matrix factorisation (a single feature has no pairs). Scoring and fold-in
+    reuse the bilinear model's dot product, with the item terms as the item bias.
+
+    Parameters
+    ----------
+    n_users, n_items : int
+    n_factors : int
+        Dimension of the factors ``v_f``.
+    init_scale : float
+        Factors start uniform in ``[-init_scale, init_scale]``; linear weights at zero.
+    generator : torch.Generator, optional
+    user_features, item_features : scipy.sparse.csr_matrix, optional
+        Feature weights per user / item; None: identity only.
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        n_factors: int = 64,
+        init_scale: float = 0.05,
+        generator: torch.Generator | None = None,
+        *,
+        user_features: sp.csr_matrix | None = None,
+        item_features: sp.csr_matrix | None = None,
+    ) -> None:
+        super().__init__(
+            n_users, n_items, n_factors, "dot", True, init_scale, generator,
+            user_features=user_features, item_features=item_features,
+        )  # fmt: skip
+        generator = generator or torch.Generator().manual_seed(0)
+        self.user_linear = entity_embedding(n_users, 1, 0.0, generator, user_features)
+
+    @staticmethod
+    def _field(
+        embedding: nn.Module, idx: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """Factor sums and within-field interactions of entities ``idx`` (all when None)."""
+        if isinstance(embedding, FeatureEmbedding):
+            return embedding.pairwise(idx)
+        vectors = embedding.weight if idx is None else embedding(idx)
+        return vectors, 0.0  # one feature: no pairs
+
+    def _bias(self, items: torch.Tensor | None) -> torch.Tensor:
+        linear = super()._bias(items)
+        return linear + self._field(self.item_embedding, items)[1]
+
+    def _user_terms(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user_linear(users).squeeze(-1) + self._field(self.user_embedding, users)[1]
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return super().forward(users, items) + self._user_terms(users)
+
+    def score_all(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        return super().score_all(users, items) + self._user_terms(users)[:, None]
+
+    def triplet_scores(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        positive_scores, negative_scores = super().triplet_scores(users, positives, negatives)
+        user_terms = self._user_terms(users)
+        return positive_scores + user_terms, negative_scores + user_terms
 
 
 def _glorot_uniform(layer: nn.Linear, generator: torch.Generator) -> None:

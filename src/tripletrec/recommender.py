@@ -7,18 +7,22 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
 from tripletrec.base import RecommenderBase
-from tripletrec.data import Interactions
-from tripletrec.exceptions import TripletrecError
+from tripletrec.data import IdMap, Interactions
+from tripletrec.exceptions import DataError, TripletrecError
+from tripletrec.features import FeatureEncoder, Features, with_identity
 from tripletrec.fused import FusedBilinearStep
 from tripletrec.losses import get_loss
 from tripletrec.metrics import metric_key, parse_metric
 from tripletrec.models import (
     BilinearScorer,
     DeepScorer,
+    FactorizationMachineScorer,
+    FeatureEmbedding,
     Scorer,
     TripletNet,
     count_parameters,
@@ -35,15 +39,17 @@ from tripletrec.training import (
     with_max_norm,
 )
 
+# The best configuration found (benchmarks/compare.py): dot product with item biases,
+# softmax over the whole catalogue, weight decay.
+_DEFAULT: dict[str, Any] = dict(
+    model="bilinear", similarity="dot", n_factors=64, item_bias=True, loss="softmax",
+    negatives="all", epochs=10, batch_size=2048, learning_rate=0.01, l2=1e-4,
+)  # fmt: skip
+
 #: Named hyper-parameter sets; ``TripletRecommender()`` has the ones of "default". Each
 #: preset names every setting that differs from the constructor's defaults.
 PRESETS: dict[str, dict[str, Any]] = {
-    # The best configuration found (benchmarks/compare.py): dot product with item biases,
-    # softmax over the whole catalogue, weight decay.
-    "default": dict(
-        model="bilinear", similarity="dot", n_factors=64, item_bias=True, loss="softmax",
-        negatives="all", epochs=10, batch_size=2048, learning_rate=0.01, l2=1e-4,
-    ),
+    "default": _DEFAULT,
     # The reference notebook, as published: small batches, Adam's default step.
     "notebook-bilinear": dict(
         model="bilinear", similarity="cosine", n_factors=64, item_bias=False, loss="margin",
@@ -60,6 +66,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         dot_factors=64, loss="softmax", negatives="uniform", n_negatives=5, epochs=8,
         batch_size=1024, learning_rate=0.005, l2=2e-5,
     ),
+    # The default with identity dropout: for training with side features when items
+    # (or users) will be added after training and must be ranked from features alone
+    # (benchmarks/cold_start.py).
+    "cold-start": {**_DEFAULT, "identity_dropout": 0.5},
     # The notebook's models and losses with tripletrec's settings: large batches, larger
     # steps (benchmarks/reproduce_notebook.py).
     "bilinear": dict(
@@ -84,9 +94,13 @@ class TripletRecommender(RecommenderBase):
 
     Parameters
     ----------
-    model : {"bilinear", "deep"}
+    model : {"bilinear", "deep", "fm"}
         ``"bilinear"``: score = cosine (or dot) of a user and an item embedding.
         ``"deep"``: score = MLP(concat(user embedding, item embedding)).
+        ``"fm"``: a factorization machine over the user's and the item's features
+        (``n_factors`` factors; see
+        :class:`~tripletrec.models.FactorizationMachineScorer`).
+        Each can use side features: see ``fit``.
     similarity : {"cosine", "dot"}
         Bilinear only: how embeddings are compared.
     n_factors : int
@@ -134,6 +148,10 @@ class TripletRecommender(RecommenderBase):
         half cosine).
     init_scale : float
         Embeddings start uniform in ``[-init_scale, init_scale]``.
+    identity_dropout : float
+        With side features: the share of identity embeddings left out at random in each
+        training step, so that features alone must represent users and items part of the
+        time, as they do for items added after training (cold start). 0 keeps them all.
     random_state : int or None
         Seed of initialisation, shuffling, negatives and dropout: the same seed on the same
         data gives the same model.
@@ -196,6 +214,7 @@ class TripletRecommender(RecommenderBase):
         max_norm: float | None = None,
         lr_schedule: str = "constant",
         init_scale: float = 0.05,
+        identity_dropout: float = 0.0,
         random_state: int | None = None,
         device: str = "cpu",
         n_threads: int | None = None,
@@ -225,6 +244,7 @@ class TripletRecommender(RecommenderBase):
         self.max_norm = max_norm
         self.lr_schedule = lr_schedule
         self.init_scale = init_scale
+        self.identity_dropout = identity_dropout
         self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
@@ -241,23 +261,46 @@ class TripletRecommender(RecommenderBase):
 
     # ------------------------------------------------------------------ fitting
     def build_module(self, n_users: int, n_items: int, generator: torch.Generator) -> Scorer:
-        """The untrained scoring network for ``n_users`` x ``n_items``."""
+        """The untrained scoring network for ``n_users`` x ``n_items``.
+
+        With side features fitted (``user_features_`` / ``item_features_``), the
+        embeddings are sums of feature embeddings.
+        """
+        module = self._build_scorer(n_users, n_items, generator)
+        for name, child in module.named_children():
+            if isinstance(child, FeatureEmbedding):
+                encoder = getattr(self, f"{name.split('_')[0]}_encoder_")
+                child.first_identity = encoder.n_features  # identity columns come last
+                child.identity_dropout = float(self.identity_dropout)
+        return module
+
+    def _build_scorer(self, n_users: int, n_items: int, generator: torch.Generator) -> Scorer:
+        features = dict(
+            user_features=getattr(self, "user_features_", None),
+            item_features=getattr(self, "item_features_", None),
+        )
         if self.model == "bilinear":
             return BilinearScorer(
                 n_users, n_items, self.n_factors, self.similarity, self.item_bias,
-                self.init_scale, generator, self.learn_temperature,
+                self.init_scale, generator, self.learn_temperature, **features,
             )  # fmt: skip
         if self.model == "deep":
             return DeepScorer(
                 n_users, n_items, self.user_dim, self.item_dim, tuple(self.hidden_layers),
-                self.dropout, self.init_scale, generator, self.dot_factors,
+                self.dropout, self.init_scale, generator, self.dot_factors, **features,
             )  # fmt: skip
-        raise TripletrecError(f"unknown model {self.model!r}; choose 'bilinear' or 'deep'")
+        if self.model == "fm":
+            return FactorizationMachineScorer(
+                n_users, n_items, self.n_factors, self.init_scale, generator, **features
+            )
+        raise TripletrecError(f"unknown model {self.model!r}; choose 'bilinear', 'deep' or 'fm'")
 
     def fit(
         self,
         data: Interactions | sp.spmatrix,
         *,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
         validation: Interactions | sp.spmatrix | None = None,
         on_epoch_end: EpochCallback | None = None,
     ) -> TripletRecommender:
@@ -268,6 +311,13 @@ class TripletRecommender(RecommenderBase):
         data : Interactions or scipy sparse matrix
             The training positives: every row (non-zero) is a (user, positive item) pair.
             Choose positives first, for example ``train.positives(7)``.
+        user_features, item_features : Features, optional
+            Side features keyed by raw id (:class:`tripletrec.features.Features`). Each
+            user / item vector becomes its own (identity) embedding plus the mean of its
+            feature embeddings; rows are matched by id, so their order does not matter.
+            Items added later with :meth:`add_items`, and new users given with their
+            features to :meth:`recommend_from_history`, are represented by their
+            features. See :mod:`tripletrec.features` for missing values and unknown ids.
         validation : Interactions or scipy sparse matrix, optional
             Held-out positives carved from the training data (never the test data; see
             ``tripletrec.splits.validation_split``). After each epoch the model is scored on
@@ -288,11 +338,16 @@ class TripletRecommender(RecommenderBase):
             self.epochs, self.batch_size, self.learning_rate, self.l2, self.lr_schedule
         )
         get_loss(self.loss, self.margin)  # fail on an unknown loss before any work
+        if not 0.0 <= float(self.identity_dropout) < 1.0:
+            raise TripletrecError(
+                f"identity_dropout must be in [0, 1), got {self.identity_dropout}"
+            )
         if int(self.n_negatives) < 1:
             raise TripletrecError(f"n_negatives must be at least 1, got {self.n_negatives}")
         if self.negatives in IMPLICIT_NEGATIVES and self.loss != "softmax":
             raise TripletrecError(f"negatives={self.negatives!r} needs loss='softmax'")
         seen = self._set_training_data(data)
+        self._fit_features(user_features, item_features)
         users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
         sampler = make_sampler(self.negatives, seen, self.negative_alpha)
         rng = np.random.default_rng(self.random_state)
@@ -321,6 +376,73 @@ class TripletRecommender(RecommenderBase):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
+    def _fit_features(self, user_features: Features | None, item_features: Features | None) -> None:
+        """Learn the feature vocabularies and build the matrices (identity included)."""
+        for side, features, id_map in (
+            ("user", user_features, self.user_map_),
+            ("item", item_features, self.item_map_),
+        ):
+            if features is not None and not isinstance(features, Features):
+                raise DataError(
+                    f"{side}_features must be a tripletrec.features.Features, "
+                    f"got {type(features).__name__}"
+                )
+            encoder = matrix = None
+            if features is not None:
+                # The vocabulary comes from the entities trained on: a value only unseen
+                # entities have would get an embedding that nothing ever trains.
+                encoder = FeatureEncoder().fit(features.for_ids(id_map.ids))
+                matrix = with_identity(encoder.transform(features, id_map), len(id_map))
+            setattr(self, f"{side}_encoder_", encoder)
+            setattr(self, f"{side}_features_", matrix)
+
+    def add_items(self, features: Features) -> TripletRecommender:
+        """Add items the model has never seen, without retraining, from their features.
+
+        New items are represented by their side features alone (no identity embedding);
+        they are recommended and scored like any other item from then on. Ids the model
+        already knows are left as they are.
+
+        Parameters
+        ----------
+        features : Features
+            Rows for the new items, with the columns the model was fitted with.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        encoder = getattr(self, "item_encoder_", None)
+        if encoder is None:
+            raise TripletrecError(
+                "this model was fitted without item features: new items need a model "
+                "trained with fit(..., item_features=...)"
+            )
+        new_ids = features.ids[~features.ids.isin(pd.Index(self.item_map_.ids))]
+        if len(new_ids) == 0:
+            return self
+        n_known = self.n_items_
+        item_map = IdMap(np.concatenate([self.item_map_.ids, new_ids.to_numpy()]), "item")
+        new_rows = encoder.transform(features.for_ids(new_ids), item_map)[n_known:]
+        known_rows = self.item_features_
+        padding = sp.csr_matrix((len(new_ids), known_rows.shape[1] - new_rows.shape[1]))
+        self.item_features_ = sp.vstack(
+            [known_rows, sp.hstack([new_rows, padding])], format="csr", dtype=np.float32
+        )
+        self.item_map_ = item_map
+        self.seen_ = sp.csr_matrix(
+            (self.seen_.data, self.seen_.indices, self.seen_.indptr),
+            shape=(self.n_users_, len(item_map)),
+        )
+        if self.item_metadata_ is not None:
+            self.item_metadata_ = self.item_metadata_.reindex(item_map.ids)
+        for name, module in self.module_.named_children():
+            if name.startswith("item") and isinstance(module, FeatureEmbedding):
+                module.set_matrix(self.item_features_)
+        self.module_.n_items = len(item_map)
+        return self
+
     def _training_step(
         self,
         scorer: Scorer,
@@ -344,7 +466,7 @@ class TripletRecommender(RecommenderBase):
         # gradients: skip autograd.
         one_negative = self.loss in ("margin", "bpr") and self.n_negatives == 1
         full_softmax = self.loss == "softmax" and self.negatives == "all"
-        fusable = isinstance(scorer, BilinearScorer) and scorer.log_scale is None
+        fusable = isinstance(scorer, BilinearScorer) and scorer.fusable
         if fusable and (one_negative or full_softmax):
             return FusedBilinearStep(scorer, self.loss, self.margin, self.learning_rate, self.l2)
         loss_fn = get_loss(self.loss, self.margin, n_items=self.n_items_)
@@ -386,9 +508,16 @@ class TripletRecommender(RecommenderBase):
 
     # ------------------------------------------------------------------ persistence
     def _model_state(self) -> dict[str, np.ndarray]:
-        return {
+        state = {
             f"module.{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
         }
+        for side in ("user", "item"):
+            matrix = getattr(self, f"{side}_features_", None)
+            if matrix is not None:
+                state[f"features.{side}.indptr"] = matrix.indptr.astype(np.int64)
+                state[f"features.{side}.indices"] = matrix.indices.astype(np.int64)
+                state[f"features.{side}.values"] = matrix.data.astype(np.float32)
+        return state
 
     def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
         if self.device != "cpu" and not torch.cuda.is_available():
@@ -397,6 +526,22 @@ class TripletRecommender(RecommenderBase):
         weights = {
             k[len(prefix) :]: torch.from_numpy(v) for k, v in state.items() if k.startswith(prefix)
         }
+        encoders = fit_summary.get("features", {})
+        for side, n_rows in (("user", self.n_users_), ("item", self.n_items_)):
+            encoder = matrix = None
+            if side in encoders:
+                encoder = FeatureEncoder.from_dict(encoders[side]["encoder"])
+                n_columns = encoder.n_features + int(encoders[side]["n_identity"])
+                matrix = sp.csr_matrix(
+                    (
+                        state[f"features.{side}.values"],
+                        state[f"features.{side}.indices"],
+                        state[f"features.{side}.indptr"],
+                    ),
+                    shape=(n_rows, n_columns),
+                )
+            setattr(self, f"{side}_encoder_", encoder)
+            setattr(self, f"{side}_features_", matrix)
         module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
         module.load_state_dict(weights, strict=True)
         self.module_ = module.to(self._resolve_device()).eval()
@@ -404,14 +549,31 @@ class TripletRecommender(RecommenderBase):
         self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
 
     def _fit_summary(self) -> dict:
-        return {
+        summary = {
             "fit_seconds": self.fit_seconds_,
             "n_parameters": self.n_parameters_,
             "history": self.history_,
         }
+        features = {}
+        for side in ("user", "item"):
+            encoder = getattr(self, f"{side}_encoder_", None)
+            if encoder is not None:
+                matrix = getattr(self, f"{side}_features_")
+                features[side] = {
+                    "encoder": encoder.to_dict(),
+                    "n_identity": int(matrix.shape[1] - encoder.n_features),
+                }
+        if features:
+            summary["features"] = features
+        return summary
 
     def _score_histories(
-        self, rows: np.ndarray, items: np.ndarray, n_rows: int, random_state: int
+        self,
+        rows: np.ndarray,
+        items: np.ndarray,
+        n_rows: int,
+        random_state: int,
+        offsets: torch.Tensor | None = None,
     ) -> np.ndarray:
         # Fold-in with the loss this model was trained with; see tripletrec.foldin.
         from tripletrec.foldin import FoldInSettings, fold_in, score_user_vectors
@@ -419,9 +581,25 @@ class TripletRecommender(RecommenderBase):
         settings = FoldInSettings(random_state=random_state)
         vectors = fold_in(
             self.module_, rows, items, n_rows, loss=self.loss, margin=self.margin,
-            init_scale=self.init_scale, settings=settings,
+            init_scale=self.init_scale, settings=settings, offsets=offsets,
         )  # fmt: skip
         return score_user_vectors(self.module_, vectors)
+
+    def _user_feature_vectors(self, features: Features, user_ids: list) -> torch.Tensor:
+        """New users' vectors from their features alone (no identity embedding)."""
+        encoder = getattr(self, "user_encoder_", None)
+        if encoder is None:
+            raise TripletrecError(
+                "this model was fitted without user features: fit(..., user_features=...) "
+                "to fold in new users from theirs"
+            )
+        matrix = encoder.transform(features, IdMap(user_ids, "new user"))
+        n_identity = self.user_features_.shape[1] - encoder.n_features
+        matrix = sp.hstack([matrix, sp.csr_matrix((len(user_ids), n_identity))], format="csr")
+        # The fold-in's user vector: the deep model's concatenates its two user embeddings.
+        parts = [self.module_.user_embedding, getattr(self.module_, "user_dot", None)]
+        with torch.no_grad():
+            return torch.cat([p.vectors_of(matrix) for p in parts if p is not None], dim=1)
 
 
 class _ValidationMonitor:

@@ -224,3 +224,40 @@ def validation_split(
     """
     fraction = _check_fraction(fraction, "validation fraction")
     return random_split(train, test_size=fraction, random_state=random_state)
+
+
+def cold_item_split(
+    interactions: Interactions, fraction: float = 0.2, random_state: int | None = 0
+) -> tuple[Interactions, Interactions]:
+    """Hold out a share of the items entirely: every interaction of theirs goes to test.
+
+    The cold-start protocol for new items (``docs/protocols.md``): a model fitted on
+    ``train`` has never seen a held-out item, and can only rank them from side features
+    (added with ``TripletRecommender.add_items``). Evaluate with
+    ``evaluate(model, train, test, items=cold_items)`` to rank the held-out items only.
+
+    Parameters
+    ----------
+    interactions : Interactions
+    fraction : float, default 0.2
+        Share of the items held out, strictly between 0 and 1.
+    random_state : int or None, default 0
+        Seed of the item draw.
+
+    Returns
+    -------
+    train : Interactions
+        The interactions of the other items, with compacted id maps (see
+        :meth:`Interactions.compact`): the held-out items are not in them.
+    test : Interactions
+        Every interaction of the held-out items (the parent's id maps).
+    """
+    fraction = _check_fraction(fraction, "fraction")
+    n_items = interactions.n_items
+    n_cold = math.ceil(fraction * n_items)
+    if not 0 < n_cold < n_items:
+        raise DataError(f"cannot hold out {fraction:g} of {n_items} item(s)")
+    cold = np.zeros(n_items, dtype=bool)
+    cold[np.random.default_rng(random_state).permutation(n_items)[:n_cold]] = True
+    in_test = cold[interactions.items]
+    return interactions.subset(~in_test).compact(), interactions.subset(in_test)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from tripletrec.losses import LossFunction, full_softmax_loss
@@ -113,6 +114,59 @@ def make_adam(
     return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=l2, fused=fused or None)
 
 
+class BatchScores(nn.Module):
+    """Scores of every kind of batch the training loop sends, through one ``forward``.
+
+    ``(users, positives, negatives)`` gives the positive and negative scores; with
+    ``negatives`` None, the ``(B, n_items)`` scores of the full softmax, or with
+    ``in_batch`` the ``(B, B)`` scores against the batch's positives. Data-parallel
+    training wraps this module (DDP synchronises the gradients of what ran through
+    ``forward``).
+    """
+
+    def __init__(self, net: TripletNet, in_batch: bool = False) -> None:
+        super().__init__()
+        self.net = net
+        self.in_batch = in_batch
+
+    def forward(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if negatives is None:  # full softmax, or the batch's positives as the negatives
+            return self.net.scorer.score_all(users, positives if self.in_batch else None)
+        return self.net(users, positives, negatives)
+
+
+def batch_loss(
+    scores: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+    positives: torch.Tensor,
+    negatives: torch.Tensor | None,
+    loss_fn: LossFunction,
+    log_q: torch.Tensor | None = None,
+    *,
+    in_batch: bool = False,
+) -> torch.Tensor:
+    """The loss of a batch from :class:`BatchScores`' output.
+
+    ``log_q``, the sampler's log-probability per item, is subtracted from sampled scores
+    (the sampled-softmax correction); None leaves scores as they are. Batches without drawn
+    negatives use the softmax over every item, or with ``in_batch`` over the batch's
+    positives (each row's own positive is its target).
+    """
+    if negatives is None:
+        target = positives
+        if in_batch:
+            target = torch.arange(len(positives), device=positives.device)
+            if log_q is not None:
+                scores = scores - log_q[positives][None, :]
+        return full_softmax_loss(scores, target)
+    positive_scores, negative_scores = scores
+    if log_q is not None:
+        positive_scores = positive_scores - log_q[positives]
+        negative_scores = negative_scores - log_q[negatives]
+    return loss_fn(positive_scores, negative_scores)
+
+
 def autograd_step(
     net: TripletNet,
     loss_fn: LossFunction,
@@ -120,32 +174,24 @@ def autograd_step(
     log_q: torch.Tensor | None = None,
     *,
     in_batch: bool = False,
+    scores: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> TrainingStep:
-    """A training step that differentiates ``loss_fn(net(...))`` with autograd and Adam.
+    """A training step that differentiates :func:`batch_loss` with autograd and Adam.
 
-    ``log_q``, the sampler's log-probability per item, is subtracted from every score
-    before the loss (the sampled-softmax correction); None leaves scores as they are.
-    Batches without drawn negatives use the softmax over every item, or with ``in_batch``
-    over the batch's positives (each row's own positive is its target).
+    ``scores`` replaces the :class:`BatchScores` of ``net`` (data-parallel training passes
+    its DDP wrapper) and ``optimizer`` replaces Adam over ``net``'s parameters.
     """
-    optimizer = make_adam(net.parameters(), schedule.learning_rate, schedule.l2)
+    if optimizer is None:
+        optimizer = make_adam(net.parameters(), schedule.learning_rate, schedule.l2)
+    if scores is None:
+        scores = BatchScores(net, in_batch)
 
     def step(
         users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
     ) -> torch.Tensor:
-        if negatives is None and in_batch:  # the batch's other positives are the negatives
-            logits = net.scorer.score_all(users, positives)
-            if log_q is not None:
-                logits = logits - log_q[positives][None, :]
-            loss = full_softmax_loss(logits, torch.arange(len(users), device=logits.device))
-        elif negatives is None:  # every item is a negative: the full softmax
-            loss = full_softmax_loss(net.scorer.score_all(users), positives)
-        else:
-            positive_scores, negative_scores = net(users, positives, negatives)
-            if log_q is not None:
-                positive_scores = positive_scores - log_q[positives]
-                negative_scores = negative_scores - log_q[negatives]
-            loss = loss_fn(positive_scores, negative_scores)
+        batch_scores = scores(users, positives, negatives)
+        loss = batch_loss(batch_scores, positives, negatives, loss_fn, log_q, in_batch=in_batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -1,0 +1,210 @@
+"""Data-parallel training: torchrun with 2 processes matches 1, sparse gradients, lazy Adam."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+import tripletrec as tr
+from tripletrec.cli import main
+from tripletrec.distributed import (
+    TORCHRUN_VARIABLES,
+    RowSparseAdam,
+    _make_step,
+    fit_data_parallel,
+    init_distributed,
+    sparse_embeddings,
+)
+from tripletrec.models import BilinearScorer, TripletNet
+from tripletrec.training import BatchScores
+
+HERE = Path(__file__).resolve().parent
+needs_gloo = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()),
+    reason="this torch build has no torch.distributed with the gloo backend",
+)
+#: Settings shared by the one- and two-process command lines: short but converged enough
+#: that the AUC compares training, not noise.
+DENSE = ["--epochs", "6", "--n-threads", "1", "--quiet"]
+SPARSE = [
+    *("--loss", "bpr", "--negatives", "uniform", "--batch-size", "4096"),
+    *("--learning-rate", "0.02", "--epochs", "8", "--validation-fraction", "0"),
+    *("--n-threads", "1", "--quiet", "--sparse-gradients"),
+]
+
+
+@pytest.fixture(scope="module")
+def split(anime_tv):
+    train, test = tr.random_split(anime_tv, test_size=0.2, random_state=42)
+    return train.positives(7), test.positives(7)
+
+
+def torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 ARGS`` with one thread per process."""
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    result = subprocess.run(
+        [*command, "--nproc_per_node", "2", *args],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def cli_auc(capsys, *args: str) -> float:
+    assert main(["train", *args]) == 0
+    out = capsys.readouterr().out
+    return float(out.split("test AUC ")[1].split()[0])
+
+
+# ---------------------------------------------------------------------- two processes
+@needs_gloo
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path, capsys, split):
+    one = cli_auc(capsys, *DENSE)
+    out = tmp_path / "ddp"
+    result = torchrun("-m", "tripletrec", "train", *DENSE, "--out", str(out))
+    assert result.stdout.count("test AUC") == 1  # rank 0 alone evaluates and prints
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["backend"] == "gloo"
+    assert metrics["gradients"] == "dense" and metrics["peak_rss_mb"] > 0
+    assert abs(metrics["auc"] - one) < 0.005, (metrics["auc"], one)
+    # Validation ran on rank 0 during training, as in one process.
+    assert "validation_auc" in json.loads((out / "history.json").read_text())[-1]
+    model = tr.load_model(out)
+    assert isinstance(model, tr.TripletRecommender)
+    items, _ = model.recommend([1], k=5)
+    assert items.shape == (1, 5) and not np.isin(items[0], [-1]).any()
+    assert tr.evaluate(model, *split)["auc"] == pytest.approx(metrics["auc"], abs=1e-9)
+
+
+@needs_gloo
+@pytest.mark.slow
+def test_torchrun_sparse_gradients_match_one_process(tmp_path, capsys):
+    one = cli_auc(capsys, *SPARSE)
+    out = tmp_path / "sparse"
+    torchrun("-m", "tripletrec", "train", *SPARSE, "--out", str(out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["gradients"] == "sparse"
+    assert abs(metrics["auc"] - one) < 0.005, (metrics["auc"], one)
+
+
+@needs_gloo
+def test_ddp_averages_dense_and_sparse_gradients_over_ranks():
+    # Half a batch on each of 2 ranks = the whole batch in one process, to float rounding.
+    result = torchrun(str(HERE / "ddp_gradients_script.py"))
+    assert "rank 0 ok" in result.stdout
+
+
+# ---------------------------------------------------------------------- one process
+def test_one_process_dense_trains_what_fit_trains(split):
+    train, test = split
+    settings = dict(epochs=2, random_state=0, n_threads=1)
+    fused = tr.TripletRecommender(**settings).fit(train)
+    parallel = fit_data_parallel(tr.TripletRecommender(**settings), train)
+    assert parallel.data_parallel_ == {
+        "world_size": 1, "backend": None, "gradients": "dense", "sparse_tables": [],
+    }  # fmt: skip
+    np.testing.assert_allclose(
+        parallel.module_.user_embedding.weight.detach(),
+        fused.module_.user_embedding.weight.detach(),
+        atol=1e-4,
+    )
+    assert tr.evaluate(parallel, train, test)["auc"] == pytest.approx(
+        tr.evaluate(fused, train, test)["auc"], abs=1e-4
+    )
+
+
+def test_sparse_gradients_train_saves_and_loads(split, tmp_path):
+    train, test = split
+    model = tr.TripletRecommender(
+        loss="bpr", negatives="uniform", batch_size=4096, learning_rate=0.02, epochs=4,
+        random_state=0, n_threads=1,
+    )  # fmt: skip
+    fit_data_parallel(model, train, sparse_gradients=True)
+    assert model.data_parallel_["gradients"] == "sparse"
+    assert model.data_parallel_["sparse_tables"] == [
+        "user_embedding",
+        "item_embedding",
+        "item_bias",
+    ]
+    assert not model.module_.user_embedding.sparse  # back to normal for serving
+    auc = tr.evaluate(model, train, test)["auc"]
+    assert auc > 0.8
+    model.save(tmp_path / "m")
+    again = tr.load_model(tmp_path / "m")
+    assert tr.evaluate(again, train, test)["auc"] == pytest.approx(auc, abs=1e-12)
+
+
+def test_sparse_step_moves_only_the_rows_of_the_batch():
+    model = tr.TripletRecommender(loss="bpr", negatives="uniform", learning_rate=0.1, l2=1e-3)
+    scorer = BilinearScorer(50, 40, 8, "dot", True, 0.05, torch.Generator().manual_seed(0))
+    sparse = sparse_embeddings(scorer, "uniform")
+    for table in sparse:
+        table.sparse = True
+    step = _make_step(
+        BatchScores(TripletNet(scorer)), scorer, model, None, sparse, torch.device("cpu")
+    )
+    before = [p.detach().clone() for p in scorer.parameters()]
+    users, positives, negatives = torch.tensor([3, 7]), torch.tensor([1, 2]), torch.tensor([5, 1])
+    step(users, positives, negatives)
+    moved = [
+        torch.nonzero((p.detach() != b).any(dim=1)).flatten().tolist()
+        for p, b in zip(scorer.parameters(), before)
+    ]
+    assert moved == [[3, 7], [1, 2, 5], [1, 2, 5]]
+
+
+def test_which_tables_can_be_sparse():
+    generator = torch.Generator().manual_seed(0)
+    dot = BilinearScorer(5, 4, 2, "dot", True, 0.05, generator)
+    cosine = BilinearScorer(5, 4, 2, "cosine", False, 0.05, generator)
+    assert sparse_embeddings(dot, "uniform") == [
+        dot.user_embedding,
+        dot.item_embedding,
+        dot.item_bias,
+    ]
+    assert sparse_embeddings(dot, "all") == [dot.user_embedding]  # full softmax reads all items
+    assert sparse_embeddings(cosine, "in_batch") == [cosine.user_embedding]
+
+
+def test_row_sparse_adam_is_sparse_adam():
+    generator = torch.Generator().manual_seed(0)
+    ours = torch.nn.Parameter(torch.randn(30, 4, generator=generator))
+    theirs = torch.nn.Parameter(ours.detach().clone())
+    optimizers = [RowSparseAdam([ours], lr=0.05), torch.optim.SparseAdam([theirs], lr=0.05)]
+    for _ in range(5):
+        rows = torch.randint(0, 30, (12,), generator=generator)  # repeats: summed
+        values = torch.randn(12, 4, generator=generator)
+        for parameter, optimizer in zip((ours, theirs), optimizers):
+            parameter.grad = torch.sparse_coo_tensor(
+                rows[None], values, (30, 4), check_invariants=True
+            )
+            optimizer.step()
+    torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_outside_torchrun_there_is_one_process(monkeypatch):
+    for name in TORCHRUN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    context = init_distributed()
+    assert (context.rank, context.world_size, context.backend) == (0, 1, None)
+    assert context.is_main and not context.distributed
+
+
+def test_cli_sparse_gradients_in_one_process(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [*SPARSE, "--epochs", "2", "--out", str(out)]
+    assert main(["train", *args]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 1 and metrics["gradients"] == "sparse"
+    capsys.readouterr()
