@@ -20,7 +20,8 @@ feature sets (``tripletrec.datasets.dataset_features``), mean +- std over seeds:
   half (``score_from_history``) and ranks every item but that half against the other half.
   The same users' AUC when the model is trained on them (the first halves added to the
   training data) is the target; fold-in latency per user is measured for one user alone
-  and for the batch of all held-out users.
+  and for the batch of all held-out users (one user at a time also with Newton's method
+  switched off, the Adam fold-in it replaced).
 * **Warm users**: the random 80/20 protocol of ``compare.py``; the default preset with and
   without side features.
 
@@ -48,6 +49,7 @@ import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
+from tripletrec import foldin  # noqa: E402
 from tripletrec.data import IdMap  # noqa: E402
 from tripletrec.datasets import DATASETS, dataset_features  # noqa: E402
 from tripletrec.features import FeatureEncoder, Features, with_identity  # noqa: E402
@@ -240,6 +242,15 @@ def new_users(name, data, users, items, seeds) -> list[dict]:
             start = time.perf_counter()
             model.recommend_from_history([h], k=10)
             single.append(time.perf_counter() - start)
+        # The same calls with the Adam fold-in (Newton's method switched off): the baseline
+        # the Newton solve replaced, measured in the same process.
+        newton_budget, foldin.NEWTON_BUDGET = foldin.NEWTON_BUDGET, 0
+        single_adam = []
+        for h in histories[:50]:
+            start = time.perf_counter()
+            model.recommend_from_history([h], k=10)
+            single_adam.append(time.perf_counter() - start)
+        foldin.NEWTON_BUDGET = newton_budget
         start = time.perf_counter()
         scores = model.score_from_history(histories, random_state=seed)
         batch_seconds = time.perf_counter() - start
@@ -252,6 +263,7 @@ def new_users(name, data, users, items, seeds) -> list[dict]:
         fold_run = {m: float(np.nanmean(folded[m][keep])) for m in METRICS}
         fold_run |= {
             "latency_ms_single": 1000 * float(np.median(single)),
+            "latency_ms_single_adam": 1000 * float(np.median(single_adam)),
             "latency_ms_batch_per_user": 1000 * batch_seconds / len(histories),
             "n_users": int(keep.sum()),
         }
@@ -357,7 +369,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     ]
     for protocol, extra in (
         ("cold items", ["fit_seconds"]),
-        ("new users", ["latency_ms_single", "latency_ms_batch_per_user"]),
+        ("new users", ["latency_ms_single", "latency_ms_single_adam", "latency_ms_batch_per_user"]),
         ("warm users", ["fit_seconds"]),
     ):
         subset = [row for row in rows if row["protocol"] == protocol]

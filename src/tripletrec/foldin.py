@@ -235,10 +235,13 @@ def _full_softmax_fold_in(
     Early stopping of an unregularised fit ranks about as well but depends on the step
     count; the prior makes the answer a fixed point.
     """
-    users = torch.nn.Parameter(torch.zeros(n_rows, frozen.user_dim, device=device))
-    optimiser = torch.optim.Adam([users], lr=settings.learning_rate)
     rows_t = torch.as_tensor(rows, device=device)
     items_t = torch.as_tensor(items, device=device)
+    n_items, dim = frozen.item_vectors.shape
+    if not frozen.cosine and n_rows * n_items * dim * dim <= NEWTON_BUDGET:
+        return _newton_fold_in(frozen, rows_t, items_t, n_rows, offsets, settings.l2)
+    users = torch.nn.Parameter(torch.zeros(n_rows, frozen.user_dim, device=device))
+    optimiser = torch.optim.Adam([users], lr=settings.learning_rate)
     with _threads_for(n_rows * len(frozen.item_vectors)):
         for _ in range(_FULL_SOFTMAX_STEPS):
             logits = frozen.all_scores(frozen.user_side(offsets + users))
@@ -248,6 +251,49 @@ def _full_softmax_fold_in(
             objective.backward()
             optimiser.step()
     return users.detach()
+
+
+#: Largest (histories x items x dim^2) for Newton's method, whose Hessians cost that much
+#: per iteration; a single new user (the serving case) always fits.
+NEWTON_BUDGET = 1 << 28
+#: Newton iterations; from zero, with the prior, the gradient is below 1e-5 of its
+#: starting norm after 6 on anime-tv and MovieLens-100k.
+_NEWTON_STEPS = 8
+
+
+def _newton_fold_in(
+    frozen: _FrozenItems,
+    rows: torch.Tensor,
+    items: torch.Tensor,
+    n_rows: int,
+    offsets: torch.Tensor,
+    l2: float,
+) -> torch.Tensor:
+    """The full-softmax fold-in of a dot-product model by Newton's method.
+
+    With ``s(u, j) = <o + u, v_j> + b_j`` the objective of :func:`_full_softmax_fold_in`
+    has, per history ``r`` of ``n_r`` items with softmax ``p`` over the catalogue,
+    gradient ``2 l2 u - sum_(i in r) v_i + n_r E_p[v]`` and Hessian
+    ``2 l2 I + n_r Cov_p[v]`` (positive definite), so a few exact Newton steps reach the
+    optimum where Adam needs a hundred small ones: what makes one new user's fold-in a
+    few milliseconds.
+    """
+    vectors, dim = frozen.item_vectors, frozen.item_vectors.shape[1]
+    counts = torch.bincount(rows, minlength=n_rows).to(vectors.dtype)
+    history_sums = torch.zeros(n_rows, dim, dtype=vectors.dtype, device=vectors.device)
+    history_sums.index_add_(0, rows, vectors[items])
+    identity = torch.eye(dim, dtype=vectors.dtype, device=vectors.device)
+    users = torch.zeros(n_rows, dim, dtype=vectors.dtype, device=vectors.device)
+    with torch.no_grad():
+        for _ in range(_NEWTON_STEPS):
+            p = torch.softmax(frozen.all_scores(offsets + users), dim=1)
+            mean = p @ vectors
+            gradient = 2 * l2 * users - history_sums + counts[:, None] * mean
+            second = torch.einsum("ri,id,ie->rde", p, vectors, vectors)
+            covariance = second - mean[:, :, None] * mean[:, None, :]
+            hessian = 2 * l2 * identity + counts[:, None, None] * covariance
+            users = users - torch.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
+    return users
 
 
 #: Below this many (pair, negative) terms a step is too small to gain from threads.
