@@ -53,7 +53,7 @@ ML_1M = (6_040, 3_706, 1_000_209)
 MODEL = dict(
     model="bilinear", similarity="dot", item_bias=True, n_factors=64, loss="bpr",
     negatives="uniform", n_negatives=1, batch_size=16_384, learning_rate=0.01, l2=0.0,
-    epochs=1, random_state=0,
+    epochs=1, random_state=0, init_scale=0.05, max_norm=None, lr_schedule="constant",
 )  # fmt: skip
 TRAINERS = {
     "sparse": "sparse gradients (autograd + row-wise lazy Adam)",

@@ -125,7 +125,7 @@ def bench_space(space: str) -> dict:
 def synthetic_model(n_users: int, n_items: int, per_user: int = 20) -> tr.TripletRecommender:
     """A bilinear model with random weights: recommend --all speed does not need training."""
     rng = np.random.default_rng(0)
-    model = tr.TripletRecommender(random_state=0)
+    model = tr.TripletRecommender(random_state=0, n_factors=64)
     model.user_map_ = IdMap(np.arange(n_users), "user")
     model.item_map_ = IdMap(np.arange(n_items), "item")
     model.item_metadata_ = None

@@ -27,6 +27,8 @@ from tripletrec.training import TrainingSchedule, autograd_step, train_triplets
 
 HERE = Path(__file__).resolve().parent
 BATCH_SIZES = (64, 256, 1024, 4096, 16384)
+#: Settings held fixed whatever the constructor's defaults: the table's model sizes.
+PINNED = dict(n_factors=64, init_scale=0.05, max_norm=None, lr_schedule="constant")
 MODELS = {
     "bilinear (fused step)": dict(
         model="bilinear", similarity="cosine", item_bias=False, loss="margin", negatives="uniform"
@@ -48,8 +50,9 @@ def measure(train: tr.Interactions, options: dict, batch_size: int, epochs: int)
         history = autograd_bilinear_history(train, batch_size, epochs + 1)
     else:
         model = tr.TripletRecommender(
-            **options, batch_size=batch_size, epochs=epochs + 1, learning_rate=1e-3, random_state=0
-        )
+            **{**PINNED, **options}, batch_size=batch_size, epochs=epochs + 1,
+            learning_rate=1e-3, random_state=0,
+        )  # fmt: skip
         history = model.fit(train).history_
     timed = sum(record["seconds"] for record in history[1:])
     return epochs * len(train) / timed
