@@ -58,7 +58,7 @@ from tripletrec.exceptions import TripletrecError
 from tripletrec.losses import get_loss
 from tripletrec.models import BilinearScorer, Scorer, TripletNet, embedding_tables
 from tripletrec.recommender import TripletRecommender, _chain, _ValidationMonitor
-from tripletrec.sampling import IMPLICIT_NEGATIVES, make_sampler
+from tripletrec.sampling import make_sampler
 from tripletrec.training import (
     BatchScores,
     EpochCallback,
@@ -329,17 +329,14 @@ def fit_data_parallel(
     device = model._resolve_device()
     if device.type == "cuda" and context.distributed:
         device = torch.device("cuda", context.local_rank)
-    get_loss(model.loss, model.margin)  # fail on an unknown loss before any work
-    if int(model.n_negatives) < 1:
-        raise TripletrecError(f"n_negatives must be at least 1, got {model.n_negatives}")
-    if model.negatives in IMPLICIT_NEGATIVES and model.loss != "softmax":
-        raise TripletrecError(f"negatives={model.negatives!r} needs loss='softmax'")
+    model._check_training_settings()
     if model.batch_size < world:
         raise TripletrecError(f"batch_size {model.batch_size} is smaller than {world} processes")
     schedule = TrainingSchedule(
         model.epochs, model.batch_size // world, model.learning_rate, model.l2, model.lr_schedule
     )
     seen = model._set_training_data(data)
+    model._fit_features(None, None)  # no side features here: clear those of an earlier fit
     users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
     sampler = make_sampler(model.negatives, seen, model.negative_alpha)
     rng = np.random.default_rng(_shared_seed(model.random_state, context))

@@ -345,15 +345,7 @@ class TripletRecommender(RecommenderBase):
         schedule = TrainingSchedule(
             self.epochs, self.batch_size, self.learning_rate, self.l2, self.lr_schedule
         )
-        get_loss(self.loss, self.margin)  # fail on an unknown loss before any work
-        if not 0.0 <= float(self.identity_dropout) < 1.0:
-            raise TripletrecError(
-                f"identity_dropout must be in [0, 1), got {self.identity_dropout}"
-            )
-        if int(self.n_negatives) < 1:
-            raise TripletrecError(f"n_negatives must be at least 1, got {self.n_negatives}")
-        if self.negatives in IMPLICIT_NEGATIVES and self.loss != "softmax":
-            raise TripletrecError(f"negatives={self.negatives!r} needs loss='softmax'")
+        self._check_training_settings()
         seen = self._set_training_data(data)
         self._fit_features(user_features, item_features)
         users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
@@ -383,6 +375,18 @@ class TripletRecommender(RecommenderBase):
         self.module_ = scorer.eval()
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def _check_training_settings(self) -> None:
+        """Fail on inconsistent hyper-parameters before any work."""
+        get_loss(self.loss, self.margin)
+        if not 0.0 <= float(self.identity_dropout) < 1.0:
+            raise TripletrecError(
+                f"identity_dropout must be in [0, 1), got {self.identity_dropout}"
+            )
+        if int(self.n_negatives) < 1:
+            raise TripletrecError(f"n_negatives must be at least 1, got {self.n_negatives}")
+        if self.negatives in IMPLICIT_NEGATIVES and self.loss != "softmax":
+            raise TripletrecError(f"negatives={self.negatives!r} needs loss='softmax'")
 
     def _fit_features(self, user_features: Features | None, item_features: Features | None) -> None:
         """Learn the feature vocabularies and build the matrices (identity included)."""
