@@ -66,3 +66,43 @@ def test_fused_full_softmax_equals_autograd(similarity, item_bias):
         )
     for name, weights in reference.state_dict().items():
         torch.testing.assert_close(fused_model.state_dict()[name], weights, rtol=1e-4, atol=1e-6)
+
+
+def _feature_matrix(n: int, n_features: int, seed: int):
+    """Random side features (mean-normalised rows) with identity columns after them."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tripletrec.features import with_identity
+
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n, n_features)) < 0.3).astype(np.float32)
+    counts = np.maximum(dense.sum(1, keepdims=True), 1)
+    return with_identity(sp.csr_matrix(dense / counts), n)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+@pytest.mark.parametrize("loss", ["margin", "softmax"])
+@pytest.mark.parametrize("block_budget", [0, 1 << 22])
+def test_fused_step_with_side_features_equals_autograd(similarity, loss, block_budget):
+    generator = torch.Generator().manual_seed(0)
+    reference = BilinearScorer(
+        40, 15, 8, similarity, True, init_scale=0.5, generator=generator,
+        user_features=_feature_matrix(40, 5, 1), item_features=_feature_matrix(15, 6, 2),
+    )  # fmt: skip
+    torch.nn.init.normal_(reference.item_bias.table.weight, std=0.1, generator=generator)
+    fused_model = copy.deepcopy(reference)
+    schedule = TrainingSchedule(epochs=1, batch_size=32, learning_rate=0.05, l2=0.01)
+    slow = autograd_step(TripletNet(reference), get_loss(loss, 0.7), schedule)
+    fast = FusedBilinearStep(fused_model, loss, 0.7, 0.05, 0.01)
+    fast.block_budget = block_budget
+    data = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        users = torch.randint(0, 40, (32,), generator=data)
+        pos = torch.randint(0, 15, (32,), generator=data)
+        neg = None if loss == "softmax" else torch.randint(0, 15, (32,), generator=data)
+        torch.testing.assert_close(
+            fast(users, pos, neg), slow(users, pos, neg), rtol=1e-5, atol=1e-6
+        )
+    for name, weights in reference.state_dict().items():
+        torch.testing.assert_close(fused_model.state_dict()[name], weights, rtol=1e-4, atol=1e-6)

@@ -17,19 +17,60 @@ Gradients, for a batch of B triplets with scores ``s_pos``, ``s_neg``:
 * full softmax ``mean(logsumexp_i s_i - s_pos)``: ``dL/ds_i = (softmax(s)_i - [i = pos]) / B``;
 * ``s = <u', i'> + b_i`` with ``x' = x / |x|`` for cosine (``x' = x`` for dot):
   ``dL/du' = dL/ds_pos i'_pos + dL/ds_neg i'_neg``, ``dL/di' = dL/ds u'``, and through the
-  normalisation ``dL/dx = (dL/dx' - x' <x', dL/dx'>) / |x|``.
+  normalisation ``dL/dx = (dL/dx' - x' <x', dL/dx'>) / |x|``;
+* with side features, an entity's vector is ``x = sum_f w_f e_f`` over its feature row,
+  so a row gradient reaches the feature table as ``dL/de_f = sum_x w_f dL/dx`` (a
+  scatter-add by feature column).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from tripletrec.models import BilinearScorer
+from tripletrec.models import BilinearScorer, FeatureEmbedding
 from tripletrec.training import make_adam
 
 #: The same floor as ``torch.nn.functional.normalize``.
 _NORM_EPS = 1e-12
+
+#: Adds row gradients into a table gradient: ``backward(grad_rows, table_grad)``.
+RowsBackward = Callable[[torch.Tensor, torch.Tensor], None]
+
+
+class _Rows:
+    """Rows of an id embedding or of a :class:`FeatureEmbedding`, and the way back.
+
+    ``rows(idx)`` returns the vectors of entities ``idx`` (every entity when None) and a
+    function that adds their gradients into the gradient of the trainable table: for an
+    id embedding a scatter-add by index, for a feature embedding a scatter-add by feature
+    column, weighted (the transpose of the feature matrix), with the same identity
+    dropout draw as the forward pass.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.features = isinstance(module, FeatureEmbedding)
+        self.parameter = module.table.weight if self.features else module.weight
+
+    def rows(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, RowsBackward]:
+        table = self.parameter.data
+        if not self.features:
+            if idx is None:
+                return table, lambda grad, into: into.add_(grad)
+            return table[idx], lambda grad, into: into.index_add_(0, idx, grad)
+        columns, offsets, weights = self.module._inputs(idx)
+        vectors = F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
+        lengths = torch.diff(offsets, append=torch.tensor([len(columns)], device=offsets.device))
+        bag = torch.repeat_interleave(torch.arange(len(offsets), device=offsets.device), lengths)
+
+        def backward(grad: torch.Tensor, into: torch.Tensor) -> None:
+            into.index_add_(0, columns, grad[bag] * weights[:, None])
+
+        return vectors, backward
 
 
 class FusedBilinearStep:
@@ -59,13 +100,12 @@ class FusedBilinearStep:
             raise ValueError(f"the fused step supports {self.SUPPORTED_LOSSES}, not {loss!r}")
         self.scorer, self.loss, self.margin = scorer, loss, margin
         self.cosine = scorer.similarity == "cosine"
-        self.users = scorer.user_embedding.weight.data
-        self.items = scorer.item_embedding.weight.data
-        self.bias = None if scorer.item_bias is None else scorer.item_bias.weight.data
+        self.user_rows = _Rows(scorer.user_embedding)
+        self.item_rows = _Rows(scorer.item_embedding)
+        self.bias_rows = None if scorer.item_bias is None else _Rows(scorer.item_bias)
         # In the order the gradient methods below return their gradients.
-        self.parameters = [scorer.user_embedding.weight, scorer.item_embedding.weight]
-        if scorer.item_bias is not None:
-            self.parameters.append(scorer.item_bias.weight)
+        lookups = [self.user_rows, self.item_rows, self.bias_rows]
+        self.parameters = [rows.parameter for rows in lookups if rows is not None]
         self.optimizer = make_adam(self.parameters, learning_rate, l2)
 
     def _normalised(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +129,7 @@ class FusedBilinearStep:
         batch_users, user_of_triplet = torch.unique(users, return_inverse=True)
         if negatives is None:  # full softmax: the block of all items is the loss itself
             grads, loss = self._block_gradients(batch_users, user_of_triplet, positives, None)
-        elif len(batch_users) * len(self.items) <= self.block_budget:
+        elif len(batch_users) * self.scorer.n_items <= self.block_budget:
             grads, loss = self._block_gradients(batch_users, user_of_triplet, positives, negatives)
         else:
             grads, loss = self._gathered_gradients(users, positives, negatives)
@@ -140,15 +180,17 @@ class FusedBilinearStep:
         # per-triplet slopes into a (batch users x items) matrix C: then the gradients are
         # C @ items and C.T @ users, two more matrix products, instead of a dozen
         # element-wise passes over (triplets x factors) arrays.
-        user_vectors = self.users[batch_users]
+        user_vectors, user_back = self.user_rows.rows(batch_users)
+        item_vectors, item_back = self.item_rows.rows(None)
         if self.cosine:
             user_unit, user_norm = self._normalised(user_vectors)
-            item_unit, item_norm = self._normalised(self.items)
+            item_unit, item_norm = self._normalised(item_vectors)
         else:
-            user_unit, item_unit = user_vectors, self.items
+            user_unit, item_unit = user_vectors, item_vectors
         scores = user_unit @ item_unit.T
-        if self.bias is not None:
-            scores += self.bias.T
+        if self.bias_rows is not None:
+            bias, bias_back = self.bias_rows.rows(None)
+            scores += bias.T
         if negatives is None:
             loss, slopes = self._full_softmax_slopes(scores, user_of_triplet, positives)
         else:
@@ -163,17 +205,22 @@ class FusedBilinearStep:
         if self.cosine:
             grad_users = self._through_normalisation(grad_users, user_unit, user_norm)
             grad_items = self._through_normalisation(grad_items, item_unit, item_norm)
-        user_grad = torch.zeros_like(self.users).index_copy_(0, batch_users, grad_users)
-        grads = [user_grad, grad_items]
-        if self.bias is not None:
-            grads.append(slopes.sum(0)[:, None])
+        grads = [torch.zeros_like(p) for p in self.parameters]
+        user_back(grad_users, grads[0])
+        item_back(grad_items, grads[1])
+        if self.bias_rows is not None:
+            bias_back(slopes.sum(0)[:, None], grads[2])
         return grads, loss
 
     def _gathered_gradients(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         # For catalogues too large for the block above: per-triplet vectors, scattered back.
-        u, p, n = self.users[users], self.items[positives], self.items[negatives]
+        (u, u_back), (p, p_back), (n, n_back) = (
+            self.user_rows.rows(users),
+            self.item_rows.rows(positives),
+            self.item_rows.rows(negatives),
+        )
         if self.cosine:
             u_unit, u_norm = self._normalised(u)
             p_unit, p_norm = self._normalised(p)
@@ -182,9 +229,13 @@ class FusedBilinearStep:
             u_unit, p_unit, n_unit = u, p, n
         s_pos = (u_unit * p_unit).sum(1)
         s_neg = (u_unit * n_unit).sum(1)
-        if self.bias is not None:
-            s_pos = s_pos + self.bias[positives, 0]
-            s_neg = s_neg + self.bias[negatives, 0]
+        if self.bias_rows is not None:
+            (b_pos, b_pos_back), (b_neg, b_neg_back) = (
+                self.bias_rows.rows(positives),
+                self.bias_rows.rows(negatives),
+            )
+            s_pos = s_pos + b_pos[:, 0]
+            s_neg = s_neg + b_neg[:, 0]
         loss, d_neg = self._loss_slope(s_pos, s_neg)
 
         d_neg = d_neg[:, None]
@@ -196,13 +247,11 @@ class FusedBilinearStep:
             grad_p = self._through_normalisation(grad_p, p_unit, p_norm)
             grad_n = self._through_normalisation(grad_n, n_unit, n_norm)
 
-        user_grad = torch.zeros_like(self.users).index_add_(0, users, grad_u)
-        item_grad = torch.zeros_like(self.items).index_add_(0, positives, grad_p)
-        item_grad.index_add_(0, negatives, grad_n)
-        grads = [user_grad, item_grad]
-        if self.bias is not None:
-            bias_grad = torch.zeros_like(self.bias)
-            bias_grad.index_add_(0, positives, -d_neg)
-            bias_grad.index_add_(0, negatives, d_neg)
-            grads.append(bias_grad)
+        grads = [torch.zeros_like(p) for p in self.parameters]
+        u_back(grad_u, grads[0])
+        p_back(grad_p, grads[1])
+        n_back(grad_n, grads[1])
+        if self.bias_rows is not None:
+            b_pos_back(-d_neg, grads[2])
+            b_neg_back(d_neg, grads[2])
         return grads, loss

@@ -279,13 +279,8 @@ class BilinearScorer(Scorer):
 
     @property
     def fusable(self) -> bool:
-        """Plain id embeddings and no temperature: :mod:`tripletrec.fused` can train it."""
-        plain = all(
-            isinstance(m, nn.Embedding)
-            for m in (self.user_embedding, self.item_embedding, self.item_bias)
-            if m is not None
-        )
-        return type(self) is BilinearScorer and plain and self.log_scale is None
+        """No temperature, not a subclass: :mod:`tripletrec.fused` can train it."""
+        return type(self) is BilinearScorer and self.log_scale is None
 
     def _scaled(self, similarities: torch.Tensor) -> torch.Tensor:
         return similarities if self.log_scale is None else similarities * self.log_scale.exp()
