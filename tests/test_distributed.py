@@ -208,3 +208,17 @@ def test_cli_sparse_gradients_in_one_process(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 1 and metrics["gradients"] == "sparse"
     capsys.readouterr()
+
+
+def test_one_process_with_side_features_trains_what_fit_trains(split, anime_tv):
+    from tripletrec.datasets import dataset_features
+
+    _, items = dataset_features("anime-tv", anime_tv)
+    train, test = split
+    settings = dict(epochs=2, random_state=0, n_threads=1)
+    fused = tr.TripletRecommender(**settings).fit(train, item_features=items)
+    parallel = fit_data_parallel(tr.TripletRecommender(**settings), train, item_features=items)
+    assert parallel.item_encoder_.feature_names_ == fused.item_encoder_.feature_names_
+    assert tr.evaluate(parallel, train, test)["auc"] == pytest.approx(
+        tr.evaluate(fused, train, test)["auc"], abs=1e-4
+    )

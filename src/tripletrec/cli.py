@@ -328,8 +328,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     parallel = DataParallel.from_environment(model.device, sparse_gradients=args.sparse_gradients)
     fit = model.fit if parallel is None else partial(parallel.fit, model)
     features = config.data.side_features(data)
-    if features and parallel is not None:
-        raise TripletrecError("--features is not supported with torchrun training yet")
     validation = None
     if fraction > 0:
         fit_part, validation = validation_split(train, fraction, config.split.random_state)

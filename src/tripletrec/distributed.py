@@ -55,6 +55,7 @@ from torch import nn
 
 from tripletrec.data import Interactions
 from tripletrec.exceptions import TripletrecError
+from tripletrec.features import Features
 from tripletrec.losses import get_loss
 from tripletrec.models import BilinearScorer, Scorer, TripletNet, embedding_tables
 from tripletrec.recommender import TripletRecommender, _chain, _ValidationMonitor
@@ -294,6 +295,8 @@ def fit_data_parallel(
     model: TripletRecommender,
     data: Interactions | sp.spmatrix,
     *,
+    user_features: Features | None = None,
+    item_features: Features | None = None,
     validation: Interactions | sp.spmatrix | None = None,
     sparse_gradients: bool = False,
     context: DistributedContext | None = None,
@@ -309,8 +312,9 @@ def fit_data_parallel(
     ----------
     model : TripletRecommender
         Its hyper-parameters; it is fitted in place and returned.
-    data, validation, on_epoch_end
-        As :meth:`TripletRecommender.fit`; validation runs on rank 0 only.
+    data, user_features, item_features, validation, on_epoch_end
+        As :meth:`TripletRecommender.fit`; validation runs on rank 0 only. Feature
+        embeddings get dense gradients.
     sparse_gradients : bool
         Sparse gradients for the embedding tables that allow them (see
         :func:`sparse_embeddings`), updated by :class:`RowSparseAdam`.
@@ -336,7 +340,7 @@ def fit_data_parallel(
         model.epochs, model.batch_size // world, model.learning_rate, model.l2, model.lr_schedule
     )
     seen = model._set_training_data(data)
-    model._fit_features(None, None)  # no side features here: clear those of an earlier fit
+    model._fit_features(user_features, item_features)  # the same on every rank
     users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
     sampler = make_sampler(model.negatives, seen, model.negative_alpha)
     rng = np.random.default_rng(_shared_seed(model.random_state, context))
@@ -445,11 +449,15 @@ class DataParallel:
         data: Interactions | sp.spmatrix,
         *,
         validation: Interactions | sp.spmatrix | None = None,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
     ) -> TripletRecommender:
         """:func:`fit_data_parallel` in this job."""
         return fit_data_parallel(
             model,
             data,
+            user_features=user_features,
+            item_features=item_features,
             validation=validation,
             sparse_gradients=self.sparse_gradients,
             context=self.context,
