@@ -26,13 +26,14 @@ lint: venv
 test: venv lint
 	$(PY) -m pytest -q
 
-# Every benchmark behind the README's figures (about 20 minutes on 2 cores). LightFM is
+# Every benchmark behind the README's figures (about 30 minutes on 2 cores). LightFM is
 # source-only and may fail to build: compare.py then goes on without it.
 bench: venv
 	$(PY) -m pip install --quiet -e ".[serve,ann]" "implicit>=0.7" "threadpoolctl>=3"
 	-$(PY) -m pip install --quiet --no-use-pep517 lightfm==1.17
 	$(PY) benchmarks/reproduce_notebook.py
 	$(PY) benchmarks/compare.py
+	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/metrics_speed.py
 	$(PY) benchmarks/load_test.py
