@@ -57,7 +57,7 @@ from tripletrec.data import Interactions
 from tripletrec.exceptions import TripletrecError
 from tripletrec.features import Features
 from tripletrec.losses import get_loss
-from tripletrec.models import BilinearScorer, Scorer, TripletNet, embedding_tables
+from tripletrec.models import BilinearScorer, Scorer, TripletNet
 from tripletrec.recommender import TripletRecommender, _chain, _ValidationMonitor
 from tripletrec.sampling import make_sampler
 from tripletrec.training import (
@@ -67,9 +67,7 @@ from tripletrec.training import (
     TrainingStep,
     autograd_step,
     make_adam,
-    torch_threads,
     train_triplets,
-    with_max_norm,
 )
 
 #: The environment ``torchrun`` sets for every process it starts.
@@ -354,12 +352,7 @@ def fit_data_parallel(
         rng = np.random.default_rng(rng.integers(2**62, size=world)[rank])
 
     start = time.perf_counter()
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), torch_threads(model.n_threads):
-        torch.manual_seed(torch_seed)
-        generator = torch.Generator().manual_seed(torch_seed)
-        scorer = model.build_module(model.n_users_, model.n_items_, generator).to(device)
-        scorer.train()
+    with model._training_scope(torch_seed, device) as scorer:
         sparse = sparse_embeddings(scorer, model.negatives) if sparse_gradients else []
         for embedding in sparse:
             embedding.sparse = True
@@ -367,9 +360,9 @@ def fit_data_parallel(
         if context.distributed:
             device_ids = [device.index] if device.type == "cuda" else None
             module = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
-        step = _make_step(module, scorer, model, sampler.log_q, sparse, device)
-        if model.max_norm is not None:
-            step = with_max_norm(step, embedding_tables(scorer), model.max_norm)
+        step = model._constrained(
+            _make_step(module, scorer, model, sampler.log_q, sparse, device), scorer
+        )
         model.module_ = scorer  # validation scores through it during training
         monitor = None
         if validation is not None and context.is_main:

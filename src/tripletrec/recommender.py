@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -354,14 +355,7 @@ class TripletRecommender(RecommenderBase):
         torch_seed = int(rng.integers(2**62))
 
         start = time.perf_counter()
-        # Dropout draws from torch's global generator: seed a private copy of it so that
-        # fitting is reproducible without touching the caller's random state.
-        fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices), torch_threads(self.n_threads):
-            torch.manual_seed(torch_seed)
-            generator = torch.Generator().manual_seed(torch_seed)
-            scorer = self.build_module(self.n_users_, self.n_items_, generator).to(device)
-            scorer.train()
+        with self._training_scope(torch_seed, device) as scorer:
             step = self._training_step(scorer, schedule, sampler.log_q, device)
             self.module_ = scorer  # scoring during training (validation) goes through it
             monitor = None if validation is None else _ValidationMonitor(self, validation)
@@ -455,6 +449,20 @@ class TripletRecommender(RecommenderBase):
         self.module_.n_items = len(item_map)
         return self
 
+    @contextmanager
+    def _training_scope(self, torch_seed: int, device: torch.device) -> Iterator[Scorer]:
+        """A fresh scorer in training mode, under a private seeded copy of torch's RNG and
+        this model's thread count (for ``fit`` and data-parallel fitting alike)."""
+        # Dropout draws from torch's global generator: seed a private copy of it so that
+        # fitting is reproducible without touching the caller's random state.
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices), torch_threads(self.n_threads):
+            torch.manual_seed(torch_seed)
+            generator = torch.Generator().manual_seed(torch_seed)
+            scorer = self.build_module(self.n_users_, self.n_items_, generator).to(device)
+            scorer.train()
+            yield scorer
+
     def _training_step(
         self,
         scorer: Scorer,
@@ -462,7 +470,10 @@ class TripletRecommender(RecommenderBase):
         log_q: np.ndarray | None,
         device: torch.device,
     ) -> TrainingStep:
-        step = self._unconstrained_step(scorer, schedule, log_q, device)
+        return self._constrained(self._unconstrained_step(scorer, schedule, log_q, device), scorer)
+
+    def _constrained(self, step: TrainingStep, scorer: Scorer) -> TrainingStep:
+        """``step`` followed by the max-norm constraint, when there is one."""
         if self.max_norm is None:
             return step
         return with_max_norm(step, embedding_tables(scorer), self.max_norm)
