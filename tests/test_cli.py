@@ -147,6 +147,9 @@ def test_bad_inputs_get_one_line_and_exit_code_2(ratings_csv, tmp_path, capsys, 
     )
     _expect_error(capsys, "batch_size must be at least 1", "train", "anime-tv", "--batch-size", "0")
     _expect_error(capsys, "no such config file", "train", "--config", str(tmp_path / "c.json"))
+    _expect_error(
+        capsys, "ranking_bias_scale must be", "train", "anime-tv", "--ranking-bias-scale", "-1"
+    )
 
 
 def test_train_with_builtin_features_round_trips_its_config(capsys, tmp_path):

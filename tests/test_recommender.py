@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.metrics import roc_auc_score
 
 import tripletrec as tr
@@ -290,3 +291,31 @@ def test_cosine_with_a_learned_temperature_moves_the_scale(split):
     assert tr.evaluate(model, train, test)["auc"] > 0.75
     with pytest.raises(ValueError, match="cosine"):
         tr.TripletRecommender(similarity="dot", learn_temperature=True, epochs=1).fit(train)
+
+
+def test_ranking_bias_scale_shrinks_the_bias_when_ranking_and_nowhere_else(split, tmp_path):
+    _, train, _ = split
+    full = tr.TripletRecommender(ranking_bias_scale=1.0, epochs=2, random_state=0).fit(train)
+    shrunk = tr.TripletRecommender(ranking_bias_scale=0.5, epochs=2, random_state=0).fit(train)
+    # Training never sees the scale: the weights are identical.
+    weights = shrunk.module_.state_dict()
+    for name, value in full.module_.state_dict().items():
+        torch.testing.assert_close(value, weights[name], rtol=0, atol=0, msg=name)
+    half_bias = 0.5 * full.module_.item_bias.weight.detach().numpy()[:, 0]
+    assert np.ptp(half_bias) > 0.1  # a bias worth shrinking
+    users = train.user_map.ids[:5]
+    difference = full.score(users) - shrunk.score(users)
+    np.testing.assert_allclose(difference, np.tile(half_bias, (len(users), 1)), atol=1e-5)
+    # A new user is folded in against the trained bias, then ranked with the shrunk one.
+    history = {"new": list(train.item_map.ids[:5])}
+    np.testing.assert_allclose(
+        full.score_from_history(history) - shrunk.score_from_history(history),
+        half_bias[None, :],
+        atol=1e-4,
+    )
+    loaded = tr.load_model(shrunk.save(tmp_path / "shrunk"))
+    assert loaded.ranking_bias_scale == 0.5
+    np.testing.assert_array_equal(loaded.score(users), shrunk.score(users))
+    for bad in (-0.5, float("nan"), "high"):
+        with pytest.raises(TripletrecError, match="ranking_bias_scale"):
+            tr.TripletRecommender(ranking_bias_scale=bad, epochs=1).fit(train)

@@ -80,6 +80,24 @@ def test_model_vectors_reproduce_the_model_scores(saved_models):
     np.testing.assert_allclose(users[:20] @ items.T, model.score_indices(np.arange(20)), atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(model="fm"),  # item terms include the within-item pairs
+        dict(similarity="cosine", learn_temperature=True, ranking_bias_scale=0.5),
+    ],
+)
+def test_model_vectors_rank_as_the_model_does(anime_tv, settings):
+    model = tr.TripletRecommender(**settings, epochs=1, random_state=0).fit(anime_tv.positives(7))
+    users, items = model_vectors(model)
+    scores = model.score_indices(np.arange(20))
+    # Equal up to a per-user constant (the FM's user-only terms), which no ranking sees.
+    vector_scores = users[:20] @ items.T
+    np.testing.assert_allclose(
+        vector_scores - vector_scores[:, :1], scores - scores[:, :1], atol=1e-4
+    )
+
+
 def test_index_command_builds_an_index_that_matches_exact_search(saved_models, capsys):
     path, _, model = saved_models
     assert main(["index", str(path), "--n-lists", "8", "--nprobe", "8"]) == 0

@@ -55,7 +55,7 @@ def test_tune_writes_a_config_and_a_trial_log(tuned):
     assert 0.0 < log["best_value"] <= 1.0
     assert log["best_value"] == max(t["value"] for t in log["trials"])
     # Flags given on the command line are held fixed; the rest of the space is searched.
-    assert set(log["best_params"]) == {"learning_rate", "l2", "n_factors"}
+    assert set(log["best_params"]) == {"learning_rate", "l2", "n_factors", "ranking_bias_scale"}
     assert config["model"]["epochs"] == 2 and config["model"]["batch_size"] == 4096
     for name, value in log["best_params"].items():
         assert config["model"][name] == value
@@ -136,12 +136,21 @@ def test_time_budget_stops_the_search(capsys):
 
 def test_default_search_space_searches_n_factors_for_bilinear_only():
     bilinear = default_search_space({"model": "bilinear"})
-    assert set(bilinear) == {"learning_rate", "l2", "epochs", "batch_size", "n_factors"}
+    assert set(bilinear) == {
+        "learning_rate", "l2", "epochs", "batch_size", "n_factors", "ranking_bias_scale"
+    }  # fmt: skip
     assert bilinear["learning_rate"] == FloatRange(1e-3, 5e-2, log=True)
     assert bilinear["l2"] == FloatRange(1e-6, 1e-3, log=True)
     assert bilinear["epochs"] == IntRange(5, 30)
     assert bilinear["batch_size"] == Categorical((512, 1024, 2048, 4096))
+    assert bilinear["ranking_bias_scale"] == FloatRange(0.5, 1.0)
     assert "n_factors" not in default_search_space({"model": "deep"})
+
+
+def test_default_search_space_searches_the_ranking_bias_only_where_there_is_one():
+    assert "ranking_bias_scale" not in default_search_space({"model": "deep"})
+    assert "ranking_bias_scale" not in default_search_space({"item_bias": False})
+    assert "ranking_bias_scale" in default_search_space({"model": "fm"})
 
 
 def _expect_error(capsys, fragment, *args):

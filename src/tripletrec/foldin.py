@@ -450,7 +450,8 @@ def score_user_vectors(module: Scorer, user_vectors: torch.Tensor) -> np.ndarray
             vectors = (
                 F.normalize(user_vectors, dim=-1) if module.similarity == "cosine" else user_vectors
             )
-            return (vectors @ module._items(None).T + module._bias(None)).float().cpu().numpy()
+            scores = vectors @ module._items(None).T + module._ranking_bias(None)
+            return scores.float().cpu().numpy()
         if isinstance(module, DeepScorer):
             frozen = _FrozenItems(module)
             user_part = frozen.user_side(user_vectors)

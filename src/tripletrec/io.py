@@ -41,6 +41,13 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 
+#: Hyper-parameters added after files of this format were first written, per estimator,
+#: with the value that gives a file saved without them the behaviour it had when saved
+#: (the constructor's default may have moved since).
+PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
+    "TripletRecommender": {"ranking_bias_scale": 1.0},
+}
+
 
 def _estimators() -> dict[str, type[RecommenderBase]]:
     # Imported here: the estimator modules import this one for their save/load methods.
@@ -254,6 +261,7 @@ def load_model(path: str | Path) -> RecommenderBase:
     try:
         # JSON has no tuples: sequence hyper-parameters come back as lists.
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
+        params = {**PARAMS_ADDED_LATER.get(manifest["estimator"], {}), **params}
         model = estimator_cls(**params)
     except TypeError as exc:
         raise ModelFileError(

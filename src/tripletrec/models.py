@@ -241,6 +241,9 @@ class BilinearScorer(Scorer):
         Feature weights per user / item (identity columns included, see
         :mod:`tripletrec.features`): the embeddings (and item biases) become sums of feature
         embeddings (:class:`FeatureEmbedding`).
+    ranking_bias_scale : float
+        Weight of the item bias in eval mode, where scores rank items; training (train
+        mode) always uses the whole bias. See :meth:`_ranking_bias`.
     """
 
     def __init__(
@@ -256,12 +259,14 @@ class BilinearScorer(Scorer):
         *,
         user_features: sp.csr_matrix | None = None,
         item_features: sp.csr_matrix | None = None,
+        ranking_bias_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', not {similarity!r}")
         generator = generator or torch.Generator().manual_seed(0)
         self.n_users, self.n_items, self.similarity = n_users, n_items, similarity
+        self.ranking_bias_scale = float(ranking_bias_scale)
         self.user_embedding = entity_embedding(
             n_users, n_factors, init_scale, generator, user_features
         )
@@ -294,17 +299,34 @@ class BilinearScorer(Scorer):
         return F.normalize(vectors, dim=-1) if self.similarity == "cosine" else vectors
 
     def _bias(self, items: torch.Tensor | None) -> torch.Tensor | float:
+        """The item-only part of the score as trained (the maximum-likelihood bias)."""
         if self.item_bias is None:
             return 0.0
         bias = self.item_bias.weight if items is None else self.item_bias(items)
         return bias.squeeze(-1)
 
+    def _ranking_bias(self, items: torch.Tensor | None) -> torch.Tensor | float:
+        """:meth:`_bias` as scores use it: times ``ranking_bias_scale`` in eval mode.
+
+        A softmax-trained bias measures how often an item is among everything users
+        consume. The items left to rank for a user are the ones they have *not* consumed
+        yet, and there a popular item is less likely than its overall popularity says
+        (had the user wanted it, they would often have it already), so ranking with a
+        shrunken bias ranks held-out positives better. Like dropout, this differs between
+        train mode (the loss sees the whole bias) and eval mode.
+        """
+        bias = self._bias(items)
+        if self.training or self.ranking_bias_scale == 1.0:
+            return bias
+        return bias * self.ranking_bias_scale
+
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         similarities = (self._users(users) * self._items(items)).sum(-1)
-        return self._scaled(similarities) + self._bias(items)
+        return self._scaled(similarities) + self._ranking_bias(items)
 
     def score_all(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        return self._scaled(self._users(users) @ self._items(items).T) + self._bias(items)
+        similarities = self._users(users) @ self._items(items).T
+        return self._scaled(similarities) + self._ranking_bias(items)
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight
@@ -323,8 +345,8 @@ class BilinearScorer(Scorer):
             positive_vectors, negative_vectors = self._items(positives), self._items(negatives)
         positive_scores = self._scaled((user_vectors * positive_vectors).sum(-1))
         negative_scores = self._scaled((user_vectors * negative_vectors).sum(-1))
-        positive_scores = positive_scores + self._bias(positives)
-        negative_scores = negative_scores + self._bias(negatives)
+        positive_scores = positive_scores + self._ranking_bias(positives)
+        negative_scores = negative_scores + self._ranking_bias(negatives)
         return positive_scores, negative_scores
 
 
@@ -464,6 +486,8 @@ class FactorizationMachineScorer(BilinearScorer):
     generator : torch.Generator, optional
     user_features, item_features : scipy.sparse.csr_matrix, optional
         Feature weights per user / item; None: identity only.
+    ranking_bias_scale : float
+        Weight of the item terms in eval mode (see :class:`BilinearScorer`).
     """
 
     def __init__(
@@ -476,10 +500,12 @@ class FactorizationMachineScorer(BilinearScorer):
         *,
         user_features: sp.csr_matrix | None = None,
         item_features: sp.csr_matrix | None = None,
+        ranking_bias_scale: float = 1.0,
     ) -> None:
         super().__init__(
             n_users, n_items, n_factors, "dot", True, init_scale, generator,
             user_features=user_features, item_features=item_features,
+            ranking_bias_scale=ranking_bias_scale,
         )  # fmt: skip
         generator = generator or torch.Generator().manual_seed(0)
         self.user_linear = entity_embedding(n_users, 1, 0.0, generator, user_features)

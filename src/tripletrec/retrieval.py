@@ -5,7 +5,8 @@ product is the model's score. For the bilinear model that is exact:
 
 * cosine: the normalised user and item embeddings;
 * dot: the raw embeddings;
-* with an item bias: one more column, 1 for every user and the bias for every item.
+* with an item bias: one more column, 1 for every user and, for every item, the bias as
+  ranking weighs it (``ranking_bias_scale``).
 
 The deep model scores through an MLP and has no such space; it is always scored exactly
 (:meth:`~tripletrec.base.RecommenderBase.recommend`), and :func:`model_vectors` says so.
@@ -71,12 +72,15 @@ def model_vectors(model: Any) -> tuple[np.ndarray, np.ndarray]:
         users = module.user_embedding.weight
         if module.similarity == "cosine":
             users = torch.nn.functional.normalize(users, dim=-1)
+        if module.log_scale is not None:  # a learned temperature scales every similarity
+            users = users * module.log_scale.exp()
         users = users.float().cpu().numpy()
         items = module._items(None).float().cpu().numpy()
-        if module.item_bias is not None:
-            bias = module.item_bias.weight.float().cpu().numpy()
+        # The item terms as ranking weighs them (the FM's include its within-item pairs).
+        bias = module._ranking_bias(None)
+        if torch.is_tensor(bias):
             users = np.hstack([users, np.ones((len(users), 1), np.float32)])
-            items = np.hstack([items, bias])
+            items = np.hstack([items, bias.float().cpu().numpy()[:, None]])
     return np.ascontiguousarray(users), np.ascontiguousarray(items)
 
 

@@ -83,15 +83,16 @@ def _check_range(low: float, high: float, log: bool) -> None:
 def default_search_space(model: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The search space :func:`tune` uses when none is given.
 
-    ============== ===================================== =====================
-    parameter      range                                 models
-    ============== ===================================== =====================
-    learning_rate  log-uniform [1e-3, 5e-2]              all
-    l2             log-uniform [1e-6, 1e-3]              all
-    epochs         integer [5, 30]                       all
-    batch_size     512, 1024, 2048 or 4096               all
-    n_factors      32, 64 or 128                         bilinear
-    ============== ===================================== =====================
+    ================== ============================= ===============================
+    parameter          range                         models
+    ================== ============================= ===============================
+    learning_rate      log-uniform [1e-3, 5e-2]      all
+    l2                 log-uniform [1e-6, 1e-3]      all
+    epochs             integer [5, 30]               all
+    batch_size         512, 1024, 2048 or 4096       all
+    n_factors          32, 64 or 128                 bilinear
+    ranking_bias_scale uniform [0.5, 1.0]            bilinear with item biases, fm
+    ================== ============================= ===============================
 
     The loss, the negatives and every other parameter stay as the config's model has them:
     they change what is optimised rather than how well, so they are a choice, not a knob.
@@ -100,7 +101,8 @@ def default_search_space(model: Mapping[str, Any] | None = None) -> dict[str, An
     ----------
     model : mapping, optional
         The config's model parameters; ``n_factors`` is searched only when its ``model``
-        is ``"bilinear"`` (the default).
+        is ``"bilinear"`` (the default), ``ranking_bias_scale`` only when the model has
+        item biases.
 
     Returns
     -------
@@ -113,8 +115,12 @@ def default_search_space(model: Mapping[str, Any] | None = None) -> dict[str, An
         "epochs": IntRange(5, 30),
         "batch_size": Categorical((512, 1024, 2048, 4096)),
     }
-    if (model or {}).get("model", "bilinear") == "bilinear":
+    model = model or {}
+    kind = model.get("model", "bilinear")
+    if kind == "bilinear":
         space["n_factors"] = Categorical((32, 64, 128))
+    if kind == "fm" or (kind == "bilinear" and model.get("item_bias", True)):
+        space["ranking_bias_scale"] = FloatRange(0.5, 1.0)
     return space
 
 
