@@ -209,6 +209,24 @@ def test_cold_items_are_ranked_from_features(anime_tv, anime, tmp_path):
     )
 
 
+def test_feature_weight_scales_features_next_to_the_identity(anime):
+    train, _, items = anime
+    model = _fit(train, items, epochs=1, feature_weight=0.25)
+    n_features = model.item_encoder_.n_features
+    feature_sums = np.asarray(model.item_features_[:, :n_features].sum(axis=1)).ravel()
+    identity_sums = np.asarray(model.item_features_[:, n_features:].sum(axis=1)).ravel()
+    np.testing.assert_allclose(feature_sums, 0.25, rtol=1e-6)
+    np.testing.assert_array_equal(identity_sums, 1.0)
+    # An item added later gets the same weight on its features, and no identity.
+    new = items.table.iloc[:1].rename(index=lambda _: "new anime")
+    model.add_items(Features(new, items.categorical, items.multi_valued, items.numeric))
+    added = model.item_features_[-1].toarray().ravel()
+    assert added[:n_features].sum() == pytest.approx(0.25) and added[n_features:].sum() == 0.0
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(TripletrecError, match="feature_weight"):
+            _fit(train, items, epochs=1, feature_weight=bad)
+
+
 def test_add_items_needs_a_model_with_item_features(anime):
     train, _, items = anime
     model = tr.TripletRecommender(random_state=0, epochs=1).fit(train)

@@ -146,9 +146,11 @@ def test_a_file_written_before_a_parameter_existed_keeps_its_behaviour(anime_tv,
     model = tr.TripletRecommender(ranking_bias_scale=1.0, epochs=1, random_state=0)
     path = model.fit(anime_tv.positives(7)).save(tmp_path / "old")
     manifest = json.loads((path / MODEL_FILE).read_text())
-    del manifest["params"]["ranking_bias_scale"]  # as files were written before it existed
+    for name in ("ranking_bias_scale", "feature_weight"):  # as files were written before
+        del manifest["params"][name]
     (path / MODEL_FILE).write_text(json.dumps(manifest))
-    loaded = load_model(path)  # with 1.0, not today's default
+    loaded = load_model(path)  # with 1.0, not today's defaults
     assert loaded.ranking_bias_scale == 1.0 != tr.TripletRecommender().ranking_bias_scale
+    assert loaded.feature_weight == 1.0 != tr.TripletRecommender().feature_weight
     users = np.arange(5)
     np.testing.assert_array_equal(loaded.score_indices(users), model.score_indices(users))

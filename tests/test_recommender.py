@@ -283,8 +283,9 @@ def test_max_norm_bounds_every_embedding_row(split):
 def test_cosine_with_a_learned_temperature_moves_the_scale(split):
     _, train, test = split
     model = tr.TripletRecommender(
-        similarity="cosine", item_bias=False, learn_temperature=True, epochs=3, random_state=0
-    ).fit(train)
+        similarity="cosine", item_bias=False, learn_temperature=True, epochs=3,
+        batch_size=2048, learning_rate=0.02, random_state=0,
+    ).fit(train)  # fmt: skip
     scale = model.module_.log_scale.exp().item()
     assert scale > 1.5  # the softmax pulls cosines apart; a fixed scale would stay at 1
     assert np.abs(model.score([train.user_map.ids[0]])).max() <= scale + 1e-4

@@ -37,6 +37,7 @@ _MODEL_FLAGS: dict[str, tuple[type, str]] = {
     "similarity": (str, "bilinear: cosine or dot"),
     "n_factors": (int, "bilinear: embedding dimension"),
     "ranking_bias_scale": (float, "bilinear: weight of the item bias when ranking (0.75)"),
+    "feature_weight": (float, "with --features: weight of the features beside the identity"),
     "user_dim": (int, "deep: user embedding dimension"),
     "item_dim": (int, "deep: item embedding dimension"),
     "dropout": (float, "deep: dropout rate"),

@@ -13,10 +13,10 @@ declaration of how to read its columns:
 :class:`FeatureEncoder` learns the vocabulary (values seen, bucket edges) from the training
 table and turns any table with the same columns into a CSR matrix aligned to an id map:
 row ``i`` holds the features of the entity of index ``i``, each row's feature weights
-summing to one (the mean of its feature embeddings). The model adds one identity column
-per entity it was trained on (as LightFM does), so a known entity is its own embedding
-plus the mean of its feature embeddings, and a new one is represented by its features
-alone.
+summing to one (the mean of its feature embeddings). The model scales the rows by its
+``feature_weight`` and adds one identity column per entity it was trained on (as LightFM
+does), so a known entity is its own embedding plus ``feature_weight`` times the mean of
+its feature embeddings, and a new one is represented by its features alone.
 
 Documented defaults for incomplete input (never a silent misalignment; rows are matched by
 id, not by position):

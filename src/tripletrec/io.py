@@ -45,7 +45,7 @@ WEIGHTS_FILE = "weights.safetensors"
 #: with the value that gives a file saved without them the behaviour it had when saved
 #: (the constructor's default may have moved since).
 PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
-    "TripletRecommender": {"ranking_bias_scale": 1.0},
+    "TripletRecommender": {"ranking_bias_scale": 1.0, "feature_weight": 1.0},
 }
 
 
