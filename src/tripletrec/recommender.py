@@ -342,8 +342,9 @@ class TripletRecommender(RecommenderBase):
             Choose positives first, for example ``train.positives(7)``.
         user_features, item_features : Features, optional
             Side features keyed by raw id (:class:`tripletrec.features.Features`). Each
-            user / item vector becomes its own (identity) embedding plus the mean of its
-            feature embeddings; rows are matched by id, so their order does not matter.
+            user / item vector becomes its own (identity) embedding plus
+            ``feature_weight`` times the mean of its feature embeddings; rows are matched
+            by id, so their order does not matter.
             Items added later with :meth:`add_items`, and new users given with their
             features to :meth:`recommend_from_history`, are represented by their
             features. See :mod:`tripletrec.features` for missing values and unknown ids.
