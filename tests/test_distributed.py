@@ -208,6 +208,13 @@ def test_cli_sparse_gradients_in_one_process(tmp_path, capsys):
     assert main(["train", *args]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 1 and metrics["gradients"] == "sparse"
+    # The config the run saved replays it with sparse gradients, without the flag.
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"] == {"sparse_gradients": True}
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(out / "config.json"), "--out", str(again)]) == 0
+    replayed = json.loads((again / "metrics.json").read_text())
+    assert replayed["gradients"] == "sparse" and replayed["auc"] == metrics["auc"]
     capsys.readouterr()
 
 

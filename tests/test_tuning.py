@@ -216,3 +216,27 @@ def test_first_trial_is_the_configs_own_model():
     config.model["n_factors"] = 64
     params = tune(config, n_trials=1, search_space=SMALL_SPACE).trials[0]["params"]
     assert params["learning_rate"] == 0.02 and params["n_factors"] in (16, 32)
+
+
+@needs_optuna
+@pytest.mark.parametrize("sparse", [False, True])
+def test_trials_train_as_train_will_with_features_and_sparse_gradients(monkeypatch, sparse):
+    config = RunConfig()
+    config.data.features = True
+    config.training.sparse_gradients = sparse
+    models = []
+    real_evaluate = tuning.evaluate
+
+    def spy_evaluate(model, fit_part, validation, metrics):
+        models.append(model)
+        return real_evaluate(model, fit_part, validation, metrics)
+
+    monkeypatch.setattr(tuning, "evaluate", spy_evaluate)
+    result = tune(config, n_trials=1, search_space=SMALL_SPACE)
+    (model,) = models
+    assert model.item_encoder_ is not None  # the dataset's built-in item features
+    gradients = getattr(model, "data_parallel_", {}).get("gradients", "dense")
+    assert gradients == ("sparse" if sparse else "dense")
+    best = result.best_config.to_dict()
+    assert best["data"]["features"] is True
+    assert best["training"]["sparse_gradients"] is sparse

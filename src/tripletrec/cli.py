@@ -88,12 +88,6 @@ def _parser() -> argparse.ArgumentParser:
         "learning_curve.png",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument(
-        "--sparse-gradients",
-        action="store_true",
-        help="sparse embedding gradients, only the batch's rows updated (for large tables; "
-        "see docs/scaling.md); under torchrun, data-parallel training either way",
-    )
 
     tune = commands.add_parser(
         "tune", help="search hyper-parameters on a validation split, write the best config"
@@ -238,6 +232,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) ->
         "--item-bias", action="store_true", default=None, help="bilinear: learn item biases"
     )
     parser.add_argument("--validation-fraction", type=float, default=None, help=validation_help)
+    parser.add_argument(
+        "--sparse-gradients",
+        action="store_true",
+        default=None,
+        help="sparse embedding gradients, only the batch's rows updated (for large tables; "
+        "see docs/scaling.md); under torchrun, data-parallel training either way",
+    )
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
@@ -265,6 +266,8 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         config.split.random_state = args.split_seed
     if args.validation_fraction is not None:
         config.split.validation_fraction = args.validation_fraction
+    if args.sparse_gradients is not None:
+        config.training.sparse_gradients = args.sparse_gradients
     if args.preset:
         config.model = dict(PRESETS[args.preset])
     for name in [*_MODEL_FLAGS, "item_bias"]:
@@ -327,7 +330,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data, train, test = config.prepare()
     model = config.build_model().set_params(verbose=not args.quiet)
     # Under torchrun every process trains its shard; rank 0 alone evaluates and saves.
-    parallel = DataParallel.from_environment(model.device, sparse_gradients=args.sparse_gradients)
+    sparse = config.training.sparse_gradients
+    parallel = DataParallel.from_environment(model.device, sparse_gradients=sparse)
     fit = model.fit if parallel is None else partial(parallel.fit, model)
     features = config.data.side_features(data)
     validation = None

@@ -108,29 +108,48 @@ class SplitSpec:
 
 
 @dataclass
+class TrainingSpec:
+    """How the training runs, beyond the model's hyper-parameters.
+
+    ``sparse_gradients``: sparse embedding gradients with a row-wise lazy Adam
+    (:mod:`tripletrec.distributed`); it trains a different model than dense Adam, so a
+    config that replays a run must say which.
+    """
+
+    sparse_gradients: bool = False
+
+
+@dataclass
 class RunConfig:
-    """Data, split and model hyper-parameters of one training run."""
+    """Data, split, training and model hyper-parameters of one training run."""
 
     data: DataSpec = field(default_factory=DataSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
     model: dict[str, Any] = field(default_factory=lambda: dict(PRESETS["default"]))
+    training: TrainingSpec = field(default_factory=TrainingSpec)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data": asdict(self.data), "split": asdict(self.split), "model": dict(self.model)}
+        return {
+            "data": asdict(self.data),
+            "split": asdict(self.split),
+            "training": asdict(self.training),
+            "model": dict(self.model),
+        }
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any], source: str = "config") -> RunConfig:
-        unknown = set(payload) - {"data", "split", "model"}
+        unknown = set(payload) - {"data", "split", "training", "model"}
         if unknown:
             raise DataError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
         data = _build(DataSpec, payload.get("data", {}), f"{source}: data")
         split = _build(SplitSpec, payload.get("split", {}), f"{source}: split")
+        training = _build(TrainingSpec, payload.get("training", {}), f"{source}: training")
         model = dict(payload.get("model", PRESETS["default"]))
         valid = set(TripletRecommender._param_names())
         bad = set(model) - valid
         if bad:
             raise DataError(f"{source}: unknown model parameter(s) {', '.join(sorted(bad))}")
-        return cls(data, split, model)
+        return cls(data, split, model, training)
 
     @classmethod
     def read(cls, path: str | Path) -> RunConfig:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tripletrec.config import RunConfig
+from tripletrec.distributed import fit_data_parallel
 from tripletrec.evaluation import evaluate
 from tripletrec.exceptions import TripletrecError
 from tripletrec.metrics import metric_key, parse_metric
@@ -287,9 +288,10 @@ def tune(
     optuna = _import_optuna()
 
     # Resolved as `tripletrec train` resolves it: a bundled dataset's positive rule filled in.
-    config = RunConfig(config.data.resolved(), config.split, dict(config.model))
-    _, train, _ = config.prepare()  # the test part is dropped here, unread
+    config = RunConfig(config.data.resolved(), config.split, dict(config.model), config.training)
+    data, train, _ = config.prepare()  # the test part is dropped here, unread
     fit_part, validation = validation_split(train, validation_fraction, random_state)
+    features = config.data.side_features(data)
     base_model = dict(config.model)
     if base_model.get("random_state") is None:
         # A fixed model seed: otherwise trials differ by initialisation noise as well as by
@@ -301,7 +303,11 @@ def tune(
         params = _suggest(trial, space)
         trial.set_user_attr("params", params)
         model = RunConfig(config.data, config.split, {**base_model, **params}).build_model()
-        model.fit(fit_part)
+        # Each trial trains as `tripletrec train --config` will train the best one.
+        if config.training.sparse_gradients:
+            fit_data_parallel(model, fit_part, sparse_gradients=True, **features)
+        else:
+            model.fit(fit_part, **features)
         return float(evaluate(model, fit_part, validation, [metric_name])[metric_name])
 
     def report(study: Any, trial: Any) -> None:
@@ -365,6 +371,7 @@ def tune(
         config.data,
         config.split,
         {**config.model, "random_state": base_model["random_state"], **best_params},
+        config.training,
     )
     return TuningResult(
         best_params=best_params,
