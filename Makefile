@@ -33,6 +33,7 @@ bench: venv
 	-$(PY) -m pip install --quiet --no-use-pep517 lightfm==1.17
 	$(PY) benchmarks/reproduce_notebook.py
 	$(PY) benchmarks/compare.py
+	$(PY) benchmarks/default_choices.py
 	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/metrics_speed.py

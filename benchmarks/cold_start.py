@@ -37,8 +37,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -57,7 +55,8 @@ from tripletrec.metrics import ranking_metrics  # noqa: E402
 from tripletrec.splits import cold_item_split, fraction_per_user_split  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import FactorModel, _versions  # noqa: E402
+from _results import run_environment, write_results  # noqa: E402
+from compare import FactorModel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
@@ -413,19 +412,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         for protocol in args.protocols.split(","):
             rows += protocols[protocol](name, *loaded, seeds)
-    environment = {
-        "command": "python benchmarks/cold_start.py " + " ".join(argv or sys.argv[1:]),
-        "date": datetime.date.today().isoformat(),
-        "n_seeds": len(seeds),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "versions": _versions(),
-        "wall_seconds": time.perf_counter() - start,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tr.io.write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
-    write_markdown(out.with_suffix(".md"), rows, environment)
-    print(f"wrote {out.with_suffix('.md')}")
+    environment = run_environment("cold_start.py", argv or sys.argv[1:], len(seeds), start)
+    write_results(Path(args.out), rows, environment, write_markdown)
 
 
 if __name__ == "__main__":

@@ -302,7 +302,7 @@ def test_new_users_fold_in_from_features_and_history(with_user_features):
     vector = model.module_.user_embedding.vectors_of(sp.csr_matrix(group_1))
     expected = (vector @ model.module_.item_embedding.weight.T).detach().numpy()[0]
     bias = model.module_.item_bias.weight.detach().numpy().ravel()
-    expected += model.ranking_bias_scale * bias
+    expected += model.module_.ranking_bias_scale * bias
     np.testing.assert_allclose(scores[0], expected, rtol=1e-5, atol=1e-5)
     assert not np.allclose(scores[1], scores[0])  # the history moves "b" away from it
     ids, _ = model.recommend_from_history(histories, k=5, user_features=new)

@@ -320,3 +320,13 @@ def test_ranking_bias_scale_shrinks_the_bias_when_ranking_and_nowhere_else(split
     for bad in (-0.5, float("nan"), "high"):
         with pytest.raises(TripletrecError, match="ranking_bias_scale"):
             tr.TripletRecommender(ranking_bias_scale=bad, epochs=1).fit(train)
+
+
+def test_auto_ranking_bias_scale_shrinks_the_full_softmax_bias_only(split):
+    _, train, _ = split
+    quick = dict(epochs=1, random_state=0)
+    assert tr.TripletRecommender().ranking_bias_scale == "auto"
+    softmax = tr.TripletRecommender(**quick).fit(train)
+    assert softmax.module_.ranking_bias_scale == 0.75
+    bpr = tr.TripletRecommender(loss="bpr", negatives="uniform", **quick).fit(train)
+    assert bpr.module_.ranking_bias_scale == 1.0

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,25 @@ from tripletrec.streaming import peak_rss_bytes
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
 DEFAULT_SAMPLED_METRICS = ("hit_rate@10", "ndcg@10")
 
+
 # Command-line flags that map one-to-one onto TripletRecommender parameters.
-_MODEL_FLAGS: dict[str, tuple[type, str]] = {
+def _float_or_auto(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', not {text!r}") from None
+
+
+_MODEL_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "model": (str, "bilinear or deep"),
     "similarity": (str, "bilinear: cosine or dot"),
     "n_factors": (int, "bilinear: embedding dimension"),
-    "ranking_bias_scale": (float, "bilinear: weight of the item bias when ranking (0.75)"),
+    "ranking_bias_scale": (
+        _float_or_auto,
+        "bilinear: weight of the item bias when ranking, or auto (0.75 for the full softmax)",
+    ),
     "feature_weight": (float, "with --features: weight of the features beside the identity"),
     "user_dim": (int, "deep: user embedding dimension"),
     "item_dim": (int, "deep: item embedding dimension"),

@@ -46,10 +46,14 @@ from tripletrec.training import (
 # (benchmarks/compare.py has the test figures).
 _DEFAULT: dict[str, Any] = dict(
     model="bilinear", similarity="dot", n_factors=128, item_bias=True,
-    ranking_bias_scale=0.75, loss="softmax", negatives="all", epochs=10, batch_size=3072,
+    ranking_bias_scale="auto", loss="softmax", negatives="all", epochs=10, batch_size=3072,
     learning_rate=0.04, l2=3.5e-5, init_scale=0.01, max_norm=2.0, lr_schedule="linear",
     feature_weight=0.25,
 )  # fmt: skip
+
+#: What ``ranking_bias_scale="auto"`` means for the full softmax (chosen on validation
+#: splits of anime-tv and MovieLens-100k; see ``docs/models.md``).
+FULL_SOFTMAX_RANKING_BIAS_SCALE = 0.75
 
 #: Named hyper-parameter sets; ``TripletRecommender()`` has the ones of "default". Each
 #: preset names every setting that differs from the constructor's defaults.
@@ -117,13 +121,16 @@ class TripletRecommender(RecommenderBase):
         Bilinear only: embedding dimension.
     item_bias : bool
         Bilinear only: add a learned per-item bias.
-    ranking_bias_scale : float
+    ranking_bias_scale : float or "auto"
         Weight of the item bias when ranking (``recommend``, ``evaluate``, serving);
         training always uses the whole bias. Below 1, popular items are ranked a little
         lower than the softmax likelihood says: a user's remaining positives are items
         they have not consumed yet, among which popular ones are rarer than overall
-        (:meth:`~tripletrec.models.BilinearScorer._ranking_bias`). 0.75 was chosen on
-        validation splits of both datasets; 1 ranks with the maximum-likelihood bias.
+        (:meth:`~tripletrec.models.BilinearScorer._ranking_bias`). ``"auto"``: 0.75 for
+        the full softmax (``loss="softmax"``, ``negatives="all"``), chosen on validation
+        splits of both datasets, and 1 otherwise: pairwise losses against uniform
+        negatives already under-weight popularity, and shrinking their bias lowered
+        validation AUC (BPR, WARP).
     learn_temperature : bool
         Bilinear cosine only: scale cosines by a learned inverse temperature.
     user_dim, item_dim : int
@@ -219,7 +226,7 @@ class TripletRecommender(RecommenderBase):
         similarity: Literal["cosine", "dot"] = "dot",
         n_factors: int = 128,
         item_bias: bool = True,
-        ranking_bias_scale: float = 0.75,
+        ranking_bias_scale: float | Literal["auto"] = "auto",
         learn_temperature: bool = False,
         user_dim: int = 32,
         item_dim: int = 64,
@@ -310,7 +317,7 @@ class TripletRecommender(RecommenderBase):
             return BilinearScorer(
                 n_users, n_items, self.n_factors, self.similarity, self.item_bias,
                 self.init_scale, generator, self.learn_temperature, **features,
-                ranking_bias_scale=self.ranking_bias_scale,
+                ranking_bias_scale=self._ranking_bias_scale(),
             )  # fmt: skip
         if self.model == "deep":
             return DeepScorer(
@@ -320,7 +327,7 @@ class TripletRecommender(RecommenderBase):
         if self.model == "fm":
             return FactorizationMachineScorer(
                 n_users, n_items, self.n_factors, self.init_scale, generator, **features,
-                ranking_bias_scale=self.ranking_bias_scale,
+                ranking_bias_scale=self._ranking_bias_scale(),
             )  # fmt: skip
         raise TripletrecError(f"unknown model {self.model!r}; choose 'bilinear', 'deep' or 'fm'")
 
@@ -399,8 +406,10 @@ class TripletRecommender(RecommenderBase):
                 f"identity_dropout must be in [0, 1), got {self.identity_dropout}"
             )
         scale, weight = self.ranking_bias_scale, self.feature_weight
-        if not (_is_finite_number(scale) and scale >= 0):
-            raise TripletrecError(f"ranking_bias_scale must be a finite number >= 0, got {scale!r}")
+        if scale != "auto" and not (_is_finite_number(scale) and scale >= 0):
+            raise TripletrecError(
+                f"ranking_bias_scale must be 'auto' or a finite number >= 0, got {scale!r}"
+            )
         if not (_is_finite_number(weight) and weight > 0):
             raise TripletrecError(f"feature_weight must be a finite number > 0, got {weight!r}")
         if int(self.n_negatives) < 1:
@@ -427,6 +436,13 @@ class TripletRecommender(RecommenderBase):
                 matrix = with_identity(self._feature_rows(encoder, features, id_map), len(id_map))
             setattr(self, f"{side}_encoder_", encoder)
             setattr(self, f"{side}_features_", matrix)
+
+    def _ranking_bias_scale(self) -> float:
+        """``ranking_bias_scale`` with ``"auto"`` resolved for this loss and negatives."""
+        if self.ranking_bias_scale != "auto":
+            return float(self.ranking_bias_scale)
+        full_softmax = self.loss == "softmax" and self.negatives == "all"
+        return FULL_SOFTMAX_RANKING_BIAS_SCALE if full_softmax else 1.0
 
     def _feature_rows(
         self, encoder: FeatureEncoder, features: Features, id_map: IdMap

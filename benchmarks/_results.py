@@ -1,0 +1,40 @@
+"""What every benchmark script records about its run, and how it writes its tables."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from compare import _versions
+
+import tripletrec as tr
+
+
+def run_environment(script: str, argv: Sequence[str], n_seeds: int, start: float) -> dict:
+    """The command, date, machine, package versions and wall time of a run begun at
+    ``start`` (a ``time.perf_counter()`` reading)."""
+    return {
+        "command": f"python benchmarks/{script} " + " ".join(argv),
+        "date": datetime.date.today().isoformat(),
+        "n_seeds": n_seeds,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "versions": _versions(),
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def write_results(
+    out: Path,
+    rows: list[dict],
+    environment: dict,
+    write_markdown: Callable[[Path, list[dict], dict], None],
+) -> None:
+    """``out``.json (environment and rows) and ``out``.md, each written atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tr.io.write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
+    write_markdown(out.with_suffix(".md"), rows, environment)
+    print(f"wrote {out.with_suffix('.md')}")
