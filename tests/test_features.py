@@ -144,6 +144,30 @@ def test_factorization_machine_matches_the_quadratic_definition():
     np.testing.assert_allclose(pairwise, scores[[0, 2], [4, 1]], atol=1e-5)
 
 
+def test_factorization_machine_reads_each_sides_features_once(monkeypatch):
+    # Factor sums and within-field pairs from one pass: with identity dropout in training,
+    # both then come from the same draw.
+    rng = np.random.default_rng(0)
+    users = sp.csr_matrix(rng.random((3, 4)) * (rng.random((3, 4)) < 0.6), dtype=np.float32)
+    items = sp.csr_matrix(rng.random((5, 6)) * (rng.random((5, 6)) < 0.6), dtype=np.float32)
+    scorer = FactorizationMachineScorer(3, 5, 4, user_features=users, item_features=items)
+    reads: dict[int, int] = {}
+    real_inputs = FeatureEmbedding._inputs
+
+    def counting(module, idx):
+        reads[id(module)] = reads.get(id(module), 0) + 1
+        return real_inputs(module, idx)
+
+    monkeypatch.setattr(FeatureEmbedding, "_inputs", counting)
+    user, positive, negative = torch.tensor([0, 2]), torch.tensor([4, 1]), torch.tensor([3, 3])
+    positive_scores, negative_scores = scorer.triplet_scores(user, positive, negative)
+    assert reads[id(scorer.user_embedding)] == 1  # once for both items
+    assert reads[id(scorer.item_embedding)] == 2  # positives, negatives
+    scorer.eval()
+    torch.testing.assert_close(positive_scores, scorer(user, positive))
+    torch.testing.assert_close(negative_scores, scorer(user, negative))
+
+
 # ---------------------------------------------------------------------- estimator
 @pytest.fixture(scope="module")
 def anime(anime_tv):

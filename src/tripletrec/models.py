@@ -315,7 +315,9 @@ class BilinearScorer(Scorer):
         shrunken bias ranks held-out positives better. Like dropout, this differs between
         train mode (the loss sees the whole bias) and eval mode.
         """
-        bias = self._bias(items)
+        return self._for_ranking(self._bias(items))
+
+    def _for_ranking(self, bias: torch.Tensor | float) -> torch.Tensor | float:
         if self.training or self.ranking_bias_scale == 1.0:
             return bias
         return bias * self.ranking_bias_scale
@@ -524,21 +526,42 @@ class FactorizationMachineScorer(BilinearScorer):
         linear = super()._bias(items)
         return linear + self._field(self.item_embedding, items)[1]
 
-    def _user_terms(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user_linear(users).squeeze(-1) + self._field(self.user_embedding, users)[1]
+    # Each side's factor sums and its within-field pairs come from one pass over its
+    # features: one computation, and with identity dropout one draw for both.
+    def _user_side(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """User factor sums and user-only terms (linear + within-user pairs)."""
+        vectors, pairs = self._field(self.user_embedding, users)
+        return vectors, self.user_linear(users).squeeze(-1) + pairs
+
+    def _item_side(self, items: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item factor sums and item-only terms, as ranking weighs them."""
+        vectors, pairs = self._field(self.item_embedding, items)
+        return vectors, self._for_ranking(super()._bias(items) + pairs)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return super().forward(users, items) + self._user_terms(users)
+        (user_vectors, user_terms), (item_vectors, item_terms) = (
+            self._user_side(users),
+            self._item_side(items),
+        )
+        return (user_vectors * item_vectors).sum(-1) + user_terms + item_terms
 
     def score_all(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        return super().score_all(users, items) + self._user_terms(users)[:, None]
+        (user_vectors, user_terms), (item_vectors, item_terms) = (
+            self._user_side(users),
+            self._item_side(items),
+        )
+        return user_vectors @ item_vectors.T + item_terms + user_terms[:, None]
 
     def triplet_scores(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        positive_scores, negative_scores = super().triplet_scores(users, positives, negatives)
-        user_terms = self._user_terms(users)
-        return positive_scores + user_terms, negative_scores + user_terms
+        user_vectors, user_terms = self._user_side(users)
+        positive_vectors, positive_terms = self._item_side(positives)
+        negative_vectors, negative_terms = self._item_side(negatives)
+        return (
+            (user_vectors * positive_vectors).sum(-1) + positive_terms + user_terms,
+            (user_vectors * negative_vectors).sum(-1) + negative_terms + user_terms,
+        )
 
 
 def _glorot_uniform(layer: nn.Linear, generator: torch.Generator) -> None:
