@@ -95,18 +95,21 @@ def test_bad_k_raises(held_out):
     "module",
     [
         lambda g: BilinearScorer(40, 30, 8, "cosine", False, 0.5, g),
+        lambda g: BilinearScorer(40, 30, 8, "cosine", True, 0.5, g, learn_temperature=True),
         lambda g: BilinearScorer(40, 30, 8, "dot", True, 0.5, g),
         lambda g: DeepScorer(40, 30, 4, 6, (), 0.0, 0.5, g),
         lambda g: DeepScorer(40, 30, 4, 6, (16, 8), 0.0, 0.5, g),
         lambda g: DeepScorer(40, 30, 4, 6, (16,), 0.0, 0.5, g, dot_factors=5),
     ],
-    ids=["cosine", "dot-bias", "deep-linear", "deep-2-layers", "deep-dot-factors"],
+    ids=["cosine", "cosine-temperature", "dot-bias", "deep-linear", "deep-2-layers", "deep-dot-factors"],
 )
 def test_frozen_item_side_scores_trained_users_like_the_model(module):
     module = module(torch.Generator().manual_seed(0)).eval()
     with torch.no_grad():
         if isinstance(module, BilinearScorer) and module.item_bias is not None:
             module.item_bias.weight.normal_(generator=torch.Generator().manual_seed(1))
+        if getattr(module, "log_scale", None) is not None:
+            module.log_scale.fill_(1.5)  # a learned inverse temperature of e^1.5
         parts = [module.user_embedding.weight]
         if getattr(module, "user_dot", None) is not None:
             parts.append(module.user_dot.weight)

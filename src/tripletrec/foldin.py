@@ -416,7 +416,7 @@ class _FrozenItems:
         if self.deep:
             first = users[:, : self.split] @ self.w_user.T
             return torch.cat([first, users[:, self.split :]], dim=1)
-        return F.normalize(users, dim=-1) if self.cosine else users
+        return self.module.query_vectors(users)
 
     def pair_scores(self, row_vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of pairs, from :meth:`user_side` gathered per pair and item indices."""
@@ -447,10 +447,9 @@ def score_user_vectors(module: Scorer, user_vectors: torch.Tensor) -> np.ndarray
     """Scores of folded-in ``user_vectors`` against every item, ``(n, n_items)`` float32."""
     with torch.no_grad():
         if isinstance(module, BilinearScorer):
-            vectors = (
-                F.normalize(user_vectors, dim=-1) if module.similarity == "cosine" else user_vectors
-            )
-            scores = vectors @ module._items(None).T + module._ranking_bias(None)
+            scores = module.query_vectors(user_vectors) @ module._items(
+                None
+            ).T + module._ranking_bias(None)
             return scores.float().cpu().numpy()
         if isinstance(module, DeepScorer):
             frozen = _FrozenItems(module)

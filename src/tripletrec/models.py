@@ -294,6 +294,15 @@ class BilinearScorer(Scorer):
         vectors = self.user_embedding(users)
         return F.normalize(vectors, dim=-1) if self.similarity == "cosine" else vectors
 
+    def query_vectors(self, vectors: torch.Tensor) -> torch.Tensor:
+        """User vectors from outside the model (folded in, exported) as they meet
+        :meth:`_items`: normalised for cosine, times the learned inverse temperature, so
+        ``query_vectors(u) @ _items(None).T + bias`` is the model's score. The temperature
+        is detached: the model's weights get no gradient through these vectors."""
+        if self.similarity == "cosine":
+            vectors = F.normalize(vectors, dim=-1)
+        return vectors if self.log_scale is None else vectors * self.log_scale.detach().exp()
+
     def _items(self, items: torch.Tensor | None) -> torch.Tensor:
         vectors = self.item_embedding.weight if items is None else self.item_embedding(items)
         return F.normalize(vectors, dim=-1) if self.similarity == "cosine" else vectors

@@ -69,12 +69,7 @@ def model_vectors(model: Any) -> tuple[np.ndarray, np.ndarray]:
             "user/item vector space (only the bilinear model does); it is scored exactly"
         )
     with torch.no_grad():
-        users = module.user_embedding.weight
-        if module.similarity == "cosine":
-            users = torch.nn.functional.normalize(users, dim=-1)
-        if module.log_scale is not None:  # a learned temperature scales every similarity
-            users = users * module.log_scale.exp()
-        users = users.float().cpu().numpy()
+        users = module.query_vectors(module.user_embedding.weight).float().cpu().numpy()
         items = module._items(None).float().cpu().numpy()
         # The item terms as ranking weighs them (the FM's include its within-item pairs).
         bias = module._ranking_bias(None)
