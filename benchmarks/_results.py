@@ -9,9 +9,28 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from compare import _versions
-
 import tripletrec as tr
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of tripletrec, torch and the peers ("absent" when missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("tripletrec", "torch", "numpy", "scipy", "lightfm", "implicit"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "absent"
+    return found
+
+
+def mean_std(row: dict, key: str, digits: int = 3) -> str:
+    """``row[key]`` as "mean +- std" (the std from ``row[key + "_std"]``; "" if absent)."""
+    if key not in row:
+        return ""
+    std = row[f"{key}_std"]
+    return f"{row[key]:.{digits}f} +- {std:.{digits}f}" if std else f"{row[key]:.{digits}f}"
 
 
 def run_environment(script: str, argv: Sequence[str], n_seeds: int, start: float) -> dict:
@@ -22,7 +41,7 @@ def run_environment(script: str, argv: Sequence[str], n_seeds: int, start: float
         "date": datetime.date.today().isoformat(),
         "n_seeds": n_seeds,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "versions": _versions(),
+        "versions": package_versions(),
         "wall_seconds": time.perf_counter() - start,
     }
 

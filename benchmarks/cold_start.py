@@ -55,7 +55,7 @@ from tripletrec.metrics import ranking_metrics  # noqa: E402
 from tripletrec.splits import cold_item_split, fraction_per_user_split  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_environment, write_results  # noqa: E402
+from _results import mean_std, run_environment, write_results  # noqa: E402
 from compare import FactorModel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -348,13 +348,6 @@ def _summary(dataset: str, protocol: str, label: str, runs: list[dict]) -> dict:
     return row
 
 
-def _fmt(row: dict, key: str, digits: int = 3) -> str:
-    if key not in row:
-        return ""
-    std = row[f"{key}_std"]
-    return f"{row[key]:.{digits}f} +- {std:.{digits}f}" if std else f"{row[key]:.{digits}f}"
-
-
 def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in environment["versions"].items())
     lines = [
@@ -382,9 +375,9 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         ]
         for row in subset:
             lines.append(
-                f"| {row['dataset']} | {row['model']} | {_fmt(row, 'auc', 4)} | "
-                f"{_fmt(row, 'ndcg@10')} | "
-                + " | ".join(_fmt(row, key, 2) for key in extra)
+                f"| {row['dataset']} | {row['model']} | {mean_std(row, 'auc', 4)} | "
+                f"{mean_std(row, 'ndcg@10')} | "
+                + " | ".join(mean_std(row, key, 2) for key in extra)
                 + f" | {row['n_users']:.0f} |"
             )
         lines.append("")

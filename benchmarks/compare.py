@@ -60,6 +60,9 @@ import tripletrec as tr  # noqa: E402
 from tripletrec.base import RecommenderBase  # noqa: E402
 from tripletrec.plots import plot_tradeoff  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import mean_std, package_versions  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
 METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
@@ -405,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_count": os.cpu_count(),
         "threads": THREADS,
         "seeds": n_seeds,
-        "versions": _versions(),
+        "versions": package_versions(),
         "presets": {name: tr.PRESETS[name] for name in presets},
         "validation_fraction": VALIDATION_FRACTION,
         "wall_seconds": wall,
@@ -416,23 +419,6 @@ def main(argv: list[str] | None = None) -> None:
     if plot_tradeoff(rows, out.with_suffix(".png")) is None:
         print("matplotlib is not installed: no plot written", file=sys.stderr)
     print(f"wrote {out.with_suffix('.md')} ({wall:.0f} s)")
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("tripletrec", "torch", "numpy", "scipy", "lightfm", "implicit"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "absent"
-    return found
-
-
-def _fmt(row: dict, key: str, digits: int = 3) -> str:
-    std = row[f"{key}_std"]
-    return f"{row[key]:.{digits}f} +- {std:.{digits}f}" if std else f"{row[key]:.{digits}f}"
 
 
 def _settings(settings: dict) -> str:
@@ -473,9 +459,9 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
             ref = "" if reference is None else f"{reference[0]:.3f} / {reference[1]:.3f}"
             settings = _settings(row["settings"]) if row["family"] != "tripletrec" else "preset"
             lines.append(
-                f"| {row['model']} | {settings} | {_fmt(row, 'auc', 4)} | "
-                + " | ".join(_fmt(row, m) for m in METRICS[1:])
-                + f" | {_fmt(row, 'fit_seconds', 2)} | {ref} |"
+                f"| {row['model']} | {settings} | {mean_std(row, 'auc', 4)} | "
+                + " | ".join(mean_std(row, m) for m in METRICS[1:])
+                + f" | {mean_std(row, 'fit_seconds', 2)} | {ref} |"
             )
         lines.append("")
     lines += ["Presets at run time:", ""]
