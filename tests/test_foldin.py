@@ -101,7 +101,14 @@ def test_bad_k_raises(held_out):
         lambda g: DeepScorer(40, 30, 4, 6, (16, 8), 0.0, 0.5, g),
         lambda g: DeepScorer(40, 30, 4, 6, (16,), 0.0, 0.5, g, dot_factors=5),
     ],
-    ids=["cosine", "cosine-temperature", "dot-bias", "deep-linear", "deep-2-layers", "deep-dot-factors"],
+    ids=[
+        "cosine",
+        "cosine-temperature",
+        "dot-bias",
+        "deep-linear",
+        "deep-2-layers",
+        "deep-dot-factors",
+    ],
 )
 def test_frozen_item_side_scores_trained_users_like_the_model(module):
     module = module(torch.Generator().manual_seed(0)).eval()

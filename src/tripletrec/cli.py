@@ -21,7 +21,7 @@ from tripletrec.config import DataSpec, RunConfig, SplitSpec
 from tripletrec.datasets import list_datasets
 from tripletrec.distributed import DataParallel
 from tripletrec.evaluation import evaluate, evaluate_sampled
-from tripletrec.exceptions import TripletrecError
+from tripletrec.exceptions import TripletrecError, first_line
 from tripletrec.io import load_model, read_manifest
 from tripletrec.metrics import metric_key, parse_metric
 from tripletrec.recommender import PRESETS
@@ -606,8 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (TripletrecError, ValueError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"tripletrec: error: {message}", file=sys.stderr)
+        print(f"tripletrec: error: {first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tripletrec: interrupted", file=sys.stderr)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tripletrec.exceptions import DataError, UnknownIdError
+from tripletrec.exceptions import DataError, UnknownIdError, first_line
 
 DuplicatePolicy = Literal["error", "first", "last"]
 
@@ -187,12 +187,7 @@ class Interactions:
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
         wanted = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            raise DataError(
-                f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
-                f"columns are {', '.join(map(repr, map(str, df.columns)))}"
-            )
+        check_columns(wanted, list(df.columns), source)
         if len(df) == 0:
             raise DataError(f"{source}: no interactions (the table is empty)")
         for col in wanted:
@@ -203,8 +198,7 @@ class Interactions:
                     f"{source}: column {col!r} has {int(null.sum())} missing value(s), "
                     f"first at row {first}"
                 )
-        if duplicates not in ("error", "first", "last"):
-            raise DataError(f"duplicates must be 'error', 'first' or 'last', not {duplicates!r}")
+        check_duplicate_policy(duplicates)
         dup = df.duplicated(
             [user_col, item_col], keep=False if duplicates == "error" else duplicates
         )
@@ -388,15 +382,35 @@ class Interactions:
         return self.item_metadata["name"].reindex(item_ids).to_numpy()
 
 
+# Checks and messages shared with the batched Parquet reader (tripletrec.streaming), so
+# that both readers fail the same way on the same table.
+def check_columns(wanted: list[str], columns: list, source: str) -> None:
+    """Raise :class:`DataError` naming the ``wanted`` columns absent from ``columns``."""
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
+            f"columns are {', '.join(map(repr, map(str, columns)))}"
+        )
+
+
+def check_duplicate_policy(duplicates: str) -> None:
+    if duplicates not in ("error", "first", "last"):
+        raise DataError(f"duplicates must be 'error', 'first' or 'last', not {duplicates!r}")
+
+
+def not_numeric_error(source: str, name: str, row: int, value: object) -> DataError:
+    return DataError(
+        f"{source}: column {name!r} must be numeric and finite; row {row} holds {value!r}"
+    )
+
+
 def _numeric_column(column: pd.Series, name: str, source: str) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{source}: column {name!r} must be numeric and finite; "
-            f"row {first} holds {column.iloc[first]!r}"
-        )
+        raise not_numeric_error(source, name, first, column.iloc[first])
     return values
 
 
@@ -415,5 +429,4 @@ def _read_table(path: str | Path, kind: Literal["csv", "parquet"], sep: str = ",
             return pd.read_parquet(path)
         return pd.read_csv(path, sep=sep)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: cannot read as {kind}: {first_line}") from exc
+        raise DataError(f"{path}: cannot read as {kind}: {first_line(exc)}") from exc

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from tripletrec.data import DuplicatePolicy, Interactions, _numeric_column, _read_table
-from tripletrec.exceptions import DataError
+from tripletrec.exceptions import DataError, first_line
 from tripletrec.features import Features
 
 __all__ = [
@@ -715,8 +715,8 @@ def _read_fields(
     try:
         df = pd.read_csv(path, sep=sep, header=None, encoding=encoding, dtype=dtype)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: cannot read as {sep!r}-separated text: {first_line}") from exc
+        reason = first_line(exc)
+        raise DataError(f"{path}: cannot read as {sep!r}-separated text: {reason}") from exc
     if df.shape[1] != len(names):
         raise DataError(
             f"{path}: expected {len(names)} {sep!r}-separated fields a line "

@@ -29,3 +29,10 @@ class NotFittedError(TripletrecError, AttributeError):
 
 class ModelFileError(TripletrecError, OSError):
     """A saved model directory is missing, corrupt, truncated or of an unknown format."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what
+    a one-line error report quotes of an error from a library underneath."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

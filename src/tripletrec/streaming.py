@@ -27,8 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tripletrec.data import DuplicatePolicy, IdMap, Interactions
-from tripletrec.exceptions import DataError
+from tripletrec.data import (
+    DuplicatePolicy,
+    IdMap,
+    Interactions,
+    check_columns,
+    check_duplicate_policy,
+    not_numeric_error,
+)
+from tripletrec.exceptions import DataError, first_line
 
 #: Rows per record batch: large enough for vectorised work, small next to the index arrays.
 DEFAULT_BATCH_ROWS = 1 << 20
@@ -82,19 +89,12 @@ duplicates
 
     path = Path(path)
     source = str(path) if source is None else source
-    if duplicates not in ("error", "first", "last"):
-        raise DataError(f"duplicates must be 'error', 'first' or 'last', not {duplicates!r}")
+    check_duplicate_policy(duplicates)
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise DataError(f"batch_rows must be a positive integer, got {batch_rows!r}")
     parquet = _open(path)
-    columns = parquet.schema_arrow.names
     wanted = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
-            f"columns are {', '.join(map(repr, map(str, columns)))}"
-        )
+    check_columns(wanted, parquet.schema_arrow.names, source)
     n_rows = parquet.metadata.num_rows
     if n_rows == 0:
         raise DataError(f"{source}: no interactions (the table is empty)")
@@ -125,7 +125,7 @@ duplicates
                     value_error = value_error or exc
             offset += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{source}: cannot read as parquet: {_first_line(exc)}") from exc
+        raise DataError(f"{source}: cannot read as parquet: {first_line(exc)}") from exc
     reader.raise_nulls()
     pa.default_memory_pool().release_unused()  # the batches' buffers, kept by the allocator
 
@@ -164,12 +164,7 @@ def _open(path: Path) -> Any:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read as parquet: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise DataError(f"{path}: cannot read as parquet: {first_line(exc)}") from exc
 
 
 class _BatchColumns:
@@ -265,10 +260,7 @@ def _numeric(column: Any, name: str, source: str, offset: int) -> np.ndarray:
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         shown = values[first] if series is None else series.iloc[first]
-        raise DataError(
-            f"{source}: column {name!r} must be numeric and finite; "
-            f"row {offset + first} holds {shown!r}"
-        )
+        raise not_numeric_error(source, name, offset + first, shown)
     return values
 
 
