@@ -54,6 +54,8 @@ def write_results(
 ) -> None:
     """``out``.json (environment and rows) and ``out``.md, each written atomically."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tr.io.write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
+    tr.persistence.write_json_atomic(
+        out.with_suffix(".json"), {"environment": environment, "rows": rows}
+    )
     write_markdown(out.with_suffix(".md"), rows, environment)
     print(f"wrote {out.with_suffix('.md')}")

@@ -2,9 +2,9 @@
 
 Three protocols, each on anime-tv (bundled) and MovieLens-100k (read from
 ``../shared/data/movielens-100k``, skipped with a note when absent), with the built-in
-feature sets (``tripletrec.datasets.dataset_features``), mean +- std over seeds:
+feature sets (``tripletrec.data.datasets.dataset_features``), mean +- std over seeds:
 
-* **Cold items** (``docs/protocols.md``): ``tripletrec.splits.cold_item_split`` holds out
+* **Cold items** (``docs/protocols.md``): ``tripletrec.data.splits.cold_item_split`` holds out
   20 % of the items with every interaction of theirs (the seed draws the items); models are
   fitted on the rest, the held-out items are added from their features only
   (``TripletRecommender.add_items``), and each user with a held-out positive ranks the
@@ -47,12 +47,12 @@ import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec import foldin  # noqa: E402
-from tripletrec.data import IdMap  # noqa: E402
-from tripletrec.datasets import DATASETS, dataset_features  # noqa: E402
-from tripletrec.features import FeatureEncoder, Features, with_identity  # noqa: E402
-from tripletrec.metrics import ranking_metrics  # noqa: E402
-from tripletrec.splits import cold_item_split, fraction_per_user_split  # noqa: E402
+from tripletrec.data.datasets import DATASETS, dataset_features  # noqa: E402
+from tripletrec.data.features import FeatureEncoder, Features, with_identity  # noqa: E402
+from tripletrec.data.interactions import IdMap  # noqa: E402
+from tripletrec.data.splits import cold_item_split, fraction_per_user_split  # noqa: E402
+from tripletrec.evaluation.metrics import ranking_metrics  # noqa: E402
+from tripletrec.models import foldin  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import mean_std, run_environment, write_results  # noqa: E402
@@ -384,7 +384,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     tuned = [row for row in rows if "settings" in row]
     for row in tuned:
         lines.append(f"- {row['dataset']} {row['model']}: chosen settings {row['settings']}")
-    tr.io.write_text_atomic(path, "\n".join(lines) + "\n")
+    tr.persistence.write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

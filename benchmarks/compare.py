@@ -57,7 +57,7 @@ import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec.base import RecommenderBase  # noqa: E402
+from tripletrec.models.base import RecommenderBase  # noqa: E402
 from tripletrec.plots import plot_tradeoff  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -292,7 +292,7 @@ def load(name: str) -> tuple[tr.Interactions, tr.Interactions] | None:
         data = tr.load_dataset(name, path=folder)
     else:
         raise SystemExit(f"unknown dataset {name!r}")
-    rule = tr.datasets.DATASETS[name]
+    rule = tr.data.datasets.DATASETS[name]
     train, test = tr.random_split(data, test_size=0.2, random_state=42)
     return rule.positives(train), rule.positives(test)
 
@@ -414,7 +414,9 @@ def main(argv: list[str] | None = None) -> None:
         "wall_seconds": wall,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tr.io.write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
+    tr.persistence.write_json_atomic(
+        out.with_suffix(".json"), {"environment": environment, "rows": rows}
+    )
     write_markdown(out.with_suffix(".md"), rows, environment)
     if plot_tradeoff(rows, out.with_suffix(".png")) is None:
         print("matplotlib is not installed: no plot written", file=sys.stderr)
@@ -471,7 +473,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "Reference = independent measurements (`/work/shared/reference-results.md`). "
         "Plot: `compare.png` (AUC and NDCG@10 against fit seconds, log scale).",
     ]
-    tr.io.write_text_atomic(path, "\n".join(lines) + "\n")
+    tr.persistence.write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

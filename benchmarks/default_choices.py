@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec.datasets import DATASETS  # noqa: E402
+from tripletrec.data.datasets import DATASETS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import run_environment, write_results  # noqa: E402
@@ -65,7 +65,7 @@ LOSSES: dict[str, dict] = {
 }  # fmt: skip
 
 
-def load(name: str) -> tuple[tr.Interactions, tr.Interactions, tr.features.Features] | None:
+def load(name: str) -> tuple[tr.Interactions, tr.Interactions, tr.data.features.Features] | None:
     """Fit and validation positives of dataset ``name``, and its item features."""
     loaded = load_with_features(name)
     if loaded is None:
@@ -158,7 +158,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     for r in rows:
         if r["study"] == "feature weight":
             lines.append(f"| {r['dataset']} | {r['model']} | {r['auc']:.4f} | {r['ndcg@10']:.4f} |")
-    tr.io.write_text_atomic(path, "\n".join(lines) + "\n")
+    tr.persistence.write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

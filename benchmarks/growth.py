@@ -1,12 +1,12 @@
 """How training cost grows with data: one epoch on synthetic data of growing size.
 
-For each size, synthetic implicit feedback (``tripletrec.synthetic``: power-law popularity
+For each size, synthetic implicit feedback (``tripletrec.data.synthetic``: power-law popularity
 and activity, latent topics; 20 items per user on average, 50,000 items, and the
 MovieLens-1M shape 6,040 x 3,706 x 1,000,209) is written to Parquet once, then a fresh
 process reads it (``Interactions.from_parquet``, record batches) and trains one epoch of
 the bilinear model configured for large catalogues: dot product + item bias, BPR loss, one
 uniform negative per positive, 64 factors, batch 16,384, sparse embedding gradients with
-row-wise lazy Adam (``tripletrec.distributed``). The default preset's full softmax scores
+row-wise lazy Adam (``tripletrec.training.distributed``). The default preset's full softmax scores
 every item for every triplet (batch x 50,000 scores per step) and is not meant for such
 catalogues.
 
@@ -39,10 +39,10 @@ from pathlib import Path
 import torch
 
 import tripletrec as tr
-from tripletrec.distributed import TORCHRUN_VARIABLES, fit_data_parallel, init_distributed
-from tripletrec.io import write_json_atomic
-from tripletrec.streaming import peak_rss_bytes
-from tripletrec.synthetic import write_synthetic_parquet
+from tripletrec.data.parquet import peak_rss_bytes
+from tripletrec.data.synthetic import write_synthetic_parquet
+from tripletrec.persistence import write_json_atomic
+from tripletrec.training.distributed import TORCHRUN_VARIABLES, fit_data_parallel, init_distributed
 
 HERE = Path(__file__).resolve().parent
 ITEMS = 50_000
@@ -200,7 +200,7 @@ def write_report(out: Path, environment: dict, growth: list[dict], compare: list
         "",
         "Bilinear dot + item bias, BPR, one uniform negative, 64 factors, batch 16,384, "
         "sparse gradients (row-wise lazy Adam); synthetic data "
-        f"(`tripletrec.synthetic`, {ITEMS_PER_USER} items per user on average, "
+        f"(`tripletrec.data.synthetic`, {ITEMS_PER_USER} items per user on average, "
         f"{ITEMS:,} items; `ml-1m` is the MovieLens-1M shape). "
         f"One process, {environment['threads']} thread(s); each size in a fresh process.",
         "",

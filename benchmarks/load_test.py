@@ -29,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tripletrec.io import write_json_atomic
+from tripletrec.persistence import write_json_atomic
 
 HOST = "127.0.0.1"  # never anything else: this tool only loads the local machine
 RESULTS = Path(__file__).resolve().parent / "results"

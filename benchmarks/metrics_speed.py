@@ -3,7 +3,8 @@
 Two cases: the real anime-tv evaluation (3,839 users with a test positive x 293 items, the
 scores of a fitted default model) and a random 6,000 x 3,700 problem (MovieLens-1M size;
 normal scores, 20 relevant and 100 excluded items per user). Each time is the best of 5
-runs of ``tripletrec.metrics.ranking_metrics`` computing AUC, P@10, R@10, NDCG@10, MAP@10,
+runs of
+``tripletrec.evaluation.metrics.ranking_metrics`` computing AUC, P@10, R@10, NDCG@10, MAP@10,
 MRR and HR@10 together, plus ``auc_per_user`` alone.
 
 Run: ``python benchmarks/metrics_speed.py``; writes ``results/metrics_speed.md`` and ``.json``.
@@ -19,8 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 
 import tripletrec as tr
-from tripletrec.evaluation import interactions_matrix
-from tripletrec.metrics import auc_per_user, ranking_metrics
+from tripletrec.evaluation.metrics import auc_per_user, ranking_metrics
+from tripletrec.evaluation.protocols import interactions_matrix
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10", "mrr", "hit_rate@10")
@@ -72,7 +73,9 @@ def main() -> None:
 
     out = HERE / "results" / "metrics_speed"
     environment = {"python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
-    tr.io.write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
+    tr.persistence.write_json_atomic(
+        out.with_suffix(".json"), {"environment": environment, "rows": rows}
+    )
     lines = [
         "# Ranking metrics: time for every user",
         "",

@@ -47,7 +47,7 @@ def load(name: str) -> tuple[tr.Interactions, tr.Interactions]:
         data = tr.load_dataset("anime-tv")
     else:
         data = tr.load_dataset(name, path=SHARED_DATA / "movielens-100k")
-    rule = tr.datasets.DATASETS[name]
+    rule = tr.data.datasets.DATASETS[name]
     train, test = tr.random_split(data, test_size=0.2, random_state=42)
     return rule.positives(train), rule.positives(test)
 
@@ -123,7 +123,9 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tr.io.write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
+    tr.persistence.write_json_atomic(
+        out.with_suffix(".json"), {"environment": environment, "rows": rows}
+    )
     write_markdown(out.with_suffix(".md"), rows, environment)
     print(f"wrote {out.with_suffix('.md')} and .json")
 

@@ -28,10 +28,10 @@ import scipy.sparse as sp
 import torch
 
 import tripletrec as tr
-from tripletrec.data import IdMap
-from tripletrec.io import write_json_atomic
-from tripletrec.models import BilinearScorer
-from tripletrec.retrieval import (
+from tripletrec.data.interactions import IdMap
+from tripletrec.models.scorers import BilinearScorer
+from tripletrec.persistence import write_json_atomic
+from tripletrec.serving.retrieval import (
     ANNIndex,
     IndexSettings,
     exact_top_k,

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 import tripletrec as tr
-from tripletrec.losses import get_loss
-from tripletrec.models import BilinearScorer, TripletNet
-from tripletrec.sampling import make_sampler
-from tripletrec.training import TrainingSchedule, autograd_step, train_triplets
+from tripletrec.models.scorers import BilinearScorer, TripletNet
+from tripletrec.training.loop import TrainingSchedule, autograd_step, train_triplets
+from tripletrec.training.losses import get_loss
+from tripletrec.training.sampling import make_sampler
 
 HERE = Path(__file__).resolve().parent
 BATCH_SIZES = (64, 256, 1024, 4096, 16384)
@@ -94,7 +94,9 @@ def main() -> None:
         "triplets_per_epoch": len(train),
     }
     out = Path(args.out)
-    tr.io.write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
+    tr.persistence.write_json_atomic(
+        out.with_suffix(".json"), {"environment": environment, "rows": rows}
+    )
     header = "| model | " + " | ".join(f"batch {b:,}" for b in BATCH_SIZES) + " |"
     lines = [
         "# Training throughput (triplets / second), anime-tv",

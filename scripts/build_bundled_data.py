@@ -32,11 +32,11 @@ DEFAULT_OUT = ROOT / "src" / "tripletrec" / "data_files" / "anime-5k"
 ORIGIN = "caserec/Datasets-for-Recommender-Systems@4180b4d, Processed Datasets/Anime/anime.zip"
 
 try:
-    from tripletrec.datasets import ANIME_5K_FILES, read_anime_5k_zip
+    from tripletrec.data.datasets import ANIME_5K_FILES, read_anime_5k_zip
     from tripletrec.exceptions import TripletrecError
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT / "src"))
-    from tripletrec.datasets import ANIME_5K_FILES, read_anime_5k_zip
+    from tripletrec.data.datasets import ANIME_5K_FILES, read_anime_5k_zip
     from tripletrec.exceptions import TripletrecError
 
 # Storage types: the narrowest that hold the data, to keep the wheel small.

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tripletrec.data import Interactions
-from tripletrec.datasets import load_dataset
+from tripletrec.data.datasets import load_dataset
+from tripletrec.data.interactions import Interactions
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The shared data folder (``../shared/data`` from the repository root); may be absent.

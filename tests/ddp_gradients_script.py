@@ -12,10 +12,10 @@ import sys
 import torch
 from torch import nn
 
-from tripletrec.distributed import init_distributed
-from tripletrec.losses import get_loss
-from tripletrec.models import BilinearScorer, TripletNet
-from tripletrec.training import BatchScores
+from tripletrec.models.scorers import BilinearScorer, TripletNet
+from tripletrec.training.distributed import init_distributed
+from tripletrec.training.loop import BatchScores
+from tripletrec.training.losses import get_loss
 
 
 def scorer(sparse: bool) -> BilinearScorer:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tripletrec.data import IdMap, Interactions
+from tripletrec.data.interactions import IdMap, Interactions
 from tripletrec.exceptions import DataError, UnknownIdError
 
 

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tripletrec.data import Interactions
-from tripletrec.datasets import (
+from tripletrec.data.datasets import (
     ANIME_5K_FILES,
     BUNDLED_ANIME_5K,
     DATASETS,
@@ -28,6 +27,7 @@ from tripletrec.datasets import (
     load_movielens_100k_users,
     read_anime_5k_zip,
 )
+from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ import torch.distributed as dist
 
 import tripletrec as tr
 from tripletrec.cli import main
-from tripletrec.distributed import (
+from tripletrec.models.scorers import BilinearScorer, TripletNet
+from tripletrec.training.distributed import (
     TORCHRUN_VARIABLES,
     RowSparseAdam,
     _make_step,
@@ -23,8 +24,7 @@ from tripletrec.distributed import (
     init_distributed,
     sparse_embeddings,
 )
-from tripletrec.models import BilinearScorer, TripletNet
-from tripletrec.training import BatchScores
+from tripletrec.training.loop import BatchScores
 
 HERE = Path(__file__).resolve().parent
 needs_gloo = pytest.mark.skipif(
@@ -219,7 +219,7 @@ def test_cli_sparse_gradients_in_one_process(tmp_path, capsys):
 
 
 def test_one_process_with_side_features_trains_what_fit_trains(split, anime_tv):
-    from tripletrec.datasets import dataset_features
+    from tripletrec.data.datasets import dataset_features
 
     _, items = dataset_features("anime-tv", anime_tv)
     train, test = split

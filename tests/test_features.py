@@ -7,12 +7,12 @@ import scipy.sparse as sp
 import torch
 
 import tripletrec as tr
-from tripletrec.data import IdMap
-from tripletrec.datasets import dataset_features
+from tripletrec.data.datasets import dataset_features
+from tripletrec.data.features import FeatureEncoder, Features, with_identity
+from tripletrec.data.interactions import IdMap
+from tripletrec.data.splits import cold_item_split
 from tripletrec.exceptions import DataError, TripletrecError
-from tripletrec.features import FeatureEncoder, Features, with_identity
-from tripletrec.models import FactorizationMachineScorer, FeatureEmbedding
-from tripletrec.splits import cold_item_split
+from tripletrec.models.scorers import FactorizationMachineScorer, FeatureEmbedding
 
 
 def _table():

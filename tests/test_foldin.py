@@ -6,10 +6,10 @@ import scipy.sparse as sp
 import torch
 
 import tripletrec as tr
+from tripletrec.evaluation.metrics import auc_per_user
 from tripletrec.exceptions import DataError
-from tripletrec.foldin import _FrozenItems, score_user_vectors
-from tripletrec.metrics import auc_per_user
-from tripletrec.models import BilinearScorer, DeepScorer
+from tripletrec.models.foldin import _FrozenItems, score_user_vectors
+from tripletrec.models.scorers import BilinearScorer, DeepScorer
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_softmax_fold_in_is_the_regularised_maximum_likelihood(anime_tv):
     assert np.nanmean(auc_per_user(scores, relevant.tocsr(), seen.tocsr())) > 0.82
 
     # The returned vector is a stationary point of the fold-in objective.
-    from tripletrec.foldin import FoldInSettings, fold_in
+    from tripletrec.models.foldin import FoldInSettings, fold_in
 
     items = model.item_map_.to_index(histories[0])
     table = model.module_.item_embedding.weight.detach()

@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from tripletrec.fused import FusedBilinearStep
-from tripletrec.losses import get_loss
-from tripletrec.models import BilinearScorer, TripletNet
-from tripletrec.training import TrainingSchedule, autograd_step
+from tripletrec.models.scorers import BilinearScorer, TripletNet
+from tripletrec.training.fused import FusedBilinearStep
+from tripletrec.training.loop import TrainingSchedule, autograd_step
+from tripletrec.training.losses import get_loss
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
@@ -73,7 +73,7 @@ def _feature_matrix(n: int, n_features: int, seed: int):
     import numpy as np
     import scipy.sparse as sp
 
-    from tripletrec.features import with_identity
+    from tripletrec.data.features import with_identity
 
     rng = np.random.default_rng(seed)
     dense = (rng.random((n, n_features)) < 0.3).astype(np.float32)

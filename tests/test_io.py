@@ -7,7 +7,7 @@ import pytest
 
 import tripletrec as tr
 from tripletrec.exceptions import ModelFileError
-from tripletrec.io import MODEL_FILE, WEIGHTS_FILE, load_model, save_model
+from tripletrec.persistence import MODEL_FILE, WEIGHTS_FILE, load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_failed_save_leaves_the_old_model_intact(trained, tmp_path, monkeypatch)
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("tripletrec.io.save_file", broken)
+    monkeypatch.setattr("tripletrec.persistence.save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         models["deep"].save(target)
     assert (target / WEIGHTS_FILE).read_bytes() == before

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tripletrec.exceptions import TripletrecError
-from tripletrec.losses import (
+from tripletrec.training.losses import (
     adaptive_hinge_loss,
     bpr_loss,
     get_loss,
@@ -90,8 +90,8 @@ def test_sampled_softmax_matches_cross_entropy_and_corrects_for_log_q():
 
 
 def test_in_batch_softmax_step_matches_hand_computation():
-    from tripletrec.models import BilinearScorer, TripletNet
-    from tripletrec.training import TrainingSchedule, autograd_step
+    from tripletrec.models.scorers import BilinearScorer, TripletNet
+    from tripletrec.training.loop import TrainingSchedule, autograd_step
 
     scorer = BilinearScorer(3, 4, 2, "dot", generator=torch.Generator().manual_seed(0))
     users, positives = torch.tensor([0, 2]), torch.tensor([1, 3])

@@ -1,4 +1,4 @@
-"""Tests of tripletrec.metrics: hand-computed cases, brute-force references and scikit-learn."""
+"""Tests of tripletrec.evaluation.metrics: hand-computed cases, brute force and scikit-learn."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import average_precision_score, ndcg_score, roc_auc_score
 
-from tripletrec import metrics
-from tripletrec.exceptions import DataError
-from tripletrec.metrics import (
+from tripletrec.evaluation import metrics
+from tripletrec.evaluation.metrics import (
     auc_per_user,
     coverage_at_k,
     hit_rate_at_k,
@@ -27,6 +26,7 @@ from tripletrec.metrics import (
     recall_at_k,
     top_k,
 )
+from tripletrec.exceptions import DataError
 
 NAN = np.nan
 LOG2_3 = np.log2(3)  # 1.5849625; 1 / log2(3) = 0.6309298, the discount of rank 2

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tripletrec.models import BilinearScorer, DeepScorer, TripletNet, count_parameters
+from tripletrec.models.scorers import BilinearScorer, DeepScorer, TripletNet, count_parameters
 
 
 def test_bilinear_parameter_count_matches_the_notebook():

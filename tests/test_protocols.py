@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import tripletrec as tr
-from tripletrec.evaluation import evaluate_candidates, load_ncf_negatives
+from tripletrec.evaluation.protocols import evaluate_candidates, load_ncf_negatives
 from tripletrec.exceptions import DataError
 
 
@@ -104,7 +104,7 @@ def test_sampled_protocol_warns_and_matches_a_direct_computation(leave_one_out):
     test = test.subset(np.arange(300))
     with pytest.warns(UserWarning):
         result = tr.evaluate_sampled(model, train, test, random_state=0)
-    from tripletrec.evaluation import _sample_negatives, interactions_matrix
+    from tripletrec.evaluation.protocols import _sample_negatives, interactions_matrix
 
     forbidden = interactions_matrix(model, train) + interactions_matrix(model, test)
     relevant = interactions_matrix(model, test).tocoo()
@@ -165,7 +165,7 @@ def test_ncf_loader_rejects_other_files(tmp_path):
 def test_negative_sampler_draws_distinct_allowed_items(n_items):
     import scipy.sparse as sp
 
-    from tripletrec.evaluation import _sample_negatives
+    from tripletrec.evaluation.protocols import _sample_negatives
 
     rng = np.random.default_rng(0)
     dense = sp.random(300, n_items, density=0.3, random_state=rng).toarray() > 0

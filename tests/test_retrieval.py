@@ -7,9 +7,9 @@ import scipy.sparse as sp
 
 import tripletrec as tr
 from tripletrec.cli import main
+from tripletrec.evaluation.metrics import top_k
 from tripletrec.exceptions import ModelFileError, TripletrecError
-from tripletrec.metrics import top_k
-from tripletrec.retrieval import (
+from tripletrec.serving.retrieval import (
     INDEX_DIR,
     ANNIndex,
     IndexSettings,
@@ -103,7 +103,7 @@ def test_index_command_builds_an_index_that_matches_exact_search(saved_models, c
     assert main(["index", str(path), "--n-lists", "8", "--nprobe", "8"]) == 0
     assert has_index(path) and "indexed 293 items" in capsys.readouterr().out
     users, items = model_vectors(model)
-    weights = tr.io.read_manifest(path)["weights_sha256"]
+    weights = tr.persistence.read_manifest(path)["weights_sha256"]
     index = ANNIndex.load(path, items, weights)
     seen = model.seen_[:50]
     approx = index.search(users[:50], 10, exclude=seen)[0]  # every list probed: exact

@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from tripletrec.exceptions import TripletrecError
-from tripletrec.sampling import ExcludePositivesSampler, UniformSampler, make_sampler
+from tripletrec.training.sampling import ExcludePositivesSampler, UniformSampler, make_sampler
 
 
 def _positives(n_users=50, n_items=20, density=0.3, seed=0):

@@ -19,7 +19,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
-from tripletrec.serving import MAX_HISTORY, create_app
+from tripletrec.serving.app import MAX_HISTORY, create_app
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_reload_under_load_drops_nothing(served):
 
 def test_service_uses_the_ann_index_when_present(served, tmp_path):
     pytest.importorskip("faiss")
-    from tripletrec.retrieval import IndexSettings, build_model_index
+    from tripletrec.serving.retrieval import IndexSettings, build_model_index
 
     _, model, _path, _ = served
     copy = model.save(tmp_path / "indexed")

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from tripletrec.data import Interactions
-from tripletrec.datasets import load_movielens_100k
+from tripletrec.data.datasets import load_movielens_100k
+from tripletrec.data.interactions import Interactions
+from tripletrec.data.splits import first_n_per_user_split, movielens_ua_split, random_split
 from tripletrec.exceptions import DataError
-from tripletrec.splits import first_n_per_user_split, movielens_ua_split, random_split
 
 
 def make_data(n_rows: int, n_users: int = 7, seed: int = 0) -> Interactions:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tripletrec.data import IdMap, Interactions
+from tripletrec.data.interactions import IdMap, Interactions
+from tripletrec.data.parquet import peak_rss_bytes, read_parquet_interactions
 from tripletrec.exceptions import DataError, UnknownIdError
-from tripletrec.streaming import peak_rss_bytes, read_parquet_interactions
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import tripletrec as tr
-import tripletrec.synthetic as synthetic
-from tripletrec.baselines import PopularityRecommender
+import tripletrec.data.synthetic as synthetic
 from tripletrec.cli import main
+from tripletrec.data.synthetic import SyntheticSpec, generate_synthetic, write_synthetic_parquet
 from tripletrec.exceptions import DataError
-from tripletrec.synthetic import SyntheticSpec, generate_synthetic, write_synthetic_parquet
+from tripletrec.models.baselines import PopularityRecommender
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_blocks_file_and_frame_agree(tmp_path, monkeypatch):
     summary = write_synthetic_parquet(path, 1_000, 400, 30_000, random_state=3)
     pd.testing.assert_frame_equal(pd.read_parquet(path), frame)
     assert summary["n_rows"] == 30_000 and summary["n_items"] == frame["item_id"].nunique()
-    stored = json.loads(pq.read_schema(path).metadata[b"tripletrec.synthetic"])
+    stored = json.loads(pq.read_schema(path).metadata[b"tripletrec.data.synthetic"])
     assert stored["random_state"] == 3 and stored["n_interactions"] == 30_000
     assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed away
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tripletrec.fused import FusedBilinearStep
-from tripletrec.models import BilinearScorer
-from tripletrec.sampling import make_sampler
-from tripletrec.training import TrainingSchedule, train_triplets
+from tripletrec.models.scorers import BilinearScorer
+from tripletrec.training.fused import FusedBilinearStep
+from tripletrec.training.loop import TrainingSchedule, train_triplets
+from tripletrec.training.sampling import make_sampler
 
 
 def test_lr_factor_follows_each_schedule():

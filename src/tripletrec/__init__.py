@@ -1,9 +1,14 @@
 """tripletrec: recommenders for implicit feedback trained with triplet / margin losses."""
 
-from tripletrec.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
-from tripletrec.data import IdMap, Interactions
-from tripletrec.datasets import list_datasets, load_dataset
-from tripletrec.evaluation import evaluate, evaluate_sampled
+from tripletrec.data.datasets import list_datasets, load_dataset
+from tripletrec.data.interactions import IdMap, Interactions
+from tripletrec.data.splits import (
+    fraction_per_user_split,
+    leave_last_k_out,
+    random_split,
+    validation_split,
+)
+from tripletrec.evaluation.protocols import evaluate, evaluate_sampled
 from tripletrec.exceptions import (
     DataError,
     ModelFileError,
@@ -11,14 +16,9 @@ from tripletrec.exceptions import (
     TripletrecError,
     UnknownIdError,
 )
-from tripletrec.io import load_model, save_model
-from tripletrec.recommender import PRESETS, TripletRecommender
-from tripletrec.splits import (
-    fraction_per_user_split,
-    leave_last_k_out,
-    random_split,
-    validation_split,
-)
+from tripletrec.models.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
+from tripletrec.models.triplet import PRESETS, TripletRecommender
+from tripletrec.persistence import load_model, save_model
 
 __version__ = "0.1.0"
 

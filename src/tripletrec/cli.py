@@ -18,15 +18,15 @@ from typing import Any
 import numpy as np
 
 from tripletrec.config import DataSpec, RunConfig, SplitSpec
-from tripletrec.datasets import list_datasets
-from tripletrec.distributed import DataParallel
-from tripletrec.evaluation import evaluate, evaluate_sampled
+from tripletrec.data.datasets import list_datasets
+from tripletrec.data.parquet import peak_rss_bytes
+from tripletrec.data.splits import validation_split
+from tripletrec.evaluation.metrics import metric_key, parse_metric
+from tripletrec.evaluation.protocols import evaluate, evaluate_sampled
 from tripletrec.exceptions import TripletrecError, first_line
-from tripletrec.io import load_model, read_manifest
-from tripletrec.metrics import metric_key, parse_metric
-from tripletrec.recommender import PRESETS
-from tripletrec.splits import validation_split
-from tripletrec.streaming import peak_rss_bytes
+from tripletrec.models.triplet import PRESETS
+from tripletrec.persistence import load_model, read_manifest
+from tripletrec.training.distributed import DataParallel
 
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
 DEFAULT_SAMPLED_METRICS = ("hit_rate@10", "ndcg@10")
@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_synth_arguments(parser: argparse.ArgumentParser) -> None:
-    """``datasets synth``: synthetic implicit feedback (see :mod:`tripletrec.synthetic`)."""
+    """``datasets synth``: synthetic implicit feedback (see :mod:`tripletrec.data.synthetic`)."""
     actions = parser.add_subparsers(dest="datasets_action")
     synth = actions.add_parser(
         "synth",
@@ -319,7 +319,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from tripletrec.synthetic import write_synthetic_parquet
+    from tripletrec.data.synthetic import write_synthetic_parquet
 
     summary = write_synthetic_parquet(
         args.out, args.users, args.items, args.interactions, n_topics=args.topics,
@@ -397,7 +397,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from tripletrec.io import write_json_atomic
+    from tripletrec.persistence import write_json_atomic
     from tripletrec.tuning import default_search_space, tune
 
     config = _run_config(args)
@@ -475,7 +475,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for name in metric_names:
         print(f"  {name:<{width}}  {results[name]:.4f}")
     if args.json_out:
-        from tripletrec.io import write_json_atomic
+        from tripletrec.persistence import write_json_atomic
 
         write_json_atomic(args.json_out, results)
     return 0
@@ -540,7 +540,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def _cmd_recommend_all(args: argparse.Namespace) -> int:
-    from tripletrec.retrieval import write_all_recommendations
+    from tripletrec.serving.retrieval import write_all_recommendations
 
     if not args.out:
         raise TripletrecError("recommend --all needs --out FILE.parquet")
@@ -560,7 +560,7 @@ def _cmd_recommend_all(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from tripletrec.serving import run_server
+        from tripletrec.serving.app import run_server
     except ImportError as exc:
         raise TripletrecError("serve needs FastAPI: pip install 'tripletrec[serve]'") from exc
     if not 0 < args.port < 65536 or args.workers < 1:
@@ -576,7 +576,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     import time
 
-    from tripletrec.retrieval import IndexSettings, build_model_index
+    from tripletrec.serving.retrieval import IndexSettings, build_model_index
 
     start = time.perf_counter()
     settings = IndexSettings(n_lists=args.n_lists, nprobe=args.nprobe, random_state=args.seed)

@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tripletrec.data import Interactions
-from tripletrec.datasets import DATASETS, dataset_features, load_dataset
+from tripletrec.data.datasets import DATASETS, dataset_features, load_dataset
+from tripletrec.data.features import Features
+from tripletrec.data.interactions import Interactions
+from tripletrec.data.splits import random_split
 from tripletrec.exceptions import DataError
-from tripletrec.features import Features
-from tripletrec.io import read_json_object
-from tripletrec.recommender import PRESETS, TripletRecommender
-from tripletrec.splits import random_split
+from tripletrec.models.triplet import PRESETS, TripletRecommender
+from tripletrec.persistence import read_json_object
 
 
 @dataclass
@@ -39,7 +39,7 @@ class DataSpec:
         ``rating >= threshold`` instead of ``>``.
     features : bool
         Train with the dataset's built-in side features
-        (:func:`tripletrec.datasets.dataset_features`; bundled and MovieLens data only).
+        (:func:`tripletrec.data.datasets.dataset_features`; bundled and MovieLens data only).
     """
 
     source: str = "anime-tv"
@@ -112,7 +112,7 @@ class TrainingSpec:
     """How the training runs, beyond the model's hyper-parameters.
 
     ``sparse_gradients``: sparse embedding gradients with a row-wise lazy Adam
-    (:mod:`tripletrec.distributed`); it trains a different model than dense Adam, so a
+    (:mod:`tripletrec.training.distributed`); it trains a different model than dense Adam, so a
     config that replays a run must say which.
     """
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tripletrec.io import default_file_mode
+from tripletrec.persistence import default_file_mode
 
 
 def _pyplot() -> Any:

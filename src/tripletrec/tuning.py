@@ -2,7 +2,7 @@
 
 :func:`tune` carves a validation part out of the *training* positives of a
 :class:`~tripletrec.config.RunConfig` (the test part is never read), fits one
-:class:`~tripletrec.recommender.TripletRecommender` per trial on the rest, scores it on the
+:class:`~tripletrec.models.triplet.TripletRecommender` per trial on the rest, scores it on the
 validation part and keeps the best setting. ``tripletrec tune`` writes the best setting as a
 config file that ``tripletrec train --config`` trains again.
 
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tripletrec.config import RunConfig
-from tripletrec.distributed import fit_data_parallel
-from tripletrec.evaluation import evaluate
+from tripletrec.data.splits import validation_split
+from tripletrec.evaluation.metrics import metric_key, parse_metric
+from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import TripletrecError
-from tripletrec.metrics import metric_key, parse_metric
-from tripletrec.recommender import TripletRecommender
-from tripletrec.splits import validation_split
+from tripletrec.models.triplet import TripletRecommender
+from tripletrec.training.distributed import fit_data_parallel
 
 
 @dataclass(frozen=True)
@@ -237,10 +237,10 @@ def tune(
 
     The data are loaded and split as ``config`` says (:meth:`RunConfig.prepare`); a
     validation part is carved out of the training positives with
-    :func:`~tripletrec.splits.validation_split`, and the test part is never looked at, so
+    :func:`~tripletrec.data.splits.validation_split`, and the test part is never looked at, so
     test metrics of the tuned model stay an honest estimate. Each trial fits
     ``TripletRecommender(**{**config.model, **sampled})`` on the rest of the training
-    positives and scores it with :func:`~tripletrec.evaluation.evaluate` (validation rows
+    positives and scores it with :func:`~tripletrec.evaluation.protocols.evaluate` (validation rows
     ranked among every item except the fitted ones). The first trial is the config's own
     model (its values of the searched parameters, where they lie in the search space), so
     the best trial is never worse on validation than the starting point; Optuna's TPE
@@ -258,7 +258,7 @@ def tune(
         search can overrun by one trial's time, and the first trial always runs. The
         search stops at whichever budget runs out first.
     metric : str, default "ndcg@10"
-        Validation metric to maximise (any name :func:`~tripletrec.evaluation.evaluate`
+        Validation metric to maximise (any name :func:`~tripletrec.evaluation.protocols.evaluate`
         knows; every one of them is higher-is-better).
     validation_fraction : float, default 0.1
         Share of the training positives held out for validation, in (0, 1).

@@ -1,4 +1,4 @@
-"""Train/test splits of :class:`~tripletrec.data.Interactions`.
+"""Train/test splits of :class:`~tripletrec.data.interactions.Interactions`.
 
 Every split returns parts that share the id maps of the input, so a model fitted on the
 train part scores the test part's indices directly.
@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from tripletrec.data import Interactions
+from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import DataError
 
 
@@ -81,7 +81,7 @@ def first_n_per_user_split(
 def movielens_ua_split(interactions: Interactions) -> tuple[Interactions, Interactions]:
     """The official MovieLens 100K ``ua.base``/``ua.test`` split: 10 test rows per user.
 
-    Applied to ``u.data`` in line order (as :func:`tripletrec.datasets.load_movielens_100k`
+    Applied to ``u.data`` in line order (as :func:`tripletrec.data.datasets.load_movielens_100k`
     returns it), the test part holds exactly the 9,430 rows of ``ua.test``.
     """
     return first_n_per_user_split(interactions, n=10)

@@ -9,7 +9,7 @@ product is the model's score. For the bilinear model that is exact:
   ranking weighs it (``ranking_bias_scale``).
 
 The deep model scores through an MLP and has no such space; it is always scored exactly
-(:meth:`~tripletrec.base.RecommenderBase.recommend`), and :func:`model_vectors` says so.
+(:meth:`~tripletrec.models.base.RecommenderBase.recommend`), and :func:`model_vectors` says so.
 
 The approximate index is a faiss inverted-file index (IVF-Flat). Maximum inner product is
 not a metric search, so items are first lifted to the same norm with the usual
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from tripletrec.evaluation.metrics import top_k
 from tripletrec.exceptions import DataError, ModelFileError, TripletrecError
-from tripletrec.metrics import top_k
 
 #: Sub-directory of a model directory that holds its approximate index.
 INDEX_DIR = "ann-index"
@@ -60,7 +60,7 @@ def model_vectors(model: Any) -> tuple[np.ndarray, np.ndarray]:
     """
     import torch
 
-    from tripletrec.models import BilinearScorer
+    from tripletrec.models.scorers import BilinearScorer
 
     module = getattr(model, "module_", None)
     if not isinstance(module, BilinearScorer):
@@ -88,7 +88,7 @@ def exact_top_k(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` by inner product, scoring ``item_chunk`` items at a time.
 
-    Ties are ordered by item index, lower first, as :func:`tripletrec.metrics.top_k`.
+    Ties are ordered by item index, lower first, as :func:`tripletrec.evaluation.metrics.top_k`.
 
     Parameters
     ----------
@@ -247,7 +247,7 @@ class ANNIndex:
         ``weights_sha256`` ties it to the model's weights: :meth:`load` refuses an index
         built for other weights.
         """
-        from tripletrec.io import _replace_directory
+        from tripletrec.persistence import _replace_directory
 
         faiss = _faiss()
         model_dir = Path(model_dir)
@@ -316,7 +316,7 @@ def build_model_index(
     model_dir: str | Path, settings: IndexSettings | None = None
 ) -> tuple[Path, ANNIndex]:
     """Build the approximate index of the saved bilinear model in ``model_dir``."""
-    from tripletrec.io import load_model, read_manifest
+    from tripletrec.persistence import load_model, read_manifest
 
     model = load_model(model_dir)
     _, items = model_vectors(model)

@@ -32,9 +32,9 @@ import pandas as pd
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from tripletrec.base import RecommenderBase
-from tripletrec.data import IdMap
+from tripletrec.data.interactions import IdMap
 from tripletrec.exceptions import ModelFileError
+from tripletrec.models.base import RecommenderBase
 
 FORMAT_NAME = "tripletrec-model"
 FORMAT_VERSION = 1
@@ -51,8 +51,12 @@ PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
 
 def _estimators() -> dict[str, type[RecommenderBase]]:
     # Imported here: the estimator modules import this one for their save/load methods.
-    from tripletrec.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
-    from tripletrec.recommender import TripletRecommender
+    from tripletrec.models.baselines import (
+        ItemKNNRecommender,
+        PopularityRecommender,
+        RandomRecommender,
+    )
+    from tripletrec.models.triplet import TripletRecommender
 
     return {
         "TripletRecommender": TripletRecommender,

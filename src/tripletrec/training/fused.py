@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tripletrec.models import BilinearScorer, FeatureEmbedding
-from tripletrec.training import make_adam
+from tripletrec.models.scorers import BilinearScorer, FeatureEmbedding
+from tripletrec.training.loop import make_adam
 
 #: The same floor as ``torch.nn.functional.normalize``.
 _NORM_EPS = 1e-12

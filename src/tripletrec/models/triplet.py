@@ -12,14 +12,12 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from tripletrec.base import RecommenderBase
-from tripletrec.data import IdMap, Interactions
+from tripletrec.data.features import FeatureEncoder, Features, with_identity
+from tripletrec.data.interactions import IdMap, Interactions
+from tripletrec.evaluation.metrics import metric_key, parse_metric
 from tripletrec.exceptions import DataError, TripletrecError
-from tripletrec.features import FeatureEncoder, Features, with_identity
-from tripletrec.fused import FusedBilinearStep
-from tripletrec.losses import get_loss
-from tripletrec.metrics import metric_key, parse_metric
-from tripletrec.models import (
+from tripletrec.models.base import RecommenderBase
+from tripletrec.models.scorers import (
     BilinearScorer,
     DeepScorer,
     FactorizationMachineScorer,
@@ -29,8 +27,8 @@ from tripletrec.models import (
     count_parameters,
     embedding_tables,
 )
-from tripletrec.sampling import IMPLICIT_NEGATIVES, make_sampler
-from tripletrec.training import (
+from tripletrec.training.fused import FusedBilinearStep
+from tripletrec.training.loop import (
     EpochCallback,
     TrainingSchedule,
     TrainingStep,
@@ -39,6 +37,8 @@ from tripletrec.training import (
     train_triplets,
     with_max_norm,
 )
+from tripletrec.training.losses import get_loss
+from tripletrec.training.sampling import IMPLICIT_NEGATIVES, make_sampler
 
 # The best configuration found: dot product with item biases, softmax over the whole
 # catalogue, small weight decay with a max-norm bound, decaying steps, and the item bias
@@ -113,7 +113,7 @@ class TripletRecommender(RecommenderBase):
         ``"deep"``: score = MLP(concat(user embedding, item embedding)).
         ``"fm"``: a factorization machine over the user's and the item's features
         (``n_factors`` factors; see
-        :class:`~tripletrec.models.FactorizationMachineScorer`).
+        :class:`~tripletrec.models.scorers.FactorizationMachineScorer`).
         Each can use side features: see ``fit``.
     similarity : {"cosine", "dot"}
         Bilinear only: how embeddings are compared.
@@ -126,7 +126,7 @@ class TripletRecommender(RecommenderBase):
         training always uses the whole bias. Below 1, popular items are ranked a little
         lower than the softmax likelihood says: a user's remaining positives are items
         they have not consumed yet, among which popular ones are rarer than overall
-        (:meth:`~tripletrec.models.BilinearScorer._ranking_bias`). ``"auto"``: 0.75 for
+        (:meth:`~tripletrec.models.scorers.BilinearScorer._ranking_bias`). ``"auto"``: 0.75 for
         the full softmax (``loss="softmax"``, ``negatives="all"``), chosen on validation
         splits of both datasets, and 1 otherwise: pairwise losses against uniform
         negatives already under-weight popularity, and shrinking their bias lowered
@@ -148,7 +148,7 @@ class TripletRecommender(RecommenderBase):
         against the highest-scoring of ``n_negatives`` draws (hard negatives); ``"warp"``:
         the margin loss against the first violating draw, weighted by the estimated rank;
         ``"softmax"``: sampled softmax over ``n_negatives`` draws, log-q corrected. See
-        :mod:`tripletrec.losses`.
+        :mod:`tripletrec.training.losses`.
     margin : float
         Margin of the hinge losses.
     negatives : {"uniform", "exclude_positives", "popularity", "all", "in_batch"}
@@ -201,14 +201,14 @@ class TripletRecommender(RecommenderBase):
 
     Attributes
     ----------
-    module_ : tripletrec.models.Scorer
+    module_ : tripletrec.models.scorers.Scorer
         The fitted scoring network.
     history_ : list of dict
         Per-epoch training loss and time.
     fit_seconds_ : float
         Wall time of the last ``fit``.
     user_map_, item_map_, seen_, item_metadata_
-        See :class:`~tripletrec.base.RecommenderBase`.
+        See :class:`~tripletrec.models.base.RecommenderBase`.
 
     Examples
     --------
@@ -348,16 +348,16 @@ class TripletRecommender(RecommenderBase):
             The training positives: every row (non-zero) is a (user, positive item) pair.
             Choose positives first, for example ``train.positives(7)``.
         user_features, item_features : Features, optional
-            Side features keyed by raw id (:class:`tripletrec.features.Features`). Each
+            Side features keyed by raw id (:class:`tripletrec.data.features.Features`). Each
             user / item vector becomes its own (identity) embedding plus
             ``feature_weight`` times the mean of its feature embeddings; rows are matched
             by id, so their order does not matter.
             Items added later with :meth:`add_items`, and new users given with their
             features to :meth:`recommend_from_history`, are represented by their
-            features. See :mod:`tripletrec.features` for missing values and unknown ids.
+            features. See :mod:`tripletrec.data.features` for missing values and unknown ids.
         validation : Interactions or scipy sparse matrix, optional
             Held-out positives carved from the training data (never the test data; see
-            ``tripletrec.splits.validation_split``). After each epoch the model is scored on
+            ``tripletrec.data.splits.validation_split``). After each epoch the model is scored on
             them (``validation_metric`` and AUC, ranking every item the user has no
             training positive for) and the values go into ``history_`` as
             ``validation_<metric>``. With ``patience``,
@@ -425,7 +425,7 @@ class TripletRecommender(RecommenderBase):
         ):
             if features is not None and not isinstance(features, Features):
                 raise DataError(
-                    f"{side}_features must be a tripletrec.features.Features, "
+                    f"{side}_features must be a tripletrec.data.features.Features, "
                     f"got {type(features).__name__}"
                 )
             encoder = matrix = None
@@ -647,8 +647,8 @@ class TripletRecommender(RecommenderBase):
         random_state: int,
         offsets: torch.Tensor | None = None,
     ) -> np.ndarray:
-        # Fold-in with the loss this model was trained with; see tripletrec.foldin.
-        from tripletrec.foldin import FoldInSettings, fold_in, score_user_vectors
+        # Fold-in with the loss this model was trained with; see tripletrec.models.foldin.
+        from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
 
         settings = FoldInSettings(random_state=random_state)
         vectors = fold_in(
@@ -682,7 +682,7 @@ class _ValidationMonitor:
     """Scores the model on validation positives after each epoch; tracks the best epoch."""
 
     def __init__(self, model: TripletRecommender, validation: Interactions | sp.spmatrix) -> None:
-        from tripletrec.evaluation import interactions_matrix
+        from tripletrec.evaluation.protocols import interactions_matrix
 
         self.model = model
         self.relevant = interactions_matrix(model, validation)
@@ -693,7 +693,7 @@ class _ValidationMonitor:
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def __call__(self, epoch: int, record: dict) -> bool:
-        from tripletrec.evaluation import evaluate
+        from tripletrec.evaluation.protocols import evaluate
 
         scorer = self.model.module_
         training = scorer.training

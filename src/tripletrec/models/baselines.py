@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from tripletrec.base import RecommenderBase, _check_k
-from tripletrec.data import Interactions
+from tripletrec.data.interactions import Interactions
+from tripletrec.evaluation.metrics import top_k
 from tripletrec.exceptions import DataError
-from tripletrec.metrics import top_k
+from tripletrec.models.base import RecommenderBase, _check_k
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 

@@ -7,7 +7,7 @@ Endpoints (OpenAPI schema and a try-it page at ``/docs``):
     items and ``"fallback": "popularity"``.
 ``POST /recommend``
     ``{"history": [item ids], "k": 10, "exclude": [...]}``: top-k for a user the model has
-    never seen, folded in from the history (see :mod:`tripletrec.foldin`).
+    never seen, folded in from the history (see :mod:`tripletrec.models.foldin`).
 ``GET /similar?item=ID&k=10``
     Items most similar to an item; an unknown item is a 404.
 ``GET /health``, ``GET /model``
@@ -90,8 +90,8 @@ class LoadedModel:
 
     @classmethod
     def load(cls, path: str | Path, *, cache_entries: int = CACHE_ENTRIES) -> LoadedModel:
-        from tripletrec.io import MODEL_FILE, load_model, read_manifest
-        from tripletrec.retrieval import ANNIndex, has_index, model_vectors
+        from tripletrec.persistence import MODEL_FILE, load_model, read_manifest
+        from tripletrec.serving.retrieval import ANNIndex, has_index, model_vectors
 
         path = Path(path)
         stat = (path / MODEL_FILE).stat() if (path / MODEL_FILE).exists() else None
@@ -220,7 +220,7 @@ def _plain_name(value: Any) -> Any:
 
 
 def _top_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` of one score row, ties by lower index (as tripletrec.metrics.top_k)."""
+    """Top ``k`` of one score row, ties by lower index (as tripletrec.evaluation.metrics.top_k)."""
     k = min(k, len(row))
     if k < len(row):
         candidates = np.argpartition(-row, k - 1)[:k]
@@ -330,7 +330,7 @@ def create_app(
     Parameters
     ----------
     model_dir : str or Path
-        A directory written by :func:`tripletrec.io.save_model` (with ``ann-index/`` when
+        A directory written by :func:`tripletrec.persistence.save_model` (with ``ann-index/`` when
         built by ``tripletrec index``: then the index answers bilinear recommendations).
     cache_entries : int
         Precompute all user scores when users x items is at most this (and no index).
@@ -476,7 +476,7 @@ def create_app(
 
 def _watch(state: ServiceState, every: float, stop: threading.Event) -> None:
     """Reload when the model directory's ``model.json`` was replaced (new inode or mtime)."""
-    from tripletrec.io import MODEL_FILE
+    from tripletrec.persistence import MODEL_FILE
 
     while not stop.wait(every):
         current = state.current
@@ -517,14 +517,14 @@ def run_server(
     """
     import uvicorn
 
-    from tripletrec.io import read_manifest
+    from tripletrec.persistence import read_manifest
 
     read_manifest(model_dir)  # fail with a clear message before any worker starts
     if workers > 1:
         os.environ["TRIPLETREC_MODEL_DIR"] = str(Path(model_dir).resolve())
         os.environ["TRIPLETREC_WATCH_SECONDS"] = str(watch_seconds or 2.0)
         uvicorn.run(
-            "tripletrec.serving:app_from_environment",
+            "tripletrec.serving.app:app_from_environment",
             factory=True,
             host=host,
             port=port,

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tripletrec.data import IdMap
+from tripletrec.data.interactions import IdMap
 from tripletrec.exceptions import DataError
 
 #: Quantile buckets of a numeric column unless the declaration says otherwise.

@@ -1,6 +1,6 @@
 """Fold-in: user vectors for users the model has never seen, from their item histories.
 
-The item side of a fitted :class:`~tripletrec.models.Scorer` (item embeddings, item biases,
+The item side of a fitted :class:`~tripletrec.models.scorers.Scorer` (item embeddings, item biases,
 the MLP of the deep model) is frozen; each new user gets a fresh embedding that is optimised
 with the loss the model was trained with (margin, BPR, WARP, softmax, ...) on (history
 item, uniform negative) pairs, with Adam, for all histories at once. A history is a ragged
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from tripletrec.exceptions import DataError
-from tripletrec.losses import LossFunction, get_loss
-from tripletrec.models import _ACTIVATION_BUDGET, BilinearScorer, DeepScorer, Scorer
+from tripletrec.models.scorers import _ACTIVATION_BUDGET, BilinearScorer, DeepScorer, Scorer
+from tripletrec.training.losses import LossFunction, get_loss
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 #: Redraws of a negative that hit the history before the pair is dropped from the step.
@@ -138,7 +138,7 @@ def fold_in(
     n_rows : int
         Number of histories.
     loss : str
-        The loss the model was trained with (any of :func:`tripletrec.losses.get_loss`).
+        The loss the model was trained with (any of :func:`tripletrec.training.losses.get_loss`).
     margin : float
         Margin of the hinge losses.
     init_scale : float

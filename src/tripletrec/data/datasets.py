@@ -37,9 +37,9 @@ from typing import IO, NamedTuple
 import numpy as np
 import pandas as pd
 
-from tripletrec.data import DuplicatePolicy, Interactions, _numeric_column, _read_table
+from tripletrec.data.features import Features
+from tripletrec.data.interactions import DuplicatePolicy, Interactions, _numeric_column, _read_table
 from tripletrec.exceptions import DataError, first_line
-from tripletrec.features import Features
 
 __all__ = [
     "DATASETS",
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: Folder of the bundled anime-5k tables inside the installed package.
-BUNDLED_ANIME_5K = Path(__file__).resolve().parent / "data_files" / "anime-5k"
+BUNDLED_ANIME_5K = Path(__file__).resolve().parents[1] / "data_files" / "anime-5k"
 
 #: File name of each bundled table.
 ANIME_5K_FILES = {

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tripletrec.base import RecommenderBase
-from tripletrec.data import Interactions
+from tripletrec.data.interactions import Interactions
+from tripletrec.evaluation.metrics import metric_key, parse_metric, ranking_metrics
 from tripletrec.exceptions import DataError
-from tripletrec.metrics import metric_key, parse_metric, ranking_metrics
+from tripletrec.models.base import RecommenderBase
 
 #: Users evaluated per block: bounds memory at about this x n_items scores.
 EVAL_CHUNK_USERS = 4096
@@ -87,7 +87,7 @@ def evaluate(
         ids of the evaluated users).
     items : array-like of raw item ids, optional
         Rank these items only, instead of the whole catalogue (the cold-item protocol:
-        the held-out items, see :func:`tripletrec.splits.cold_item_split`). Test
+        the held-out items, see :func:`tripletrec.data.splits.cold_item_split`). Test
         positives outside them are ignored.
 
     Returns
@@ -148,7 +148,7 @@ def evaluate_sampled(
     """The NCF paper's sampled protocol: each test positive ranked among sampled negatives.
 
     Every test row (a user and a held-out positive, typically from
-    :func:`~tripletrec.splits.leave_last_k_out` with ``k=1``) is one case: ``n_negatives``
+    :func:`~tripletrec.data.splits.leave_last_k_out` with ``k=1``) is one case: ``n_negatives``
     distinct items the user never interacted with, in ``train`` or in ``test``, are drawn
     uniformly, and the held-out item is ranked among them by the model's scores (equal
     scores ordered by item index, as in full ranking). Emits a ``UserWarning``: sampled

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tripletrec.losses import LossFunction, full_softmax_loss
-from tripletrec.models import TripletNet
-from tripletrec.sampling import NegativeSampler
+from tripletrec.models.scorers import TripletNet
+from tripletrec.training.losses import LossFunction, full_softmax_loss
+from tripletrec.training.sampling import NegativeSampler
 
 EpochCallback = Callable[[int, dict], bool | None]
 #: One optimiser step on a batch ``(users, positives, negatives)``; returns the batch loss.
@@ -239,7 +239,7 @@ def train_triplets(
     ----------
     step : callable
         One optimiser step on a batch (see :func:`autograd_step` and
-        :class:`tripletrec.fused.FusedBilinearStep`); the model is in its closure, and its
+        :class:`tripletrec.training.fused.FusedBilinearStep`); the model is in its closure, and its
         ``optimizer`` attribute is what the learning-rate schedule adjusts.
     users, items : numpy.ndarray of int64
         The training positives as aligned index arrays.

@@ -19,9 +19,9 @@ What each rank does (:func:`fit_data_parallel`):
   ``batch_size`` triplets, with the learning-rate schedule of a single process.
 * **Rank 0 evaluates and saves.** Validation metrics (and early stopping) run on rank 0,
   which broadcasts its decision to stop; the caller evaluates and saves on rank 0 only. The
-  fitted model is an ordinary :class:`~tripletrec.recommender.TripletRecommender`.
+  fitted model is an ordinary :class:`~tripletrec.models.triplet.TripletRecommender`.
 
-Training goes through autograd: the fused bilinear step (:mod:`tripletrec.fused`) computes
+Training goes through autograd: the fused bilinear step (:mod:`tripletrec.training.fused`) computes
 gradients in closed form outside autograd, where DDP's gradient hooks cannot see them. The
 network DDP wraps scores each kind of batch in its ``forward`` (triplets, the full softmax,
 in-batch negatives), so every loss of the single-process path is available.
@@ -53,14 +53,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from tripletrec.data import Interactions
+from tripletrec.data.features import Features
+from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import TripletrecError
-from tripletrec.features import Features
-from tripletrec.losses import get_loss
-from tripletrec.models import BilinearScorer, Scorer, TripletNet
-from tripletrec.recommender import TripletRecommender, _chain, _ValidationMonitor
-from tripletrec.sampling import make_sampler
-from tripletrec.training import (
+from tripletrec.models.scorers import BilinearScorer, Scorer, TripletNet
+from tripletrec.models.triplet import TripletRecommender, _chain, _ValidationMonitor
+from tripletrec.training.loop import (
     BatchScores,
     EpochCallback,
     TrainingSchedule,
@@ -69,6 +67,8 @@ from tripletrec.training import (
     make_adam,
     train_triplets,
 )
+from tripletrec.training.losses import get_loss
+from tripletrec.training.sampling import make_sampler
 
 #: The environment ``torchrun`` sets for every process it starts.
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")

@@ -1,14 +1,16 @@
 """Interactions from large Parquet files, read in record batches; peak memory reporting.
 
 :func:`read_parquet_interactions` (behind :meth:`Interactions.from_parquet
-<tripletrec.data.Interactions.from_parquet>`) reads only the columns it needs, one record
+<tripletrec.data.interactions.Interactions.from_parquet>`)
+reads only the columns it needs, one record
 batch at a time, and keeps per row nothing but integer codes: each batch's id columns are
 dictionary-encoded by Arrow (``int32`` codes plus the batch's distinct ids), and at the end
 the batches' dictionaries are unified in one more Arrow dictionary encoding, which maps
 every batch code to a global index in order of first appearance. No Python object is
 created per row, no DataFrame of the whole file exists at any time, and the result is the
-same :class:`~tripletrec.data.Interactions` that :meth:`Interactions.from_dataframe
-<tripletrec.data.Interactions.from_dataframe>` builds from the whole table (same maps, same
+same :class:`~tripletrec.data.interactions.Interactions` that :meth:`Interactions.from_dataframe
+<tripletrec.data.interactions.Interactions.from_dataframe>`
+builds from the whole table (same maps, same
 rows, same errors).
 
 Memory: 16 bytes per interaction for the user and item indices (plus 4 for ratings, 8 for
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tripletrec.data import (
+from tripletrec.data.interactions import (
     DuplicatePolicy,
     IdMap,
     Interactions,
@@ -69,7 +71,8 @@ def read_parquet_interactions(
         The Parquet file.
     user_col, item_col, rating_col, timestamp_col, user_map, item_map, item_metadata, \
 duplicates
-        As :meth:`Interactions.from_dataframe <tripletrec.data.Interactions.from_dataframe>`.
+        As :meth:`Interactions.from_dataframe
+        <tripletrec.data.interactions.Interactions.from_dataframe>`.
     source : str, optional
         Where the data came from, for error messages (default: the path).
     batch_rows : int

@@ -237,10 +237,10 @@ class Interactions:
         """Read interactions from a Parquet file; keyword arguments as :meth:`from_dataframe`.
 
         The file is read in record batches, only the named columns, without building a
-        DataFrame of it: see :func:`tripletrec.streaming.read_parquet_interactions`
+        DataFrame of it: see :func:`tripletrec.data.parquet.read_parquet_interactions`
         (``batch_rows=`` sets the batch size).
         """
-        from tripletrec.streaming import read_parquet_interactions  # it imports this module
+        from tripletrec.data.parquet import read_parquet_interactions  # it imports this module
 
         return read_parquet_interactions(path, **kwargs)
 
@@ -382,7 +382,7 @@ class Interactions:
         return self.item_metadata["name"].reindex(item_ids).to_numpy()
 
 
-# Checks and messages shared with the batched Parquet reader (tripletrec.streaming), so
+# Checks and messages shared with the batched Parquet reader (tripletrec.data.parquet), so
 # that both readers fail the same way on the same table.
 def check_columns(wanted: list[str], columns: list, source: str) -> None:
     """Raise :class:`DataError` naming the ``wanted`` columns absent from ``columns``."""

@@ -33,7 +33,7 @@ class FeatureEmbedding(nn.Module):
     """Entity vectors as weighted sums of feature embeddings (LightFM-style).
 
     Row ``i`` of a sparse ``(n_entities, n_features)`` matrix lists the features of entity
-    ``i`` (side features and its identity column, see :mod:`tripletrec.features`) with
+    ``i`` (side features and its identity column, see :mod:`tripletrec.data.features`) with
     their weights; the entity's vector is ``matrix[i] @ table``. It stands in for an
     ``nn.Embedding`` of ``n_entities`` rows: calling it with indices gives their vectors,
     and ``weight`` gives every entity's vector (computed, not a parameter).
@@ -239,7 +239,7 @@ class BilinearScorer(Scorer):
         scores that are otherwise confined to [-1, 1].
     user_features, item_features : scipy.sparse.csr_matrix, optional
         Feature weights per user / item (identity columns included, see
-        :mod:`tripletrec.features`): the embeddings (and item biases) become sums of feature
+        :mod:`tripletrec.data.features`): the embeddings (and item biases) become sums of feature
         embeddings (:class:`FeatureEmbedding`).
     ranking_bias_scale : float
         Weight of the item bias in eval mode, where scores rank items; training (train
@@ -284,7 +284,7 @@ class BilinearScorer(Scorer):
 
     @property
     def fusable(self) -> bool:
-        """No temperature, not a subclass: :mod:`tripletrec.fused` can train it."""
+        """No temperature, not a subclass: :mod:`tripletrec.training.fused` can train it."""
         return type(self) is BilinearScorer and self.log_scale is None
 
     def _scaled(self, similarities: torch.Tensor) -> torch.Tensor:
@@ -475,7 +475,7 @@ class FactorizationMachineScorer(BilinearScorer):
     """A factorization machine (Rendle, 2010) over a user field and an item field.
 
     The input of a (user, item) pair is the concatenation of the user's feature row and the
-    item's (identity columns included, see :mod:`tripletrec.features`), and
+    item's (identity columns included, see :mod:`tripletrec.data.features`), and
 
     ``s(u, i) = sum_f w_f x_f + sum_{f < g} x_f x_g <v_f, v_g>``.
 

@@ -1,7 +1,7 @@
 """The contract every tripletrec recommender follows.
 
-A recommender is fitted on :class:`~tripletrec.data.Interactions` (or a scipy sparse user x
-item matrix) and then speaks the raw ids of that data: ``score``, ``recommend`` and
+A recommender is fitted on :class:`~tripletrec.data.interactions.Interactions` (or a scipy
+sparse user x item matrix) and then speaks the raw ids of that data: ``score``, ``recommend`` and
 ``similar_items`` take raw user / item ids and return raw item ids, batch-first. Indices are
 internal. Subclasses implement two things: ``_score_block`` (scores of some users against
 some items, by index) and ``_item_vectors`` (for item-item similarity).
@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tripletrec.data import IdMap, Interactions
+from tripletrec.data.interactions import IdMap, Interactions
+from tripletrec.evaluation.metrics import top_k
 from tripletrec.exceptions import DataError, ModelFileError, NotFittedError, TripletrecError
-from tripletrec.metrics import top_k
 
 if TYPE_CHECKING:
-    from tripletrec.features import Features
+    from tripletrec.data.features import Features
 
 #: Users scored per block in batch calls; bounds memory at about this x n_items floats.
 SCORE_CHUNK_USERS = 2048
@@ -97,15 +97,16 @@ class RecommenderBase(ABC):
         metrics: dict | None = None,
         extra_json: dict[str, Any] | None = None,
     ) -> Path:
-        """Save to directory ``path`` (safetensors + JSON, no pickle); see ``tripletrec.io``."""
-        from tripletrec.io import save_model  # io imports this module
+        """Save to directory ``path`` (safetensors + JSON, no pickle); see
+        :mod:`tripletrec.persistence`."""
+        from tripletrec.persistence import save_model  # io imports this module
 
         return save_model(self, path, metrics=metrics, extra_json=extra_json)
 
     @classmethod
     def load(cls, path: str | Path) -> RecommenderBase:
         """Load a model saved with :meth:`save`; it must be of this class."""
-        from tripletrec.io import load_model
+        from tripletrec.persistence import load_model
 
         model = load_model(path)
         if not isinstance(model, cls):
@@ -114,7 +115,7 @@ class RecommenderBase(ABC):
 
     # ------------------------------------------------------------------ persistence hooks
     def _get_state(self) -> dict[str, np.ndarray]:
-        """Every fitted array, by name, for ``tripletrec.io.save_model``."""
+        """Every fitted array, by name, for ``tripletrec.persistence.save_model``."""
         return {
             "seen.indptr": self.seen_.indptr.astype(np.int64),
             "seen.indices": self.seen_.indices.astype(np.int64),
@@ -272,7 +273,7 @@ class RecommenderBase(ABC):
         """Top-``k`` items for users the model has never seen, from their item histories.
 
         Each history is folded in: a user vector is fitted to it with the item side of the
-        model frozen (see :mod:`tripletrec.foldin`), then scored like a trained user.
+        model frozen (see :mod:`tripletrec.models.foldin`), then scored like a trained user.
 
         Parameters
         ----------

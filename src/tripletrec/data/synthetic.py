@@ -328,7 +328,7 @@ def generate_synthetic(
 
     Examples
     --------
-    >>> from tripletrec.synthetic import generate_synthetic
+    >>> from tripletrec.data.synthetic import generate_synthetic
     >>> df = generate_synthetic(1_000, 500, 20_000, random_state=0)
     >>> len(df), df.duplicated().any()
     (20000, False)
@@ -345,7 +345,7 @@ def write_synthetic_parquet(
 
     Memory stays bounded by one block of :data:`BLOCK_USERS` users whatever the size. The
     file is written under a temporary name next to ``path`` and renamed into place; the
-    generator's parameters are stored in the file's metadata (key ``tripletrec.synthetic``).
+    generator's parameters are stored in the file's metadata (key ``tripletrec.data.synthetic``).
 
     Parameters
     ----------
@@ -363,7 +363,7 @@ def write_synthetic_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tripletrec.io import default_file_mode
+    from tripletrec.persistence import default_file_mode
 
     spec = SyntheticSpec(n_users, n_items, n_interactions, **options)
     path = Path(path)
@@ -375,7 +375,7 @@ def write_synthetic_parquet(
             ("user_id", pa.from_numpy_dtype(_id_dtype(spec.n_users))),
             ("item_id", pa.from_numpy_dtype(_id_dtype(spec.n_items))),
         ],
-        metadata={"tripletrec.synthetic": json.dumps(asdict(spec))},
+        metadata={"tripletrec.data.synthetic": json.dumps(asdict(spec))},
     )
     start = time.perf_counter()
     item_used = np.zeros(spec.n_items, bool)

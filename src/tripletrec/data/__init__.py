@@ -1,0 +1,1 @@
+"""Interaction data: id maps, readers, side features, splits, bundled and synthetic data sets."""

@@ -1,0 +1,1 @@
+"""Ranking metrics, top-k, and the evaluation protocols."""

@@ -1,0 +1,1 @@
+"""Serving fitted models: exact and approximate retrieval, the HTTP service."""
