@@ -31,6 +31,14 @@ class ModelFileError(TripletrecError, OSError):
     """A saved model directory is missing, corrupt, truncated or of an unknown format."""
 
 
+class ParameterError(TripletrecError, ValueError):
+    """A hyper-parameter or argument has a value outside what it accepts."""
+
+
+class TrainingDivergedError(TripletrecError, FloatingPointError):
+    """Training produced a non-finite loss (usually: the learning rate is too high)."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): what
     a one-line error report quotes of an error from a library underneath."""
