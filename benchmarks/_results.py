@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import tripletrec as tr
+from tripletrec._files import write_json_atomic
 
 
 def package_versions() -> dict[str, str]:
@@ -54,8 +54,6 @@ def write_results(
 ) -> None:
     """``out``.json (environment and rows) and ``out``.md, each written atomically."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tr.persistence.write_json_atomic(
-        out.with_suffix(".json"), {"environment": environment, "rows": rows}
-    )
+    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
     write_markdown(out.with_suffix(".md"), rows, environment)
     print(f"wrote {out.with_suffix('.md')}")

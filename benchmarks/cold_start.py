@@ -47,6 +47,7 @@ import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
+from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.data.datasets import DATASETS, dataset_features  # noqa: E402
 from tripletrec.data.features import FeatureEncoder, Features, with_identity  # noqa: E402
 from tripletrec.data.interactions import IdMap  # noqa: E402
@@ -384,7 +385,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     tuned = [row for row in rows if "settings" in row]
     for row in tuned:
         lines.append(f"- {row['dataset']} {row['model']}: chosen settings {row['settings']}")
-    tr.persistence.write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,10 @@ which equals ``default`` without side features, to ``cold_start.py``, unless nam
 ``--presets``). Peers (and item-kNN) get a small grid, chosen by validation AUC on a
 validation split carved from the *training positives only*
 (``tripletrec.validation_split``, 20 %, seed 0): the test rows are never looked at before
-the final fits. The chosen settings are then refitted on the whole training part.
+the final fits. The chosen settings are then refitted on the whole training part. EASE
+(``l2`` on a log grid from 1 to 5,000) and RP3beta (``alpha`` 0.5 to 1.5, ``beta`` 0 to 1)
+are tuned on the same split twice, once for AUC and once for NDCG@10 (one grid of fits,
+two rows, the chosen settings in the row's name).
 
 Peers come from the optional extra: ``pip install .[bench]``. LightFM 1.17 is source-only
 and its ``setup.py`` breaks under PEP 517 builds with current pip; what works::
@@ -57,6 +60,7 @@ import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
+from tripletrec._files import write_json_atomic, write_text_atomic  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
 from tripletrec.plots import plot_tradeoff  # noqa: E402
 
@@ -81,7 +85,16 @@ REFERENCE = {
     ("movielens-100k", "LightFM WARP"): (0.935, 0.272, None),
     ("movielens-100k", "implicit ALS"): (0.929, 0.298, None),
     ("movielens-100k", "popularity"): (0.877, 0.159, None),
+    ("anime-tv", "EASE (for NDCG@10)"): (0.848, 0.374, None),
+    ("anime-tv", "EASE (for AUC)"): (0.857, 0.348, 0.03),
+    ("anime-tv", "RP3beta (for AUC)"): (0.857, 0.341, 0.02),
+    ("movielens-100k", "EASE (for NDCG@10)"): (0.925, 0.3115, 0.6),
+    ("movielens-100k", "EASE (for AUC)"): (0.930, 0.299, 0.7),
+    ("movielens-100k", "RP3beta (for AUC)"): (0.935, 0.268, 0.09),
+    ("movielens-100k", "RP3beta (for NDCG@10)"): (0.925, 0.285, 0.04),
 }
+#: The EASE ``l2`` grid: eight log-spaced values from 1 to 5,000 (two significant digits).
+EASE_L2_GRID = [float(f"{value:.2g}") for value in np.geomspace(1.0, 5000.0, 8)]
 
 
 # ---------------------------------------------------------------------------- peers
@@ -133,9 +146,20 @@ class Candidate:
     """One model to benchmark: how to fit it with given settings, and the grid to tune."""
 
     name: str
-    family: str  # "tripletrec", "baseline" or the peer library
+    family: str  # "tripletrec", "baseline", "item-item" or the peer library
     fit: Callable[[tr.Interactions, dict, int], RecommenderBase]
     grid: list[dict] = field(default_factory=lambda: [{}])
+    #: The validation metric the grid point is chosen on.
+    select: str = "auc"
+    #: Candidates with the same key share one set of validation fits (same fit and grid).
+    tuning_key: str | None = None
+    #: Whether the row's name shows the chosen settings ("EASE (for AUC, l2 1500)").
+    label_settings: bool = False
+
+    def label(self, settings: dict) -> str:
+        if not self.label_settings or not settings:
+            return self.name
+        return f"{self.name[:-1]}, {_settings(settings)})"
 
 
 def _fit_lightfm(loss: str) -> Callable[[tr.Interactions, dict, int], RecommenderBase]:
@@ -237,6 +261,28 @@ def candidates(quick: bool, presets: list[str]) -> list[Candidate]:
             else _grid(k_neighbours=[20, 50, 100, 200, 0], shrinkage=[0.0, 10.0]),
         ),
     ]
+    ease_grid = _grid(l2=[100.0, 1000.0] if quick else EASE_L2_GRID)
+    rp3beta_grid = (
+        _grid(alpha=[1.0], beta=[0.0, 0.5])
+        if quick
+        else _grid(alpha=[0.5, 0.75, 1.0, 1.25, 1.5], beta=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    )
+    for metric in ("ndcg@10", "auc"):
+        out += [
+            Candidate(
+                f"{label} (for {SHORT[metric]})",
+                "item-item",
+                _fit_baseline(cls),
+                grid,
+                select=metric,
+                tuning_key=label,
+                label_settings=True,
+            )
+            for label, cls, grid in (
+                ("EASE", tr.EASERecommender, ease_grid),
+                ("RP3beta", tr.RP3BetaRecommender, rp3beta_grid),
+            )
+        ]
     try:
         _fit_lightfm("warp")
     except ImportError as exc:
@@ -297,19 +343,29 @@ def load(name: str) -> tuple[tr.Interactions, tr.Interactions] | None:
     return rule.positives(train), rule.positives(test)
 
 
-def tune(candidate: Candidate, train: tr.Interactions) -> tuple[dict, list[dict]]:
-    """The grid point with the best validation AUC, on a split of the training positives."""
+def tune(
+    candidate: Candidate, train: tr.Interactions, cache: dict | None = None
+) -> tuple[dict, list[dict]]:
+    """The grid point with the best validation ``candidate.select`` (AUC or NDCG@10), on a
+    split of the training positives. ``cache`` (one per dataset) keeps the trials of each
+    ``tuning_key``, so candidates that differ only in the metric fit the grid once."""
     if len(candidate.grid) == 1:
         return candidate.grid[0], []
-    fit_part, validation = tr.validation_split(train, VALIDATION_FRACTION, random_state=0)
-    trials = []
-    for settings in candidate.grid:
-        model = candidate.fit(fit_part, settings, 0)
-        scores = tr.evaluate(model, fit_part, validation, ("auc", "ndcg@10"))
-        trials.append(
-            {"settings": settings, "val_auc": scores["auc"], "val_ndcg@10": scores["ndcg@10"]}
-        )
-    best = max(trials, key=lambda trial: trial["val_auc"])
+    key = candidate.tuning_key
+    trials = None if cache is None or key is None else cache.get(key)
+    if trials is None:
+        fit_part, validation = tr.validation_split(train, VALIDATION_FRACTION, random_state=0)
+        trials = []
+        for settings in candidate.grid:
+            model = candidate.fit(fit_part, settings, 0)
+            scores = tr.evaluate(model, fit_part, validation, ("auc", "ndcg@10"))
+            trials.append(
+                {"settings": settings, "val_auc": scores["auc"], "val_ndcg@10": scores["ndcg@10"]}
+            )
+        if cache is not None and key is not None:
+            cache[key] = trials
+    # max keeps the first of equal values: the earlier grid point wins a tie.
+    best = max(trials, key=lambda trial: trial[f"val_{candidate.select}"])
     return best["settings"], trials
 
 
@@ -367,8 +423,9 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             train, test = loaded
             print(f"{dataset}: {len(train):,} train / {len(test):,} test positives", flush=True)
+            tuning_cache: dict[str, list[dict]] = {}
             for candidate in models:
-                settings, trials = tune(candidate, train)
+                settings, trials = tune(candidate, train, tuning_cache)
                 if not trials:
                     # Untimed warm-up (allocators, thread pools, lazy imports), as tuning
                     # is for the tuned models, so first-call costs do not count as fitting.
@@ -383,9 +440,11 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 row = {
                     "dataset": dataset,
-                    "model": candidate.name,
+                    "model": candidate.label(settings),
+                    "candidate": candidate.name,
                     "family": candidate.family,
                     "settings": settings,
+                    "selected_on": f"validation {candidate.select}" if trials else None,
                     **summarise(runs),
                     "n_users_evaluated": scores["n_users"],
                     "runs": runs,
@@ -393,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 rows.append(row)
                 print(
-                    f"  {candidate.name:<24} AUC {row['auc']:.4f} NDCG@10 {row['ndcg@10']:.4f} "
+                    f"  {row['model']:<24} AUC {row['auc']:.4f} NDCG@10 {row['ndcg@10']:.4f} "
                     f"fit {row['fit_seconds']:.2f} s  {settings or ''}",
                     flush=True,
                 )
@@ -414,9 +473,7 @@ def main(argv: list[str] | None = None) -> None:
         "wall_seconds": wall,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tr.persistence.write_json_atomic(
-        out.with_suffix(".json"), {"environment": environment, "rows": rows}
-    )
+    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
     write_markdown(out.with_suffix(".md"), rows, environment)
     if plot_tradeoff(rows, out.with_suffix(".png")) is None:
         print("matplotlib is not installed: no plot written", file=sys.stderr)
@@ -427,6 +484,25 @@ def _settings(settings: dict) -> str:
     return ", ".join(
         f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items()
     )
+
+
+def _fit_time_ratios(rows: list[dict]) -> list[str]:
+    """A line giving the default preset's fit time as a multiple of EASE's and LightFM
+    WARP's in the same run (empty when either side is missing)."""
+    default = next((row for row in rows if row["model"] == "tripletrec default"), None)
+    peers = [
+        row
+        for row in rows
+        if row.get("candidate", row["model"]).startswith("EASE") or row["model"] == "LightFM WARP"
+    ]
+    if default is None or not peers:
+        return []
+    ratios = ", ".join(
+        f"{row['model']} {default['fit_seconds'] / row['fit_seconds']:.3g}x"
+        for row in peers
+        if row["fit_seconds"] > 0
+    )
+    return [f"Fit time of `tripletrec default` as a multiple of: {ratios}."] if ratios else []
 
 
 def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
@@ -442,7 +518,9 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "(MovieLens-100k); per user with a test positive, rank every item except the user's "
         "train positives; the same `tripletrec.evaluate` for every model. Fit s = the fit call "
         "only. Peer and item-kNN settings were chosen by validation AUC on a 20 % split of the "
-        "training positives (never on test); tripletrec presets are used as they are.",
+        "training positives (never on test); EASE and RP3beta once by validation NDCG@10 and "
+        "once by validation AUC on the same split (the row names the metric and the chosen "
+        "settings); tripletrec presets are used as they are.",
         "",
     ]
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
@@ -457,7 +535,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in subset:
-            reference = REFERENCE.get((dataset, row["model"]))
+            reference = REFERENCE.get((dataset, row.get("candidate", row["model"])))
             ref = "" if reference is None else f"{reference[0]:.3f} / {reference[1]:.3f}"
             settings = _settings(row["settings"]) if row["family"] != "tripletrec" else "preset"
             lines.append(
@@ -465,7 +543,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
                 + " | ".join(mean_std(row, m) for m in METRICS[1:])
                 + f" | {mean_std(row, 'fit_seconds', 2)} | {ref} |"
             )
-        lines.append("")
+        lines += ["", *_fit_time_ratios(subset), ""]
     lines += ["Presets at run time:", ""]
     lines += [f"- `{name}`: `{params}`" for name, params in environment["presets"].items()]
     lines += [
@@ -473,7 +551,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "Reference = independent measurements (`/work/shared/reference-results.md`). "
         "Plot: `compare.png` (AUC and NDCG@10 against fit seconds, log scale).",
     ]
-    tr.persistence.write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

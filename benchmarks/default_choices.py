@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
+from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.data.datasets import DATASETS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -158,7 +159,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     for r in rows:
         if r["study"] == "feature weight":
             lines.append(f"| {r['dataset']} | {r['model']} | {r['auc']:.4f} | {r['ndcg@10']:.4f} |")
-    tr.persistence.write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,9 +39,9 @@ from pathlib import Path
 import torch
 
 import tripletrec as tr
-from tripletrec.data.parquet import peak_rss_bytes
+from tripletrec._files import write_json_atomic
+from tripletrec._system import peak_rss_bytes
 from tripletrec.data.synthetic import write_synthetic_parquet
-from tripletrec.persistence import write_json_atomic
 from tripletrec.training.distributed import TORCHRUN_VARIABLES, fit_data_parallel, init_distributed
 
 HERE = Path(__file__).resolve().parent

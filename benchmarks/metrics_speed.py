@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 import tripletrec as tr
+from tripletrec._files import write_json_atomic
 from tripletrec.evaluation.metrics import auc_per_user, ranking_metrics
 from tripletrec.evaluation.protocols import interactions_matrix
 
@@ -73,9 +74,7 @@ def main() -> None:
 
     out = HERE / "results" / "metrics_speed"
     environment = {"python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
-    tr.persistence.write_json_atomic(
-        out.with_suffix(".json"), {"environment": environment, "rows": rows}
-    )
+    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
     lines = [
         "# Ranking metrics: time for every user",
         "",

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 import tripletrec as tr
+from tripletrec._files import write_json_atomic
 
 HERE = Path(__file__).resolve().parent
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
@@ -123,9 +124,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tr.persistence.write_json_atomic(
-        out.with_suffix(".json"), {"environment": environment, "rows": rows}
-    )
+    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
     write_markdown(out.with_suffix(".md"), rows, environment)
     print(f"wrote {out.with_suffix('.md')} and .json")
 

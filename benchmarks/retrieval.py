@@ -28,15 +28,11 @@ import scipy.sparse as sp
 import torch
 
 import tripletrec as tr
+from tripletrec._files import write_json_atomic
 from tripletrec.data.interactions import IdMap
 from tripletrec.models.scorers import BilinearScorer
-from tripletrec.persistence import write_json_atomic
-from tripletrec.serving.retrieval import (
-    ANNIndex,
-    IndexSettings,
-    exact_top_k,
-    write_all_recommendations,
-)
+from tripletrec.serving.export import write_all_recommendations
+from tripletrec.serving.retrieval import ANNIndex, IndexSettings, exact_top_k
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_ITEMS, DIM, N_QUERIES, K = 1_000_000, 64, 1000, 10

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import tripletrec as tr
+from tripletrec._files import write_json_atomic
 from tripletrec.models.scorers import BilinearScorer, TripletNet
 from tripletrec.training.loop import TrainingSchedule, autograd_step, train_triplets
 from tripletrec.training.losses import get_loss
@@ -94,9 +95,7 @@ def main() -> None:
         "triplets_per_epoch": len(train),
     }
     out = Path(args.out)
-    tr.persistence.write_json_atomic(
-        out.with_suffix(".json"), {"environment": environment, "rows": rows}
-    )
+    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
     header = "| model | " + " | ".join(f"batch {b:,}" for b in BATCH_SIZES) + " |"
     lines = [
         "# Training throughput (triplets / second), anime-tv",

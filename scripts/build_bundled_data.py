@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -32,10 +30,12 @@ DEFAULT_OUT = ROOT / "src" / "tripletrec" / "data_files" / "anime-5k"
 ORIGIN = "caserec/Datasets-for-Recommender-Systems@4180b4d, Processed Datasets/Anime/anime.zip"
 
 try:
+    from tripletrec._files import atomic_path
     from tripletrec.data.datasets import ANIME_5K_FILES, read_anime_5k_zip
     from tripletrec.exceptions import TripletrecError
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT / "src"))
+    from tripletrec._files import atomic_path
     from tripletrec.data.datasets import ANIME_5K_FILES, read_anime_5k_zip
     from tripletrec.exceptions import TripletrecError
 
@@ -63,16 +63,9 @@ def sha256(path: Path) -> str:
 
 def write_atomic(path: Path, write) -> None:
     """Call ``write(temporary_path)`` then rename the result onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        # mkstemp creates the file owner-only; packaged data must be readable by all.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Packaged data must be readable by all, whatever the umask of whoever builds it.
+    with atomic_path(path, mode=0o644) as tmp:
+        write(tmp)
 
 
 def build(zip_path: Path, out: Path) -> dict:

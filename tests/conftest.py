@@ -1,14 +1,35 @@
-"""Shared fixtures: paths to the project's shared data, and datasets loaded once per run."""
+"""Shared fixtures: paths to the project's shared data, and datasets loaded once per run.
+
+The fast unit subset leaves out every test marked ``slow`` (those that train models on the
+bundled data, or start processes):
+
+    .venv/bin/python -m pytest -m "not slow"
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from tripletrec.data.datasets import load_dataset
 from tripletrec.data.interactions import Interactions
+
+# Property-based tests (tests/test_fuzz_*.py) run a fixed, small set of examples by default,
+# the same on every run, so CI is deterministic and bounded; scripts/fuzz.py sets
+# TRIPLETREC_FUZZ_EXAMPLES for a longer run that draws new examples each time.
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, database=None)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("TRIPLETREC_FUZZ_EXAMPLES", "1000")),
+    deadline=None,
+    database=None,  # nothing written into the tree; a failure prints its blob
+    print_blob=True,
+)
+settings.load_profile("fuzz" if os.environ.get("TRIPLETREC_FUZZ_EXAMPLES") else "ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The shared data folder (``../shared/data`` from the repository root); may be absent.
@@ -44,6 +65,24 @@ def movielens_100k_dir() -> Path:
 def kaggle_anime_dir() -> Path:
     """Folder with Kaggle ``anime.csv`` and ``rating_tail_sample.parquet``; skips when absent."""
     return _shared("anime/rating_tail_sample.parquet").parent
+
+
+#: Fixtures on the bundled data: a test using one, directly or through another fixture,
+#: works on the real data set (mostly training models on it) and is marked ``slow``. Tests
+#: that train on it without one (``main(["train", "anime-tv", ...])``) carry the marker.
+BUNDLED_DATA_FIXTURES = frozenset(
+    {
+        "anime_tv",  # the data set itself
+        "run_dir",  # test_cli.py, test_reports.py: `tripletrec train anime-tv` once per module
+        "tuned",  # test_tuning.py: `tripletrec tune anime-tv` once per module
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if BUNDLED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 import tripletrec as tr
-from tripletrec.exceptions import DataError
+from tripletrec.exceptions import DataError, ParameterError
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,10 @@ def test_item_knn_keeps_k_neighbours_per_item_and_shrinks():
     assert (shrunk.toarray() <= full + 1e-7).all() and shrunk.sum() < full.sum()
 
 
-def test_bad_knn_parameters_raise_data_error(tiny):
-    with pytest.raises(DataError, match="k_neighbours"):
+def test_bad_knn_parameters_raise_parameter_error(tiny):
+    with pytest.raises(ParameterError, match="k_neighbours"):
         tr.ItemKNNRecommender(k_neighbours=-1).fit(tiny)
-    with pytest.raises(DataError, match="shrinkage"):
+    with pytest.raises(ParameterError, match="shrinkage"):
         tr.ItemKNNRecommender(shrinkage=-1.0).fit(tiny)
 
 
@@ -97,29 +97,7 @@ def test_reference_values_on_anime_tv(anime_split):
     assert knn["auc"] > popularity["auc"] + 0.05 and knn["ndcg@10"] > popularity["ndcg@10"]
 
 
-@pytest.mark.parametrize(
-    "model",
-    [tr.RandomRecommender(7), tr.PopularityRecommender(), tr.ItemKNNRecommender(20, 1.0)],
-    ids=["random", "popularity", "item-knn"],
-)
-def test_save_load_round_trip(model, anime_split, tmp_path):
-    train, _ = anime_split
-    model.fit(train)
-    path = model.save(tmp_path / "model")
-    loaded = tr.load_model(path)
-    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
-    users = train.user_map.ids[:20]
-    np.testing.assert_array_equal(loaded.score(users), model.score(users))
-    np.testing.assert_array_equal(loaded.recommend(users, k=5)[0], model.recommend(users, k=5)[0])
-    query = train.item_map.ids[:3]
-    np.testing.assert_array_equal(
-        loaded.similar_items(query, 4)[0], model.similar_items(query, 4)[0]
-    )
-    assert type(model).load(path).n_items_ == model.n_items_
-
-
-def test_not_fitted_and_empty_data_errors():
-    with pytest.raises(tr.NotFittedError):
-        tr.PopularityRecommender().recommend([1])
+# Save / load, not-fitted errors and the rest of the estimator contract: tests/test_contract.py.
+def test_empty_data_is_a_data_error():
     with pytest.raises(DataError, match="empty"):
         tr.ItemKNNRecommender().fit(sp.csr_matrix((3, 3)))

@@ -103,8 +103,16 @@ def test_train_on_a_csv_with_column_options(ratings_csv, capsys, tmp_path):
     )  # fmt: skip
     assert code == 0, err
     assert "test AUC" in out
+    data = json.loads((tmp_path / "m" / "config.json").read_text())["data"]
+    assert (data["user_col"], data["item_col"], data["rating_col"]) == ("u", "i", "r")
+    assert data["threshold"] == 3 and data["inclusive"] is False
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    df = pd.read_csv(ratings_csv)
+    assert metrics["n_train_positives"] + metrics["n_test_positives"] == (df["r"] > 3).sum()
     code, out, _ = run(capsys, "recommend", str(tmp_path / "m"), "--user", "5", "-k", "3")
     assert code == 0 and out.startswith("top 3 for user 5:")
+    items = [int(line.split()[1]) for line in out.strip().splitlines()[1:]]
+    assert len(set(items)) == 3 and set(items) <= set(df["i"])
 
 
 def _expect_error(capsys, fragment, *args):
@@ -145,13 +153,16 @@ def test_bad_inputs_get_one_line_and_exit_code_2(ratings_csv, tmp_path, capsys, 
     _expect_error(
         capsys, "no such model directory", "recommend", str(tmp_path / "nope"), "--user", "1"
     )
-    _expect_error(capsys, "batch_size must be at least 1", "train", "anime-tv", "--batch-size", "0")
+    _expect_error(
+        capsys, "batch_size must be a positive integer", "train", "anime-tv", "--batch-size", "0"
+    )
     _expect_error(capsys, "no such config file", "train", "--config", str(tmp_path / "c.json"))
     _expect_error(
         capsys, "ranking_bias_scale must be", "train", "anime-tv", "--ranking-bias-scale", "-1"
     )
 
 
+@pytest.mark.slow  # trains on anime-tv
 def test_train_with_builtin_features_round_trips_its_config(capsys, tmp_path):
     out = tmp_path / "features"
     code, _, _ = run(capsys, "train", "--features", *QUICK, "--out", str(out))

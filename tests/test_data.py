@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tripletrec.data.interactions import IdMap, Interactions
-from tripletrec.exceptions import DataError, UnknownIdError
+from tripletrec.exceptions import DataError, ParameterError, UnknownIdError
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_duplicate_policy_keeps_one_row(frame, policy, kept):
 
 
 def test_unknown_duplicate_policy(frame):
-    with pytest.raises(DataError, match="duplicates must be"):
+    with pytest.raises(ParameterError, match="duplicates must be"):
         build(frame, duplicates="mean")
 
 

@@ -15,16 +15,18 @@ import torch.distributed as dist
 
 import tripletrec as tr
 from tripletrec.cli import main
-from tripletrec.models.scorers import BilinearScorer, TripletNet
+from tripletrec.models.scorers import BilinearScorer, DeepScorer, FactorizationMachineScorer
 from tripletrec.training.distributed import (
     TORCHRUN_VARIABLES,
+    DataParallelPlan,
+    DistributedContext,
     RowSparseAdam,
-    _make_step,
     fit_data_parallel,
     init_distributed,
     sparse_embeddings,
 )
-from tripletrec.training.loop import BatchScores
+from tripletrec.training.loop import TrainingSchedule
+from tripletrec.training.losses import resolve_loss
 
 HERE = Path(__file__).resolve().parent
 needs_gloo = pytest.mark.skipif(
@@ -99,6 +101,7 @@ def test_torchrun_sparse_gradients_match_one_process(tmp_path, capsys):
 
 
 @needs_gloo
+@pytest.mark.slow  # starts two torchrun processes
 def test_ddp_averages_dense_and_sparse_gradients_over_ranks():
     # Half a batch on each of 2 ranks = the whole batch in one process, to float rounding.
     result = torchrun(str(HERE / "ddp_gradients_script.py"))
@@ -140,21 +143,18 @@ def test_sparse_gradients_train_saves_and_loads(split, tmp_path):
     ]
     assert not model.module_.user_embedding.sparse  # back to normal for serving
     auc = tr.evaluate(model, train, test)["auc"]
-    assert auc > 0.8
+    assert auc > 0.81  # a couple of points below what this fit reaches
     model.save(tmp_path / "m")
     again = tr.load_model(tmp_path / "m")
     assert tr.evaluate(again, train, test)["auc"] == pytest.approx(auc, abs=1e-12)
 
 
 def test_sparse_step_moves_only_the_rows_of_the_batch():
-    model = tr.TripletRecommender(loss="bpr", negatives="uniform", learning_rate=0.1, l2=1e-3)
     scorer = BilinearScorer(50, 40, 8, "dot", True, 0.05, torch.Generator().manual_seed(0))
-    sparse = sparse_embeddings(scorer, "uniform")
-    for table in sparse:
-        table.sparse = True
-    step = _make_step(
-        BatchScores(TripletNet(scorer)), scorer, model, None, sparse, torch.device("cpu")
-    )
+    plan = DataParallelPlan(DistributedContext(), sparse_gradients=True)
+    schedule = TrainingSchedule(1, 2, learning_rate=0.1, l2=1e-3)
+    step = plan.training_step(scorer, resolve_loss("bpr", 1.0, "uniform", 40), schedule, 1, None)
+    assert all(table.sparse for table in (scorer.user_embedding, scorer.item_embedding))
     before = [p.detach().clone() for p in scorer.parameters()]
     users, positives, negatives = torch.tensor([3, 7]), torch.tensor([1, 2]), torch.tensor([5, 1])
     step(users, positives, negatives)
@@ -163,19 +163,58 @@ def test_sparse_step_moves_only_the_rows_of_the_batch():
         for p, b in zip(scorer.parameters(), before)
     ]
     assert moved == [[3, 7], [1, 2, 5], [1, 2, 5]]
+    plan.after_training(scorer)
+    assert not any(table.sparse for table in (scorer.user_embedding, scorer.item_embedding))
 
 
 def test_which_tables_can_be_sparse():
     generator = torch.Generator().manual_seed(0)
     dot = BilinearScorer(5, 4, 2, "dot", True, 0.05, generator)
     cosine = BilinearScorer(5, 4, 2, "cosine", False, 0.05, generator)
-    assert sparse_embeddings(dot, "uniform") == [
+    uniform, in_batch = resolve_loss("bpr"), resolve_loss("softmax", 1.0, "in_batch")
+    assert sparse_embeddings(dot, uniform) == [
         dot.user_embedding,
         dot.item_embedding,
         dot.item_bias,
     ]
-    assert sparse_embeddings(dot, "all") == [dot.user_embedding]  # full softmax reads all items
-    assert sparse_embeddings(cosine, "in_batch") == [cosine.user_embedding]
+    full_softmax = resolve_loss("softmax", 1.0, "all")  # reads every item
+    assert sparse_embeddings(dot, full_softmax) == [dot.user_embedding]
+    assert sparse_embeddings(cosine, in_batch) == [cosine.user_embedding]
+    fm = FactorizationMachineScorer(5, 4, 2, 0.05, generator)
+    assert sparse_embeddings(fm, uniform) == [
+        fm.user_embedding, fm.user_linear, fm.item_embedding, fm.item_bias,
+    ]  # fmt: skip
+    deep = DeepScorer(5, 4, 2, 3, (4,), 0.0, 0.05, generator, dot_factors=2)
+    assert sparse_embeddings(deep, full_softmax) == [deep.user_embedding, deep.user_dot]
+
+
+def test_a_data_parallel_plan_splits_the_batch_and_the_positives():
+    plan = DataParallelPlan(DistributedContext(rank=1, world_size=3, backend="gloo"))
+    schedule = plan.per_process(TrainingSchedule(2, 10, 0.1, lr_schedule="linear"))
+    assert (schedule.batch_size, schedule.lr_schedule) == (3, "linear")
+    with pytest.raises(tr.ParameterError, match="batch_size 2 is smaller than 3 processes"):
+        plan.per_process(TrainingSchedule(2, 2, 0.1))
+    users, items = np.arange(10), np.arange(10) + 100
+    rng = np.random.default_rng(0)
+    mine, their_items, _ = plan.shard(users, items, rng)
+    assert len(mine) == 3 and set(mine) <= set(users) and (their_items == mine + 100).all()
+    others = [DataParallelPlan(DistributedContext(r, 3, backend="gloo")) for r in (0, 2)]
+    shards = [p.shard(users, items, np.random.default_rng(0))[0] for p in others]
+    assert not set(mine) & set(shards[0]) and not set(mine) & set(shards[1])
+    with pytest.raises(tr.DataError, match="2 training positives cannot feed 3 processes"):
+        plan.shard(users[:2], items[:2], np.random.default_rng(0))
+
+
+def test_fit_data_parallel_in_one_process_is_the_fit_pipeline_with_autograd(split):
+    # The same pipeline as fit: with a loss the fused step cannot train, the same weights.
+    train, _ = split
+    settings = dict(loss="warp", negatives="uniform", n_negatives=3, epochs=1, random_state=0,
+                    n_threads=1, batch_size=4096)  # fmt: skip
+    fitted = tr.TripletRecommender(**settings).fit(train)
+    parallel = fit_data_parallel(tr.TripletRecommender(**settings), train)
+    for name, value in fitted.module_.state_dict().items():
+        torch.testing.assert_close(parallel.module_.state_dict()[name], value, rtol=0, atol=0)
+    assert [r["loss"] for r in parallel.history_] == [r["loss"] for r in fitted.history_]
 
 
 def test_row_sparse_adam_is_sparse_adam():
@@ -202,6 +241,7 @@ def test_outside_torchrun_there_is_one_process(monkeypatch):
     assert context.is_main and not context.distributed
 
 
+@pytest.mark.slow  # trains on anime-tv, twice
 def test_cli_sparse_gradients_in_one_process(tmp_path, capsys):
     out = tmp_path / "run"
     args = [*SPARSE, "--epochs", "2", "--out", str(out)]

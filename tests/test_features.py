@@ -11,7 +11,7 @@ from tripletrec.data.datasets import dataset_features
 from tripletrec.data.features import FeatureEncoder, Features, with_identity
 from tripletrec.data.interactions import IdMap
 from tripletrec.data.splits import cold_item_split
-from tripletrec.exceptions import DataError, TripletrecError
+from tripletrec.exceptions import DataError, ParameterError, TripletrecError
 from tripletrec.models.scorers import FactorizationMachineScorer, FeatureEmbedding
 
 
@@ -95,7 +95,9 @@ def test_bad_feature_tables_raise_clear_errors(make, message):
         with pytest.raises(DataError, match="non-numeric value 'x'"):
             FeatureEncoder().fit(make(table))
         return
-    with pytest.raises(DataError, match=message):
+    # A bucket count is a parameter of the encoding, not bad data.
+    error = ParameterError if message == "buckets" else DataError
+    with pytest.raises(error, match=message):
         make(table)
 
 
@@ -130,7 +132,7 @@ def test_factorization_machine_matches_the_quadratic_definition():
     v_item = scorer.item_embedding.table.weight.detach().numpy()
     w_user = scorer.user_linear.table.weight.detach().numpy().ravel()
     w_item = scorer.item_bias.table.weight.detach().numpy().ravel()
-    scores = scorer.score_all(torch.arange(3)).detach().numpy()
+    scores = scorer.score_all(torch.arange(3), for_ranking=False).detach().numpy()
     for u in range(3):
         for i in range(5):  # the O(n^2 k) definition, pair by pair
             x = np.concatenate([users[u].toarray().ravel(), items[i].toarray().ravel()])
@@ -152,13 +154,13 @@ def test_factorization_machine_reads_each_sides_features_once(monkeypatch):
     items = sp.csr_matrix(rng.random((5, 6)) * (rng.random((5, 6)) < 0.6), dtype=np.float32)
     scorer = FactorizationMachineScorer(3, 5, 4, user_features=users, item_features=items)
     reads: dict[int, int] = {}
-    real_inputs = FeatureEmbedding._inputs
+    real_inputs = FeatureEmbedding.bag_inputs
 
     def counting(module, idx):
         reads[id(module)] = reads.get(id(module), 0) + 1
         return real_inputs(module, idx)
 
-    monkeypatch.setattr(FeatureEmbedding, "_inputs", counting)
+    monkeypatch.setattr(FeatureEmbedding, "bag_inputs", counting)
     user, positive, negative = torch.tensor([0, 2]), torch.tensor([4, 1]), torch.tensor([3, 3])
     positive_scores, negative_scores = scorer.triplet_scores(user, positive, negative)
     assert reads[id(scorer.user_embedding)] == 1  # once for both items
@@ -204,7 +206,9 @@ def test_shuffled_feature_table_gives_the_same_model(anime):
 def test_models_with_features_rank_well_and_round_trip(anime, params, tmp_path):
     train, test, items = anime
     fitted = _fit(train, items, **params)
-    assert tr.evaluate(fitted, train, test)["auc"] > 0.80
+    # A couple of points below what each reaches: a regression of a few points fails.
+    floor = {"bilinear": 0.85, "deep": 0.81, "fm": 0.85}[fitted.model]
+    assert tr.evaluate(fitted, train, test)["auc"] > floor
     fitted.save(tmp_path / "m")
     loaded = tr.load_model(tmp_path / "m")
     users = train.user_map.ids[:20]
@@ -223,7 +227,7 @@ def test_cold_items_are_ranked_from_features(anime_tv, anime, tmp_path):
     model.fit(train, item_features=items).add_items(items.for_ids(cold))
     assert model.n_items_ == positives.n_items
     auc = tr.evaluate(model, train, test, items=cold)["auc"]
-    assert auc > 0.65  # a pure collaborative model scores 0.5 here
+    assert auc > 0.70  # a pure collaborative model scores 0.5 here; features reach more
     ids, _ = model.recommend(train.user_map.ids[:5], k=300, filter_seen=True)
     assert np.isin(cold, ids[0]).all()  # new items are recommended like the others
     model.save(tmp_path / "m")

@@ -5,10 +5,11 @@ import copy
 import pytest
 import torch
 
+from tripletrec.exceptions import ParameterError
 from tripletrec.models.scorers import BilinearScorer, TripletNet
 from tripletrec.training.fused import FusedBilinearStep
 from tripletrec.training.loop import TrainingSchedule, autograd_step
-from tripletrec.training.losses import get_loss
+from tripletrec.training.losses import resolve_loss
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
@@ -25,8 +26,8 @@ def test_fused_step_equals_autograd_adam(similarity, loss, item_bias, l2, block_
         torch.nn.init.normal_(reference.item_bias.weight, std=0.1, generator=generator)
     fused_model = copy.deepcopy(reference)
     schedule = TrainingSchedule(epochs=1, batch_size=32, learning_rate=0.05, l2=l2)
-    slow = autograd_step(TripletNet(reference), get_loss(loss, 0.7), schedule)
-    fast = FusedBilinearStep(fused_model, loss, 0.7, 0.05, l2)
+    slow = autograd_step(TripletNet(reference), resolve_loss(loss, 0.7), schedule)
+    fast = FusedBilinearStep(fused_model, resolve_loss(loss, 0.7), 0.05, l2)
     fast.block_budget = block_budget
 
     data = torch.Generator().manual_seed(1)
@@ -42,8 +43,14 @@ def test_fused_step_equals_autograd_adam(similarity, loss, item_bias, l2, block_
 
 
 def test_fused_step_rejects_other_losses():
-    with pytest.raises(ValueError, match="fused step supports"):
-        FusedBilinearStep(BilinearScorer(3, 3, 2), "warp", 1.0, 0.01, 0.0)
+    for loss in (resolve_loss("warp"), resolve_loss("softmax", negatives="popularity")):
+        with pytest.raises(ParameterError, match="fused step supports"):
+            FusedBilinearStep(BilinearScorer(3, 3, 2), loss, 0.01, 0.0)
+    bpr = resolve_loss("bpr")
+    assert FusedBilinearStep.can_train(BilinearScorer(3, 3, 2), bpr, n_negatives=1)
+    assert not FusedBilinearStep.can_train(BilinearScorer(3, 3, 2), bpr, n_negatives=2)
+    with_temperature = BilinearScorer(3, 3, 2, learn_temperature=True)
+    assert not FusedBilinearStep.can_train(with_temperature, bpr, n_negatives=1)
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
@@ -55,8 +62,9 @@ def test_fused_full_softmax_equals_autograd(similarity, item_bias):
     )
     fused_model = copy.deepcopy(reference)
     schedule = TrainingSchedule(epochs=1, batch_size=32, learning_rate=0.05, l2=0.01)
-    slow = autograd_step(TripletNet(reference), get_loss("softmax"), schedule)
-    fast = FusedBilinearStep(fused_model, "softmax", 1.0, 0.05, 0.01)
+    full_softmax = resolve_loss("softmax", 1.0, "all", 15)
+    slow = autograd_step(TripletNet(reference), full_softmax, schedule)
+    fast = FusedBilinearStep(fused_model, full_softmax, 0.05, 0.01)
     data = torch.Generator().manual_seed(1)
     for _ in range(5):
         users = torch.randint(0, 40, (32,), generator=data)
@@ -93,8 +101,10 @@ def test_fused_step_with_side_features_equals_autograd(similarity, loss, block_b
     torch.nn.init.normal_(reference.item_bias.table.weight, std=0.1, generator=generator)
     fused_model = copy.deepcopy(reference)
     schedule = TrainingSchedule(epochs=1, batch_size=32, learning_rate=0.05, l2=0.01)
-    slow = autograd_step(TripletNet(reference), get_loss(loss, 0.7), schedule)
-    fast = FusedBilinearStep(fused_model, loss, 0.7, 0.05, 0.01)
+    negatives = "all" if loss == "softmax" else "uniform"
+    resolved = resolve_loss(loss, 0.7, negatives, 15)
+    slow = autograd_step(TripletNet(reference), resolved, schedule)
+    fast = FusedBilinearStep(fused_model, resolved, 0.05, 0.01)
     fast.block_budget = block_budget
     data = torch.Generator().manual_seed(1)
     for _ in range(5):

@@ -3,12 +3,16 @@ import math
 import pytest
 import torch
 
-from tripletrec.exceptions import TripletrecError
+from tripletrec.exceptions import ParameterError, TripletrecError
 from tripletrec.training.losses import (
+    LOSSES,
+    Loss,
     adaptive_hinge_loss,
     bpr_loss,
+    full_softmax_loss,
     get_loss,
     margin_loss,
+    resolve_loss,
     sampled_softmax_loss,
     warp_loss,
 )
@@ -96,11 +100,107 @@ def test_in_batch_softmax_step_matches_hand_computation():
     scorer = BilinearScorer(3, 4, 2, "dot", generator=torch.Generator().manual_seed(0))
     users, positives = torch.tensor([0, 2]), torch.tensor([1, 3])
     log_q = torch.tensor([0.0, -1.0, 0.0, -2.0])
-    with torch.no_grad():
-        scores = scorer.score_all(users, positives)  # 2 x 2: user b against positive c
+    with torch.no_grad():  # 2 x 2: user b against positive c
+        scores = scorer.score_all(users, positives, for_ranking=False)
     logits = scores - log_q[positives][None, :]
     expected = -torch.log_softmax(logits, dim=1).diagonal().mean()
-    step = autograd_step(
-        TripletNet(scorer), get_loss("softmax"), TrainingSchedule(1, 2, 1e-3), log_q, in_batch=True
-    )
+    loss = resolve_loss("softmax", 1.0, "in_batch", 4)
+    step = autograd_step(TripletNet(scorer), loss, TrainingSchedule(1, 2, 1e-3), log_q)
     assert step(users, positives, None).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# ---------------------------------------------------------------------- Loss
+@pytest.mark.parametrize(
+    ("name", "negatives", "kind"),
+    [
+        ("margin", "uniform", "pairwise"),
+        ("warp", "exclude_positives", "pairwise"),
+        ("softmax", "uniform", "sampled_softmax"),
+        ("softmax", "popularity", "sampled_softmax"),
+        ("softmax", "all", "full_softmax"),
+        ("softmax", "in_batch", "in_batch_softmax"),
+    ],
+)
+def test_resolve_loss_gives_each_sampler_its_kind(name, negatives, kind):
+    loss = resolve_loss(name, 0.5, negatives, 7)
+    assert loss == Loss(name, 0.5, kind, 7)
+    assert loss.is_softmax == (name == "softmax")
+    # Fold-in draws uniform negatives: the same loss, against samples.
+    sampled = loss.sampled(9)
+    assert sampled.kind == ("sampled_softmax" if name == "softmax" else "pairwise")
+    assert (sampled.name, sampled.margin, sampled.n_items) == (name, 0.5, 9)
+
+
+@pytest.mark.parametrize("negatives", ["all", "in_batch"])
+@pytest.mark.parametrize("name", [n for n in LOSSES if n != "softmax"])
+def test_pairwise_losses_need_drawn_negatives(name, negatives):
+    with pytest.raises(ParameterError, match="needs loss='softmax'"):
+        resolve_loss(name, 1.0, negatives)
+
+
+@pytest.mark.parametrize("margin", [float("nan"), "1", None])
+def test_resolve_loss_rejects_a_margin_that_is_not_a_number(margin):
+    with pytest.raises(ParameterError, match="margin must be a finite number"):
+        resolve_loss("margin", margin)
+
+
+def test_a_loss_computes_what_its_function_computes():
+    pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([[0.5, 1.5], [0.0, -2.0]])
+    assert resolve_loss("margin", 0.3)(pos, neg) == margin_loss(pos, neg, 0.3)
+    assert resolve_loss("bpr")(pos, neg) == bpr_loss(pos, neg)
+    assert resolve_loss("adaptive_hinge", 0.7)(pos, neg) == adaptive_hinge_loss(pos, neg, 0.7)
+    assert resolve_loss("warp", 0.7, n_items=50)(pos, neg) == warp_loss(pos, neg, 0.7, 50)
+    log_q = torch.tensor([-1.0, -2.0]), torch.tensor([[-0.5, -3.0], [-1.0, -1.0]])
+    softmax = resolve_loss("softmax", negatives="popularity")
+    assert softmax(pos, neg, log_q_pos=log_q[0], log_q_neg=log_q[1]) == sampled_softmax_loss(
+        pos, neg, *log_q
+    )
+    with pytest.raises(ParameterError, match="log-q"):
+        resolve_loss("bpr")(pos, neg, log_q_pos=log_q[0])
+    with pytest.raises(ParameterError, match="scores a matrix"):
+        resolve_loss("softmax", negatives="all")(pos, neg)
+
+
+def test_loss_of_a_batch_applies_the_log_q_correction_of_the_softmax_only():
+    generator = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(4, generator=generator), torch.randn(4, 3, generator=generator)
+    positives, negatives = torch.tensor([0, 1, 2, 3]), torch.tensor([[1, 2, 3]] * 4)
+    log_q = torch.log(torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    corrected = resolve_loss("softmax").of_batch((pos, neg), positives, negatives, log_q)
+    expected = sampled_softmax_loss(pos, neg, log_q[positives], log_q[negatives])
+    assert corrected == expected != sampled_softmax_loss(pos, neg)
+    # Pairwise losses are not corrected: popularity-sampled negatives are their choice.
+    bpr = resolve_loss("bpr").of_batch((pos, neg), positives, negatives, log_q)
+    assert bpr == bpr_loss(pos, neg)
+    matrix = torch.randn(4, 6, generator=generator)
+    full = resolve_loss("softmax", negatives="all").of_batch(matrix, positives, None)
+    assert full == full_softmax_loss(matrix, positives)
+    square = torch.randn(4, 4, generator=generator)
+    in_batch = resolve_loss("softmax", negatives="in_batch").of_batch(
+        square, positives, None, log_q
+    )
+    shifted = square - log_q[positives][None, :]
+    assert in_batch == full_softmax_loss(shifted, torch.arange(4))
+
+
+def test_only_margin_and_bpr_have_a_closed_form_slope():
+    pos = torch.tensor([0.2, 1.5, -0.3], requires_grad=True)
+    neg = torch.tensor([0.4, 0.1, -0.3], requires_grad=True)
+    for name in ("margin", "bpr"):
+        loss = resolve_loss(name, 0.7)
+        value, slope = loss.pairwise_slope(pos.detach(), neg.detach())
+        (grad_neg,) = torch.autograd.grad(loss(pos, neg), neg)
+        torch.testing.assert_close(value, loss(pos, neg).detach())
+        torch.testing.assert_close(slope, grad_neg)
+    for name, negatives in [("warp", "uniform"), ("adaptive_hinge", "uniform"),
+                            ("softmax", "uniform"), ("softmax", "all")]:  # fmt: skip
+        assert resolve_loss(name, 1.0, negatives).pairwise_slope is None
+
+
+def test_a_loss_of_an_impossible_kind_cannot_be_made():
+    with pytest.raises(ParameterError, match="kind of the 'bpr' loss"):
+        Loss("bpr", kind="full_softmax")
+    with pytest.raises(ParameterError, match="kind of the 'softmax' loss"):
+        Loss("softmax")  # the pairwise default
+    with pytest.raises(ParameterError, match="loss must be one of"):
+        Loss("hinge")

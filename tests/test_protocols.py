@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 import tripletrec as tr
-from tripletrec.evaluation.protocols import evaluate_candidates, load_ncf_negatives
-from tripletrec.exceptions import DataError
+from tripletrec.evaluation.ncf import load_ncf_negatives
+from tripletrec.evaluation.protocols import evaluate_candidates
+from tripletrec.exceptions import DataError, ParameterError
 
 
 def _timed() -> tr.Interactions:
@@ -46,7 +47,7 @@ def test_leave_last_k_out_needs_timestamps_and_a_valid_k():
     no_time = tr.Interactions.from_dataframe(data.to_dataframe().drop(columns="timestamp"))
     with pytest.raises(DataError, match="needs timestamps"):
         tr.leave_last_k_out(no_time)
-    with pytest.raises(DataError, match="positive whole number"):
+    with pytest.raises(ParameterError, match="k must be a positive integer"):
         tr.leave_last_k_out(data, k=0)
 
 
@@ -62,7 +63,7 @@ def test_fraction_per_user_split_holds_out_a_share_of_every_user(anime_tv):
     np.testing.assert_array_equal(again.items, test.items)
     other = tr.fraction_per_user_split(anime_tv, 0.2, random_state=2)[1]
     assert not np.array_equal(other.items, test.items)
-    with pytest.raises(DataError, match="strictly between 0 and 1"):
+    with pytest.raises(ParameterError, match=r"test_fraction must be in \(0, 1\), got 1.0"):
         tr.fraction_per_user_split(anime_tv, 1.0)
 
 
@@ -74,7 +75,7 @@ def test_validation_split_is_carved_from_train_only(anime_tv):
     keys = lambda part: set(part.users * anime_tv.n_items + part.items)  # noqa: E731
     assert keys(fit) | keys(validation) == keys(train)
     assert not keys(validation) & keys(test)
-    with pytest.raises(DataError, match="validation fraction"):
+    with pytest.raises(ParameterError, match="validation fraction"):
         tr.validation_split(train, 0.0)
 
 

@@ -1,4 +1,10 @@
-"""The estimator contract on the real bundled data: fit, score, recommend, similar items."""
+"""TripletRecommender on the real bundled data: quality, settings, losses, ranking bias.
+
+The estimator contract (scoring, recommending, similar items, ids, errors, persistence) is
+checked for every estimator in tests/test_contract.py.
+"""
+
+import time
 
 import numpy as np
 import pandas as pd
@@ -8,16 +14,21 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import tripletrec as tr
-from tripletrec.exceptions import DataError, NotFittedError, TripletrecError, UnknownIdError
+from tripletrec.exceptions import (
+    DataError,
+    NotFittedError,
+    ParameterError,
+    TripletrecError,
+    UnknownIdError,
+)
 
 FAST = dict(epochs=4, batch_size=2048, learning_rate=0.02)
 
 
 @pytest.fixture(scope="module")
-def split():
-    data = tr.load_dataset("anime-tv")
-    train, test = tr.random_split(data, 0.2, 42)
-    return data, train.positives(7), test.positives(7)
+def split(anime_tv):
+    train, test = tr.random_split(anime_tv, 0.2, 42)
+    return anime_tv, train.positives(7), test.positives(7)
 
 
 @pytest.fixture(scope="module", params=["bilinear", "deep"])
@@ -27,18 +38,25 @@ def fitted(request, split):
     return model.fit(train)
 
 
+#: AUC floors a couple of points below what each preset reaches on this split: a
+#: regression of a few points fails, float rounding across torch versions does not.
+PRESET_AUC_FLOORS = {"bilinear": 0.80, "deep": 0.81}
+
+
 def test_fit_reaches_the_notebook_quality_floor(fitted, split):
-    # Both models reach ~0.82-0.84 with their presets; 0.80 leaves a wide margin.
     _, train, test = split
-    assert tr.evaluate(fitted, train, test)["auc"] > 0.80
+    assert tr.evaluate(fitted, train, test)["auc"] > PRESET_AUC_FLOORS[fitted.model]
 
 
 def test_fit_returns_self_and_sets_trailing_underscore_state(split):
     _, train, _ = split
     model = tr.TripletRecommender(random_state=0, **FAST)
+    start = time.perf_counter()
     assert model.fit(train) is model
+    elapsed = time.perf_counter() - start
     assert model.n_users_ == 4610 and model.n_items_ == 293
-    assert len(model.history_) == 4 and model.fit_seconds_ > 0
+    # The wall time of this fit, in seconds (not a total since import, nor milliseconds).
+    assert len(model.history_) == 4 and 0 < model.fit_seconds_ <= elapsed
     assert model.seen_.nnz == len(train)
 
 
@@ -64,60 +82,11 @@ def test_fit_does_not_touch_the_global_torch_seed(split):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
-def test_score_speaks_raw_ids(fitted, split):
+def test_similar_items_are_cosines_and_have_names(fitted, split):
+    # Shapes, order and leaving out the query: tests/test_contract.py.
     data, _, _ = split
-    users = data.user_map.ids[[5, 0]]
-    items = data.item_map.ids[[7, 2, 9]]
-    full = fitted.score(users)
-    assert full.shape == (2, 293) and full.dtype == np.float32
-    np.testing.assert_allclose(fitted.score(users, items), full[:, [7, 2, 9]], rtol=1e-5, atol=1e-6)
-
-
-def test_recommend_filters_seen_items_and_is_sorted(fitted, split):
-    _, train, _ = split
-    users = train.user_map.ids[:20]
-    items, scores = fitted.recommend(users, k=10)
-    assert items.shape == scores.shape == (20, 10)
-    assert np.all(np.diff(scores, axis=1) <= 0)
-    seen = set(
-        zip(
-            train.user_map.to_raw(train.users).tolist(), train.item_map.to_raw(train.items).tolist()
-        )
-    )
-    assert not any((u, i) in seen for u, row in zip(users.tolist(), items.tolist()) for i in row)
-    # the recommended items are the best-scored unseen ones
-    full = fitted.score(users[:1])[0]
-    unseen = ~np.isin(fitted.item_map_.ids, [i for (u, i) in seen if u == users[0]])
-    assert scores[0, 0] == pytest.approx(full[unseen].max(), rel=1e-6)
-
-
-def test_recommend_without_filter_and_with_exclusions(fitted, split):
-    _, train, _ = split
-    user = train.user_map.ids[0]
-    top_all, _ = fitted.recommend([user], k=5, filter_seen=False)
-    np.testing.assert_array_equal(
-        top_all[0], fitted.item_map_.ids[np.argsort(-fitted.score([user])[0], kind="stable")[:5]]
-    )
-    excluded, _ = fitted.recommend([user], k=5, filter_seen=False, exclude=top_all[0][:2])
-    assert not set(excluded[0]) & set(top_all[0][:2])
-
-
-def test_recommend_pads_when_a_user_has_fewer_candidates_than_k(fitted, split):
-    _, train, _ = split
-    counts = np.bincount(train.users, minlength=train.n_users)
-    heavy = train.user_map.ids[np.argmax(counts)]
-    k = 293 - counts.max() + 3
-    items, scores = fitted.recommend([heavy], k=k)
-    assert list(items[0, -3:]) == [-1, -1, -1] and np.isneginf(scores[0, -3:]).all()
-
-
-def test_similar_items_excludes_the_query_and_has_names(fitted, split):
-    data, _, _ = split
-    query = data.item_map.ids[:3]
-    items, sims = fitted.similar_items(query, k=5)
-    assert items.shape == (3, 5)
-    assert not any(q in row for q, row in zip(query, items.tolist()))
-    assert np.all(sims <= 1.0 + 1e-6) and np.all(np.diff(sims, axis=1) <= 0)
+    items, sims = fitted.similar_items(data.item_map.ids[:3], k=5)
+    assert np.all(sims <= 1.0 + 1e-6) and np.all(sims >= -1.0 - 1e-6)
     names = fitted.item_names(items[0])
     assert names is not None and all(isinstance(n, str) for n in names)
 
@@ -127,7 +96,7 @@ def test_unknown_ids_and_bad_k_raise_clear_errors(fitted):
         fitted.recommend([-12345])
     with pytest.raises(UnknownIdError, match="unknown item id"):
         fitted.similar_items(["no such anime"])
-    with pytest.raises(DataError, match="k must be a positive integer"):
+    with pytest.raises(ParameterError, match="k must be a positive integer"):
         fitted.recommend([fitted.user_map_.ids[0]], k=0)
 
 
@@ -146,12 +115,14 @@ def test_not_fitted_and_bad_hyper_parameters():
 
 
 def test_fit_on_a_sparse_matrix_uses_indices_as_ids():
-    rng = np.random.default_rng(0)
     matrix = sp.random(30, 12, 0.3, random_state=0, format="csr", dtype=np.float32)
     model = tr.TripletRecommender(epochs=2, batch_size=16, random_state=0).fit(matrix)
+    np.testing.assert_array_equal(model.user_map_.ids, np.arange(30))
+    np.testing.assert_array_equal(model.item_map_.ids, np.arange(12))
     items, _ = model.recommend([0, 29], k=3)
-    assert items.shape == (2, 3) and items.max() < 12
-    assert rng is not None
+    # The ids returned are column indices, and the columns of unseen items.
+    for user, row in zip([0, 29], items):
+        assert set(row) <= set(np.flatnonzero(matrix[user].toarray()[0] == 0))
 
 
 def test_fit_rejects_empty_data():
@@ -195,22 +166,29 @@ def test_evaluate_auc_equals_sklearn_per_user(fitted, split):
     assert result["auc"] == pytest.approx(np.mean(auc))
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        dict(loss="bpr", negatives="uniform", similarity="dot", item_bias=True),
-        dict(loss="warp", negatives="uniform", n_negatives=5),
-        dict(loss="adaptive_hinge", negatives="exclude_positives", n_negatives=3),
-        dict(loss="softmax", n_negatives=10, negatives="popularity", similarity="dot"),
-        dict(loss="softmax", negatives="all", similarity="dot", item_bias=True),
-        dict(loss="softmax", negatives="in_batch", similarity="dot", batch_size=512),
+#: Each loss and sampler, with an AUC floor a couple of points below what its short fit
+#: reaches on this split (each far above popularity's).
+LOSS_CASES = [
+    (dict(loss="bpr", negatives="uniform", similarity="dot", item_bias=True), 0.81),
+    (dict(loss="warp", negatives="uniform", n_negatives=5), 0.81),
+    (dict(loss="adaptive_hinge", negatives="exclude_positives", n_negatives=3), 0.80),
+    (dict(loss="softmax", n_negatives=10, negatives="popularity", similarity="dot"), 0.84),
+    (dict(loss="softmax", negatives="all", similarity="dot", item_bias=True), 0.84),
+    (dict(loss="softmax", negatives="in_batch", similarity="dot", batch_size=512), 0.84),
+    (
         dict(model="deep", loss="warp", negatives="uniform", n_negatives=4, hidden_layers=(32,)),
-        dict(model="deep", loss="softmax", negatives="uniform", n_negatives=4, dot_factors=16),
-    ],
-    ids=lambda o: "-".join(f"{v}" for v in o.values()),
+        0.76,
+    ),
+    (dict(model="deep", loss="softmax", negatives="uniform", n_negatives=4, dot_factors=16), 0.81),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "floor"),
+    LOSS_CASES,
+    ids=["-".join(f"{v}" for v in options.values()) for options, _ in LOSS_CASES],
 )
-def test_every_loss_and_sampler_learns(split, options):
-    # Short fits: every combination must rank far better than chance (popularity is 0.72).
+def test_every_loss_and_sampler_learns(split, options, floor):
     _, train, test = split
     # Fixed short-fit settings, independent of the default preset's tuning.
     settings = dict(
@@ -218,7 +196,7 @@ def test_every_loss_and_sampler_learns(split, options):
         max_norm=None, lr_schedule="constant",
     ) | options  # fmt: skip
     model = tr.TripletRecommender(**settings).fit(train)
-    assert tr.evaluate(model, train, test)["auc"] > 0.75
+    assert tr.evaluate(model, train, test)["auc"] > floor
 
 
 def test_full_softmax_needs_the_softmax_loss(split):
@@ -289,7 +267,7 @@ def test_cosine_with_a_learned_temperature_moves_the_scale(split):
     scale = model.module_.log_scale.exp().item()
     assert scale > 1.5  # the softmax pulls cosines apart; a fixed scale would stay at 1
     assert np.abs(model.score([train.user_map.ids[0]])).max() <= scale + 1e-4
-    assert tr.evaluate(model, train, test)["auc"] > 0.75
+    assert tr.evaluate(model, train, test)["auc"] > 0.78  # a couple of points below its value
     with pytest.raises(ValueError, match="cosine"):
         tr.TripletRecommender(similarity="dot", learn_temperature=True, epochs=1).fit(train)
 
@@ -332,12 +310,16 @@ def test_auto_ranking_bias_scale_shrinks_the_full_softmax_bias_only(split):
     assert bpr.module_.ranking_bias_scale == 1.0
 
 
-def test_default_preset_beats_the_peers_floor_and_its_bias_shrink_helps(split):
+def test_default_preset_ranks_well_and_its_bias_shrink_helps(split):
     _, train, test = split
-    model = tr.TripletRecommender(random_state=0, n_threads=1).fit(train)
+    settings = dict(random_state=0, n_threads=1)
+    # Training never sees ranking_bias_scale (see above): with the same seed both models
+    # have the same weights and differ only in how much of the item bias they rank with.
+    model = tr.TripletRecommender(**settings).fit(train)  # "auto": shrunk for the softmax
+    whole_bias = tr.TripletRecommender(ranking_bias_scale=1.0, **settings).fit(train)
     shrunk = tr.evaluate(model, train, test, ["auc", "ndcg@10"])
-    # Measured 0.873 / 0.356 (benchmarks/compare.py); LightFM WARP reaches 0.862 / 0.329.
-    assert shrunk["auc"] > 0.865 and shrunk["ndcg@10"] > 0.34
-    model.module_.ranking_bias_scale = 1.0  # the whole maximum-likelihood bias
-    whole = tr.evaluate(model, train, test, ["auc", "ndcg@10"])
+    # Wide floors, not the benchmark's figures (benchmarks/compare.py pins those): a
+    # regression of a few points fails, BLAS and torch versions do not.
+    assert shrunk["auc"] > 0.86 and shrunk["ndcg@10"] > 0.33
+    whole = tr.evaluate(whole_bias, train, test, ["auc", "ndcg@10"])
     assert shrunk["auc"] > whole["auc"] + 0.002 and shrunk["ndcg@10"] > whole["ndcg@10"]

@@ -39,6 +39,7 @@ def test_train_records_validation_metrics_per_epoch(run_dir):
     assert type(model) is tr.TripletRecommender and model.seen_.nnz == 91_591 - 9160
 
 
+@pytest.mark.slow  # trains on anime-tv
 def test_validation_fraction_zero_fits_on_all_train_positives(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(plots, "_pyplot", lambda: None)  # as if matplotlib were missing
     out = tmp_path / "run"

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 import tripletrec as tr
 from tripletrec.cli import main
-from tripletrec.evaluation.metrics import top_k
+from tripletrec.evaluation.topk import top_k
 from tripletrec.exceptions import ModelFileError, TripletrecError
 from tripletrec.serving.retrieval import (
     INDEX_DIR,

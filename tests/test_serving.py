@@ -3,11 +3,11 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -20,6 +20,10 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
 from tripletrec.serving.app import MAX_HISTORY, create_app
+from tripletrec.serving.loaded import LoadedModel
+
+TOKEN = "s3cret-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def served(anime_tv, tmp_path_factory):
     other = tr.TripletRecommender(epochs=1, random_state=1).fit(data)
     path = model.save(root / "a", metrics={"auc": 0.9})
     other_path = other.save(root / "b")
-    client = TestClient(create_app(path))
+    client = TestClient(create_app(path, token=TOKEN))
     return client, model, path, other_path
 
 
@@ -71,8 +75,13 @@ def test_history_recommendations_for_a_new_user(served):
     items = [row["item_id"] for row in response.json()["items"]]
     assert len(items) == 5 and not set(items) & set(history)
     assert items == model.recommend_from_history([history], k=5)[0][0].tolist()
-    unknown_too = client.post("/recommend", json={"history": [*history, "zzz", 10**12], "k": 5})
-    assert [row["item_id"] for row in unknown_too.json()["items"]] == items
+    assert response.json()["unknown_items"] == []
+    with_unknown = [*history[:3], "zzz", 10**12, *history[3:], "zzz"]
+    unknown_too = client.post("/recommend", json={"history": with_unknown, "k": 5}).json()
+    assert [row["item_id"] for row in unknown_too["items"]] == items  # from the known ones
+    assert unknown_too["unknown_items"] == ["zzz", 10**12]  # each once, in order
+    none_known = client.post("/recommend", json={"history": ["zzz", 10**12]})
+    assert none_known.status_code == 422 and none_known.json()["detail"]
 
 
 def test_similar_items_and_unknown_item(served):
@@ -162,17 +171,39 @@ def test_bad_history_requests_are_4xx_with_a_message(served, body):
     assert response.json()["detail"]
 
 
-def test_reload_under_load_drops_nothing(served):
+def test_reload_under_load_drops_nothing(served, monkeypatch):
     client, model, path, other_path = served
     users = model.user_map_.ids[:50].tolist()
-    failures, done = [], threading.Event()
+    old = {u: model.recommend([u], k=10)[0][0].tolist() for u in users}
+    new_model = tr.load_model(other_path)
+    new = {u: new_model.recommend([u], k=10)[0][0].tolist() for u in users}
+    failures, done, reloading = [], threading.Event(), threading.Event()
+    overlapped = []  # requests that started and finished while the reload was loading
+    load = LoadedModel.load.__func__
+
+    def slow_load(cls, directory, **kwargs):
+        # The reload holds off until requests have provably been answered meanwhile, so
+        # the test cannot pass by reloading before (or after) the load arrives.
+        reloading.set()
+        deadline = time.monotonic() + 60
+        while len(overlapped) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            return load(cls, directory, **kwargs)
+        finally:
+            reloading.clear()
 
     def fire():
         i = 0
         while not done.is_set():
-            response = client.get(f"/recommend?user={users[i % 50]}&k=10")
-            if response.status_code != 200 or len(response.json()["items"]) != 10:
+            user = users[i % 50]
+            during = reloading.is_set()
+            response = client.get(f"/recommend?user={user}&k=10")
+            items = [row["item_id"] for row in response.json().get("items", [])]
+            if response.status_code != 200 or items not in (old[user], new[user]):
                 failures.append(response.text)
+            if during and reloading.is_set():
+                overlapped.append(items == old[user])  # still served by the old model
             i += 1
 
     threads = [threading.Thread(target=fire) for _ in range(3)]
@@ -180,17 +211,21 @@ def test_reload_under_load_drops_nothing(served):
         thread.start()
     try:
         before = client.get("/model").json()["weights_sha256"]
-        assert client.post("/reload", json={"path": str(other_path)}).status_code == 200
+        monkeypatch.setattr(LoadedModel, "load", classmethod(slow_load))
+        reply = client.post("/reload", json={"path": str(other_path)}, headers=ADMIN)
+        assert reply.status_code == 200, reply.text
+        monkeypatch.undo()
         middle = client.get("/model").json()["weights_sha256"]
-        assert client.post("/reload", json={"path": str(path)}).status_code == 200
-        bad = client.post("/reload", json={"path": str(path / "missing")})
+        assert client.post("/reload", json={"path": str(path)}, headers=ADMIN).status_code == 200
+        bad = client.post("/reload", json={"path": str(path / "missing")}, headers=ADMIN)
         assert bad.status_code == 422 and "no such model directory" in bad.json()["detail"]
-        assert client.post("/reload").status_code == 200  # same directory again
+        assert client.post("/reload", headers=ADMIN).status_code == 200  # same directory again
     finally:
         done.set()
         for thread in threads:
             thread.join()
     assert failures == []
+    assert len(overlapped) >= 30 and all(overlapped)
     assert before != middle and client.get("/model").json()["weights_sha256"] == before
 
 
@@ -208,32 +243,42 @@ def test_service_uses_the_ann_index_when_present(served, tmp_path):
         assert got == model.recommend([user], k=10)[0][0].tolist()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_cli_serve_starts_answers_and_shuts_down_gracefully(served):
+def test_cli_serve_starts_answers_and_shuts_down_gracefully(served, tmp_path):
     path = served[2]
-    port = _free_port()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    # Port 0: the server binds a free port itself and reports it, so no other process can
+    # take the port between choosing and binding it.
     process = subprocess.Popen(
-        [sys.executable, "-m", "tripletrec", "serve", str(path), "--port", str(port)],
+        [sys.executable, "-m", "tripletrec", "serve", str(path), "--port", "0",
+         "--token-file", str(token_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    )  # fmt: skip
     try:
+        line = process.stdout.readline().decode()
+        assert line.startswith(f"serving {path} on http://127.0.0.1:"), (
+            line + process.stderr.read().decode()
+        )
+        base = line.split()[3]
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
                     assert json.loads(r.read())["status"] == "ok"
                     break
             except OSError:
                 assert process.poll() is None, process.stderr.read().decode()
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
+        reload = urllib.request.Request(f"{base}/reload", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(reload, timeout=30)
+        assert refused.value.code == 401
+        reload.add_header("Authorization", f"Bearer {TOKEN}")
+        with urllib.request.urlopen(reload, timeout=30) as r:
+            assert json.loads(r.read())["status"] == "reloaded"
         process.send_signal(signal.SIGTERM)
         # uvicorn finishes in-flight requests, then re-raises the signal it caught.
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)

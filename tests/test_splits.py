@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from tripletrec.data.datasets import load_movielens_100k
 from tripletrec.data.interactions import Interactions
 from tripletrec.data.splits import first_n_per_user_split, movielens_ua_split, random_split
-from tripletrec.exceptions import DataError
+from tripletrec.exceptions import DataError, ParameterError
 
 
 def make_data(n_rows: int, n_users: int = 7, seed: int = 0) -> Interactions:
@@ -65,7 +65,7 @@ def test_random_split_on_anime_tv_matches_sklearn_and_the_notebook(anime_tv):
 
 @pytest.mark.parametrize("test_size", [0.0, 1.0, -0.1, 1.5])
 def test_random_split_rejects_bad_sizes(test_size):
-    with pytest.raises(DataError, match="test_size must be strictly between 0 and 1"):
+    with pytest.raises(ParameterError, match=r"test_size must be in \(0, 1\)"):
         random_split(make_data(10), test_size)
 
 
@@ -105,7 +105,7 @@ def test_first_n_per_user_matches_a_groupby_reference():
 
 @pytest.mark.parametrize("n", [0, -1, 2.5, True, "10"])
 def test_first_n_per_user_rejects_bad_n(n):
-    with pytest.raises(DataError, match="n must be a positive whole number"):
+    with pytest.raises(ParameterError, match="n must be a positive integer"):
         first_n_per_user_split(make_data(10), n=n)
 
 

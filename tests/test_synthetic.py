@@ -13,7 +13,7 @@ import tripletrec as tr
 import tripletrec.data.synthetic as synthetic
 from tripletrec.cli import main
 from tripletrec.data.synthetic import SyntheticSpec, generate_synthetic, write_synthetic_parquet
-from tripletrec.exceptions import DataError
+from tripletrec.exceptions import ParameterError
 from tripletrec.models.baselines import PopularityRecommender
 
 
@@ -86,7 +86,7 @@ def test_heavy_users_are_completed_exactly():
     ],
 )
 def test_impossible_specs_are_clear_errors(kwargs, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(ParameterError, match=message):
         SyntheticSpec(**kwargs)
 
 

@@ -78,6 +78,7 @@ def test_best_config_trains_the_best_trial_again(tuned, capsys, tmp_path):
 
 
 @needs_optuna
+@pytest.mark.slow  # trials train on anime-tv
 def test_trials_never_see_the_test_part(monkeypatch):
     config = RunConfig()
     seen = {}
@@ -110,6 +111,7 @@ def test_trials_never_see_the_test_part(monkeypatch):
 
 
 @needs_optuna
+@pytest.mark.slow  # trials train on anime-tv
 def test_same_seed_same_trials():
     def search(seed):
         return tune(RunConfig(), n_trials=3, random_state=seed, search_space=SMALL_SPACE)
@@ -124,6 +126,7 @@ def test_same_seed_same_trials():
 
 
 @needs_optuna
+@pytest.mark.slow  # trials train on anime-tv
 def test_time_budget_stops_the_search(capsys):
     # Optuna checks the budget between trials: the first trial runs, no second one starts.
     result = tune(
@@ -205,6 +208,7 @@ def test_missing_optuna_says_how_to_install_it(monkeypatch):
 
 
 @needs_optuna
+@pytest.mark.slow  # trials train on anime-tv
 def test_first_trial_is_the_configs_own_model():
     config = RunConfig()
     config.model.update(learning_rate=0.02, n_factors=32, batch_size=4096, epochs=1)
@@ -219,6 +223,7 @@ def test_first_trial_is_the_configs_own_model():
 
 
 @needs_optuna
+@pytest.mark.slow  # trials train on anime-tv
 @pytest.mark.parametrize("sparse", [False, True])
 def test_trials_train_as_train_will_with_features_and_sparse_gradients(monkeypatch, sparse):
     config = RunConfig()

@@ -1,5 +1,8 @@
 """tripletrec: recommenders for implicit feedback trained with triplet / margin losses."""
 
+# Every built-in estimator module is imported here, which registers its classes
+# (tripletrec._registry) so that load_model finds them.
+from tripletrec._version import __version__
 from tripletrec.data.datasets import list_datasets, load_dataset
 from tripletrec.data.interactions import IdMap, Interactions
 from tripletrec.data.splits import (
@@ -19,14 +22,15 @@ from tripletrec.exceptions import (
     UnknownIdError,
 )
 from tripletrec.models.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
+from tripletrec.models.ease import EASERecommender
+from tripletrec.models.rp3beta import RP3BetaRecommender
 from tripletrec.models.triplet import PRESETS, TripletRecommender
 from tripletrec.persistence import load_model, save_model
-
-__version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
     "DataError",
+    "EASERecommender",
     "IdMap",
     "Interactions",
     "ItemKNNRecommender",
@@ -34,6 +38,7 @@ __all__ = [
     "NotFittedError",
     "ParameterError",
     "PopularityRecommender",
+    "RP3BetaRecommender",
     "RandomRecommender",
     "TrainingDivergedError",
     "TripletRecommender",

@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tripletrec._files import json_lists_to_tuples, read_json_object
 from tripletrec.data.datasets import DATASETS, dataset_features, load_dataset
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.data.splits import random_split
 from tripletrec.exceptions import DataError
 from tripletrec.models.triplet import PRESETS, TripletRecommender
-from tripletrec.persistence import read_json_object
 
 
 @dataclass
@@ -159,10 +159,7 @@ class RunConfig:
         return cls.from_dict(read_json_object(path, DataError), str(path))
 
     def build_model(self) -> TripletRecommender:
-        params = dict(self.model)
-        if "hidden_layers" in params:
-            params["hidden_layers"] = tuple(params["hidden_layers"])
-        return TripletRecommender(**params)
+        return TripletRecommender(**json_lists_to_tuples(self.model))
 
     def prepare(self) -> tuple[Interactions, Interactions, Interactions]:
         """Load and split the data: ``(all interactions, train positives, test positives)``."""

@@ -23,7 +23,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,18 @@ import pandas as pd
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from tripletrec import _registry
+from tripletrec._files import (
+    file_mode,
+    json_lists_to_tuples,
+    read_json_object,
+    replace_directory,
+    staging_directory,
+    write_json_atomic,
+)
+from tripletrec._version import __version__
 from tripletrec.data.interactions import IdMap
-from tripletrec.exceptions import ModelFileError
+from tripletrec.exceptions import ModelFileError, TripletrecError, first_line
 from tripletrec.models.base import RecommenderBase
 
 FORMAT_NAME = "tripletrec-model"
@@ -48,22 +57,34 @@ PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
     "TripletRecommender": {"ranking_bias_scale": 1.0, "feature_weight": 1.0},
 }
 
+#: The JSON type of each manifest field (optional ones may be absent). ``model.json`` has
+#: no checksum, so a damaged or hand-edited one is checked field by field.
+MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "estimator": (str,),
+    "params": (dict,),
+    "n_users": (int,),
+    "n_items": (int,),
+    "user_ids": (list,),
+    "item_ids": (list,),
+    "weights_sha256": (str,),
+    "item_metadata": (dict, type(None)),
+    "metrics": (dict,),
+    "fit": (dict,),
+}
+_JSON_NAMES = {str: "string", dict: "object", int: "integer", list: "array", type(None): "null"}
 
-def _estimators() -> dict[str, type[RecommenderBase]]:
-    # Imported here: the estimator modules import this one for their save/load methods.
-    from tripletrec.models.baselines import (
-        ItemKNNRecommender,
-        PopularityRecommender,
-        RandomRecommender,
-    )
-    from tripletrec.models.triplet import TripletRecommender
-
-    return {
-        "TripletRecommender": TripletRecommender,
-        "RandomRecommender": RandomRecommender,
-        "PopularityRecommender": PopularityRecommender,
-        "ItemKNNRecommender": ItemKNNRecommender,
-    }
+#: What restoring a model from fields that passed the type checks can still raise, when
+#: their values do not fit the weights or each other (a damaged or edited file).
+_RESTORE_ERRORS = (
+    KeyError,
+    IndexError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    RuntimeError,
+    OverflowError,
+    TripletrecError,
+)
 
 
 def _sha256(path: Path) -> str:
@@ -72,45 +93,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, default_file_mode())  # mkstemp makes files private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Write ``payload`` as JSON to ``path`` through a temporary file and a rename."""
-    write_text_atomic(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
-
-
-def default_file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0666 less the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (tuple, set)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def save_model(
@@ -139,8 +121,6 @@ def save_model(
     Path
         The model directory.
     """
-    from tripletrec import __version__
-
     model._check_fitted()
     path = Path(path)
     if path.exists() and (
@@ -149,17 +129,22 @@ def save_model(
         raise ModelFileError(
             f"{path}: exists and is not a tripletrec model directory; not overwriting"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    staging = staging_directory(path)
     try:
         state = {name: np.ascontiguousarray(a) for name, a in model._get_state().items()}
         save_file(state, str(staging / WEIGHTS_FILE))
+        # safetensors creates the file readable by its owner only; a model directory is
+        # meant to be shared like every other output (0666 less the umask).
+        os.chmod(staging / WEIGHTS_FILE, file_mode())
         metadata = model.item_metadata_
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "library_version": __version__,
             "estimator": type(model).__name__,
+            # Where the class is defined, for the error message of a loader that has not
+            # imported it (loading never imports a module a file names: files run no code).
+            "estimator_module": type(model).__module__,
             "params": model.get_params(),
             "n_users": model.n_users_,
             "n_items": model.n_items_,
@@ -175,33 +160,11 @@ def save_model(
         write_json_atomic(staging / MODEL_FILE, manifest)
         for name, payload in (extra_json or {}).items():
             write_json_atomic(staging / name, payload)
-        _replace_directory(staging, path)
+        replace_directory(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
-
-
-def _replace_directory(new: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(new, target)
-        return
-    # A directory cannot be renamed over a non-empty one: move the old one aside first.
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, retired)
-    os.replace(new, target)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def read_json_object(path: Path, error: type[Exception]) -> dict:
-    """The JSON object in file ``path``; ``error`` names the file when it is anything else."""
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{path}: corrupt JSON ({exc})") from exc
-    if not isinstance(payload, dict):
-        raise error(f"{path}: expected a JSON object")
-    return payload
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -212,7 +175,12 @@ def read_manifest(path: str | Path) -> dict:
         raise ModelFileError(f"{path}: no such model directory")
     if not manifest_path.is_file():
         raise ModelFileError(f"{path}: not a model directory (no {MODEL_FILE})")
-    manifest = read_json_object(manifest_path, ModelFileError)
+    try:
+        manifest = read_json_object(manifest_path, ModelFileError)
+    except OSError as exc:  # not ModelFileError (an OSError too): permissions, I/O errors
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{manifest_path}: cannot read ({first_line(exc)})") from exc
     if manifest.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{manifest_path}: not a {FORMAT_NAME} file")
     version = manifest.get("format_version")
@@ -233,7 +201,40 @@ def read_manifest(path: str | Path) -> dict:
     missing = [key for key in required if key not in manifest]
     if missing:
         raise ModelFileError(f"{manifest_path}: missing field(s) {', '.join(missing)}")
+    for key, types in MANIFEST_TYPES.items():
+        value = manifest.get(key, None if type(None) in types else types[0]())
+        # bool is an int to Python, not a count to JSON.
+        if not isinstance(value, types) or (int in types and isinstance(value, bool)):
+            wanted = " or ".join(_JSON_NAMES[t] for t in types)
+            raise ModelFileError(
+                f"{manifest_path}: field {key!r} must be a JSON {wanted}, "
+                f"got {type(value).__name__}"
+            )
     return manifest
+
+
+def _id_map(manifest_path: Path, manifest: dict, side: str) -> IdMap:
+    try:
+        return IdMap(manifest[f"{side}_ids"], side)
+    except (TypeError, TripletrecError) as exc:  # unhashable or repeated ids
+        raise ModelFileError(
+            f"{manifest_path}: {side}_ids is not a list of unique ids ({first_line(exc)})"
+        ) from exc
+
+
+def _estimator_class(path: Path, manifest: dict) -> type[RecommenderBase]:
+    name = manifest["estimator"]
+    estimator_cls = _registry.lookup(name) if isinstance(name, str) else None
+    if estimator_cls is None:
+        module = manifest.get("estimator_module")
+        where = (
+            f"import {module}" if isinstance(module, str) else "import the module that defines it"
+        )
+        raise ModelFileError(
+            f"{path}: holds a {name!r}, which is not a known estimator; {where} before "
+            "loading (a class is known once its module is imported)"
+        )
+    return estimator_cls
 
 
 def load_model(path: str | Path) -> RecommenderBase:
@@ -250,41 +251,48 @@ def load_model(path: str | Path) -> RecommenderBase:
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ModelFileError(f"{path}: missing {WEIGHTS_FILE}")
-    if _sha256(weights_path) != manifest["weights_sha256"]:
+    try:
+        digest = _sha256(weights_path)
+    except OSError as exc:
+        raise ModelFileError(f"{weights_path}: cannot read ({first_line(exc)})") from exc
+    if digest != manifest["weights_sha256"]:
         raise ModelFileError(
             f"{weights_path}: checksum mismatch (the file is corrupt or truncated)"
         )
-    estimator_cls = _estimators().get(manifest["estimator"])
-    if estimator_cls is None:
-        raise ModelFileError(f"{path}: unknown estimator {manifest['estimator']!r}")
+    estimator_cls = _estimator_class(path, manifest)
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{weights_path}: unreadable ({exc})") from exc
+        raise ModelFileError(f"{weights_path}: unreadable ({first_line(exc)})") from exc
 
     try:
-        # JSON has no tuples: sequence hyper-parameters come back as lists.
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
+        params = json_lists_to_tuples(manifest["params"])
         params = {**PARAMS_ADDED_LATER.get(manifest["estimator"], {}), **params}
         model = estimator_cls(**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: ParameterError from a constructor
         raise ModelFileError(
-            f"{path}: parameters do not fit {manifest['estimator']} ({exc})"
+            f"{path}: parameters do not fit {manifest['estimator']} ({first_line(exc)})"
         ) from exc
     user_ids, item_ids = manifest["user_ids"], manifest["item_ids"]
     if len(user_ids) != manifest["n_users"] or len(item_ids) != manifest["n_items"]:
         raise ModelFileError(f"{path}: id lists do not match n_users / n_items")
-    model.user_map_ = IdMap(user_ids, "user")
-    model.item_map_ = IdMap(item_ids, "item")
+    manifest_path = path / MODEL_FILE
+    model.user_map_ = _id_map(manifest_path, manifest, "user")
+    model.item_map_ = _id_map(manifest_path, manifest, "item")
     metadata = manifest.get("item_metadata")
-    model.item_metadata_ = (
-        None
-        if metadata is None
-        else pd.read_json(io.StringIO(json.dumps(metadata)), orient="split")
-    )
+    try:
+        model.item_metadata_ = (
+            None
+            if metadata is None
+            else pd.read_json(io.StringIO(json.dumps(metadata)), orient="split")
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ModelFileError(
+            f"{manifest_path}: item_metadata is not a table ({first_line(exc)})"
+        ) from exc
     model.metrics_ = manifest.get("metrics", {})
     try:
         model._set_state(state, manifest.get("fit", {}))
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: weights do not match the model ({exc})") from exc
+    except _RESTORE_ERRORS as exc:
+        raise ModelFileError(f"{path}: weights do not match the model ({first_line(exc)})") from exc
     return model

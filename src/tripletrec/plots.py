@@ -7,15 +7,13 @@ temporary file and a rename: a crash never leaves a half-written PNG.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tripletrec.persistence import default_file_mode
+from tripletrec._files import atomic_path
 
 
 def _pyplot() -> Any:
@@ -31,23 +29,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def matplotlib_available() -> bool:
-    """Whether the plotting functions can draw (matplotlib is importable)."""
-    return _pyplot() is not None
-
-
 def _save_atomic(figure: Any, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=120, format="png")
-        os.chmod(tmp, default_file_mode())  # mkstemp creates 0600; a figure is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

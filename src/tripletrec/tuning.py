@@ -19,18 +19,18 @@ Examples
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tripletrec._checks import finite_number, is_number, positive_int
 from tripletrec.config import RunConfig
 from tripletrec.data.splits import validation_split
 from tripletrec.evaluation.metrics import metric_key, parse_metric
 from tripletrec.evaluation.protocols import evaluate
-from tripletrec.exceptions import TripletrecError
+from tripletrec.exceptions import ParameterError, TripletrecError
 from tripletrec.models.triplet import TripletRecommender
 from tripletrec.training.distributed import fit_data_parallel
 
@@ -203,23 +203,13 @@ def _check_arguments(
 ) -> str:
     unknown = set(space) - set(TripletRecommender._param_names())
     if unknown:
-        raise TripletrecError(
+        raise ParameterError(
             f"search space names unknown model parameter(s) {', '.join(sorted(unknown))}"
         )
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise TripletrecError(f"the number of trials must be a whole number >= 1, got {n_trials}")
-    if timeout_seconds is not None and not (
-        isinstance(timeout_seconds, (int, float)) and math.isfinite(timeout_seconds)
-    ):
-        raise TripletrecError(
-            f"the timeout must be a finite number of seconds, got {timeout_seconds}"
-        )
-    if timeout_seconds is not None and timeout_seconds <= 0:
-        raise TripletrecError(f"the timeout must be > 0 seconds, got {timeout_seconds}")
-    try:
-        return metric_key(*parse_metric(metric))
-    except ValueError as exc:
-        raise TripletrecError(str(exc)) from exc
+    positive_int("n_trials", n_trials)
+    if timeout_seconds is not None:
+        finite_number("timeout_seconds", timeout_seconds, low=0.0, low_open=True)
+    return metric_key(*parse_metric(metric))  # a ParameterError names a bad metric
 
 
 def tune(
@@ -395,7 +385,7 @@ def _starting_point(space: Mapping[str, Any], model: Mapping[str, Any]) -> dict[
             if value in spec.choices:
                 point[name] = value
         elif isinstance(spec, (FloatRange, IntRange)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not is_number(value):
                 continue
             if isinstance(spec, IntRange) and not float(value).is_integer():
                 continue

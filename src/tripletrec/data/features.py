@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tripletrec._checks import positive_int
 from tripletrec.data.interactions import IdMap
 from tripletrec.exceptions import DataError
 
@@ -100,12 +101,7 @@ class Features:
                 f"feature table has no column(s) {missing}; it has {list(self.table.columns)}"
             )
         for column, n_buckets in self.numeric.items():
-            if isinstance(n_buckets, bool) or not isinstance(n_buckets, (int, np.integer)):
-                raise DataError(
-                    f"numeric column {column!r}: buckets must be an int, got {n_buckets!r}"
-                )
-            if n_buckets < 1:
-                raise DataError(f"numeric column {column!r}: buckets must be >= 1, got {n_buckets}")
+            positive_int(f"the buckets of numeric column {column!r}", n_buckets)
         ids = self.ids
         if ids.isna().any():
             raise DataError("feature table has missing ids")

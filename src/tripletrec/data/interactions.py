@@ -18,7 +18,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tripletrec.exceptions import DataError, UnknownIdError, first_line
+from tripletrec.data._checks import (
+    check_columns,
+    check_duplicate_policy,
+    id_array,
+    is_hashable,
+    rating_column,
+    read_table,
+    timestamp_column,
+    unhashable_ids_error,
+    wanted_columns,
+)
+from tripletrec.exceptions import DataError, ParameterError, UnknownIdError
 
 DuplicatePolicy = Literal["error", "first", "last"]
 
@@ -76,8 +87,14 @@ class IdMap:
         -------
         numpy.ndarray of int64
         """
-        values = np.atleast_1d(np.asarray(raw_ids, dtype=object if _is_text(raw_ids) else None))
-        positions = self._index.get_indexer(values).astype(np.int64)
+        values = id_array(raw_ids, self.name)
+        try:
+            positions = self._index.get_indexer(values).astype(np.int64)
+        except TypeError:  # an id that cannot be hashed: a list, dict or set in the list
+            kind = next(type(v).__name__ for v in values if not is_hashable(v))
+            raise ParameterError(
+                f"{self.name} ids must be numbers or strings, got a {kind}"
+            ) from None
         if strict and (positions < 0).any():
             unknown = values[positions < 0]
             shown = ", ".join(repr(_plain(v)) for v in unknown[:5])
@@ -93,12 +110,6 @@ class IdMap:
     def to_list(self) -> list:
         """The raw ids as plain Python values (JSON-serialisable)."""
         return [_plain(v) for v in self.ids]
-
-
-def _is_text(values: object) -> bool:
-    return isinstance(values, str) or (
-        isinstance(values, (list, tuple)) and any(isinstance(v, str) for v in values)
-    )
 
 
 def _plain(value: object) -> object:
@@ -186,7 +197,7 @@ class Interactions:
         """
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-        wanted = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
+        wanted = wanted_columns(user_col, item_col, rating_col, timestamp_col)
         check_columns(wanted, list(df.columns), source)
         if len(df) == 0:
             raise DataError(f"{source}: no interactions (the table is empty)")
@@ -199,9 +210,12 @@ class Interactions:
                     f"first at row {first}"
                 )
         check_duplicate_policy(duplicates)
-        dup = df.duplicated(
-            [user_col, item_col], keep=False if duplicates == "error" else duplicates
-        )
+        try:
+            dup = df.duplicated(
+                [user_col, item_col], keep=False if duplicates == "error" else duplicates
+            )
+        except TypeError as exc:  # cells that are lists, dicts, arrays
+            raise unhashable_ids_error(df, (user_col, item_col), source, exc) from exc
         if dup.any():
             if duplicates == "error":
                 first = int(np.flatnonzero(dup.to_numpy())[0])
@@ -213,10 +227,10 @@ class Interactions:
 
         ratings = None
         if rating_col is not None:
-            ratings = _numeric_column(df[rating_col], rating_col, source).astype(np.float32)
+            ratings = rating_column(df[rating_col], rating_col, source)
         timestamps = None
         if timestamp_col is not None:
-            timestamps = _timestamp_column(df[timestamp_col], timestamp_col, source)
+            timestamps = timestamp_column(df[timestamp_col], timestamp_col, source)
 
         # "is None", not "or": an empty IdMap is falsy and must still be honoured.
         if user_map is None:
@@ -230,7 +244,7 @@ class Interactions:
     @classmethod
     def from_csv(cls, path: str | Path, *, sep: str = ",", **kwargs) -> Interactions:
         """Read interactions from a CSV file; keyword arguments go to :meth:`from_dataframe`."""
-        return cls.from_dataframe(_read_table(path, "csv", sep=sep), source=str(path), **kwargs)
+        return cls.from_dataframe(read_table(path, "csv", sep=sep), source=str(path), **kwargs)
 
     @classmethod
     def from_parquet(cls, path: str | Path, **kwargs) -> Interactions:
@@ -380,53 +394,3 @@ class Interactions:
         if self.item_metadata is None or "name" not in self.item_metadata.columns:
             return None
         return self.item_metadata["name"].reindex(item_ids).to_numpy()
-
-
-# Checks and messages shared with the batched Parquet reader (tripletrec.data.parquet), so
-# that both readers fail the same way on the same table.
-def check_columns(wanted: list[str], columns: list, source: str) -> None:
-    """Raise :class:`DataError` naming the ``wanted`` columns absent from ``columns``."""
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
-            f"columns are {', '.join(map(repr, map(str, columns)))}"
-        )
-
-
-def check_duplicate_policy(duplicates: str) -> None:
-    if duplicates not in ("error", "first", "last"):
-        raise DataError(f"duplicates must be 'error', 'first' or 'last', not {duplicates!r}")
-
-
-def not_numeric_error(source: str, name: str, row: int, value: object) -> DataError:
-    return DataError(
-        f"{source}: column {name!r} must be numeric and finite; row {row} holds {value!r}"
-    )
-
-
-def _numeric_column(column: pd.Series, name: str, source: str) -> np.ndarray:
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise not_numeric_error(source, name, first, column.iloc[first])
-    return values
-
-
-def _timestamp_column(column: pd.Series, name: str, source: str) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(column):
-        return column.to_numpy(dtype="datetime64[s]").astype(np.int64)
-    return _numeric_column(column, name, source).astype(np.int64)
-
-
-def _read_table(path: str | Path, kind: Literal["csv", "parquet"], sep: str = ",") -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        if kind == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, sep=sep)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot read as {kind}: {first_line(exc)}") from exc

@@ -15,13 +15,11 @@ rows, same errors).
 
 Memory: 16 bytes per interaction for the user and item indices (plus 4 for ratings, 8 for
 timestamps) and one record batch of the file; the duplicate check sorts one 8-byte key per
-row. :func:`peak_rss_bytes` reports the process's peak resident memory.
+row. :func:`tripletrec._system.peak_rss_bytes` reports the process's peak resident memory.
 """
 
 from __future__ import annotations
 
-import resource
-import sys
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -29,24 +27,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tripletrec.data.interactions import (
-    DuplicatePolicy,
-    IdMap,
-    Interactions,
+from tripletrec._checks import positive_int
+from tripletrec.data._checks import (
+    FLOAT32_MAX,
+    INT64_LIMIT,
     check_columns,
     check_duplicate_policy,
-    not_numeric_error,
+    numeric_column,
+    wanted_columns,
 )
+from tripletrec.data.interactions import DuplicatePolicy, IdMap, Interactions
 from tripletrec.exceptions import DataError, first_line
 
 #: Rows per record batch: large enough for vectorised work, small next to the index arrays.
 DEFAULT_BATCH_ROWS = 1 << 20
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far, in bytes (``getrusage``)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
 
 
 def read_parquet_interactions(
@@ -93,10 +87,9 @@ duplicates
     path = Path(path)
     source = str(path) if source is None else source
     check_duplicate_policy(duplicates)
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise DataError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+    batch_rows = positive_int("batch_rows", batch_rows)
+    wanted = wanted_columns(user_col, item_col, rating_col, timestamp_col)
     parquet = _open(path)
-    wanted = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
     check_columns(wanted, parquet.schema_arrow.names, source)
     n_rows = parquet.metadata.num_rows
     if n_rows == 0:
@@ -118,7 +111,7 @@ duplicates
                 try:
                     if ratings is not None:
                         ratings[offset:end] = _numeric(
-                            batch.column(rating_col), rating_col, source, offset
+                            batch.column(rating_col), rating_col, source, offset, FLOAT32_MAX
                         )
                     if timestamps is not None:
                         timestamps[offset:end] = _timestamps(
@@ -212,6 +205,11 @@ class _BatchColumns:
 
         if pa.types.is_dictionary(column.type):  # a categorical: its codes are not ours
             column = column.dictionary_decode()
+        if pa.types.is_nested(column.type):  # lists, structs, maps: no kernel encodes them
+            raise DataError(
+                f"{self.source}: column {name!r} holds {column.type} values; "
+                "ids must be numbers or strings"
+            )
         encoded = pc.dictionary_encode(column)
         self.codes.setdefault(name, []).append(encoded.indices.to_numpy())
         self.dictionaries.setdefault(name, []).append(encoded.dictionary)
@@ -249,22 +247,18 @@ class _BatchColumns:
         return out, ids
 
 
-def _numeric(column: Any, name: str, source: str, offset: int) -> np.ndarray:
-    """A batch's column as finite float64, or the same error as ``from_dataframe``."""
+def _numeric(column: Any, name: str, source: str, offset: int, limit: float) -> np.ndarray:
+    """A batch's column as finite float64 of magnitude below ``limit``, or the same error
+    as ``from_dataframe``."""
     import pyarrow as pa
 
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        series = None
-    else:
-        series = column.to_pandas()
-        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        shown = values[first] if series is None else series.iloc[first]
-        raise not_numeric_error(source, name, offset + first, shown)
-    return values
+        with np.errstate(invalid="ignore"):
+            if np.isfinite(values).all() and (np.abs(values) < limit).all():
+                return values
+    # Other types, and every error: the check (and message) from_dataframe uses.
+    return numeric_column(column.to_pandas(), name, source, limit=limit, offset=offset)
 
 
 def _timestamps(column: Any, name: str, source: str, offset: int) -> np.ndarray:
@@ -275,7 +269,7 @@ def _timestamps(column: Any, name: str, source: str, offset: int) -> np.ndarray:
     if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
         seconds = pc.cast(column, pa.timestamp("s", getattr(column.type, "tz", None)))
         return seconds.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    return _numeric(column, name, source, offset).astype(np.int64)
+    return _numeric(column, name, source, offset, INT64_LIMIT).astype(np.int64)
 
 
 def _unique_pairs(

@@ -10,8 +10,15 @@ import math
 
 import numpy as np
 
+from tripletrec._checks import fraction as check_fraction
+from tripletrec._checks import positive_int, random_seed
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import DataError
+
+
+def _check_interactions(value: object) -> None:
+    if not isinstance(value, Interactions):
+        raise DataError(f"expected Interactions, got {type(value).__name__}")
 
 
 def random_split(
@@ -37,8 +44,9 @@ def random_split(
     -------
     train, test : Interactions
     """
-    if not 0.0 < test_size < 1.0:
-        raise DataError(f"test_size must be strictly between 0 and 1, got {test_size}")
+    _check_interactions(interactions)
+    test_size = check_fraction("test_size", test_size, low_open=True, high_open=True)
+    random_state = random_seed("random_state", random_state)
     n_rows = len(interactions)
     n_test = math.ceil(test_size * n_rows)
     if n_test == 0 or n_test == n_rows:
@@ -66,8 +74,8 @@ def first_n_per_user_split(
     -------
     train, test : Interactions
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise DataError(f"n must be a positive whole number of rows per user, got {n!r}")
+    _check_interactions(interactions)
+    n = positive_int("n", n)
     n_rows = len(interactions)
     if n_rows == 0:
         raise DataError("cannot split: the interactions are empty")
@@ -106,14 +114,6 @@ def _rank_within_user(users: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray,
     return rank, counts[users]
 
 
-def _check_fraction(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise DataError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
-    if not 0.0 < float(value) < 1.0:
-        raise DataError(f"{name} must be strictly between 0 and 1, got {value}")
-    return float(value)
-
-
 def fraction_per_user_split(
     interactions: Interactions, test_fraction: float = 0.2, random_state: int | None = 42
 ) -> tuple[Interactions, Interactions]:
@@ -139,7 +139,9 @@ def fraction_per_user_split(
     train, test : Interactions
         Both keep the input's row order and share its id maps.
     """
-    test_fraction = _check_fraction(test_fraction, "test_fraction")
+    _check_interactions(interactions)
+    test_fraction = check_fraction("test_fraction", test_fraction, low_open=True, high_open=True)
+    random_state = random_seed("random_state", random_state)
     if len(interactions) == 0:
         raise DataError("cannot split: the interactions are empty")
     keys = np.random.RandomState(random_state).random_sample(len(interactions))
@@ -177,11 +179,14 @@ def leave_last_k_out(interactions: Interactions, k: int = 1) -> tuple[Interactio
     Raises
     ------
     DataError
-        When the interactions have no timestamps, ``k`` is not a positive integer, or no
-        user has a row to hold out.
+        When the interactions have no timestamps, or no user has a row to hold out.
+    ParameterError
+        When ``k`` is not a positive integer.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise DataError(f"k must be a positive whole number of rows per user, got {k!r}")
+    _check_interactions(interactions)
+    # No user has more rows than there are: a larger k holds out the same rows (and would
+    # overflow the int64 arithmetic below).
+    k = min(positive_int("k", k), len(interactions))
     if interactions.timestamps is None:
         raise DataError(
             "leave_last_k_out needs timestamps, and these interactions have none; build "
@@ -222,7 +227,8 @@ def validation_split(
         The rows to fit on and the held-out validation rows; together they are ``train``.
         Both share its id maps.
     """
-    fraction = _check_fraction(fraction, "validation fraction")
+    _check_interactions(train)
+    fraction = check_fraction("validation fraction", fraction, low_open=True, high_open=True)
     return random_split(train, test_size=fraction, random_state=random_state)
 
 
@@ -252,7 +258,8 @@ def cold_item_split(
     test : Interactions
         Every interaction of the held-out items (the parent's id maps).
     """
-    fraction = _check_fraction(fraction, "fraction")
+    _check_interactions(interactions)
+    fraction = check_fraction("fraction", fraction, low_open=True, high_open=True)
     n_items = interactions.n_items
     n_cold = math.ceil(fraction * n_items)
     if not 0 < n_cold < n_items:

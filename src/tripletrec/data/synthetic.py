@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -43,7 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tripletrec.exceptions import DataError
+from tripletrec._checks import finite_number, fraction, non_negative_int, positive_int
+from tripletrec._files import atomic_path
+from tripletrec.exceptions import DataError, ParameterError
 
 #: Users generated together, from one random stream. A constant (not a parameter): the
 #: rows a seed produces must not depend on how the caller chunks the work.
@@ -98,35 +98,22 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_items", "n_interactions", "n_topics", "min_user_items"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise DataError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         for name in ("item_exponent", "user_exponent"):
-            if not 0.0 <= getattr(self, name) < 10.0:
-                raise DataError(f"{name} must be in [0, 10), got {getattr(self, name)}")
-        if not self.topic_concentration > 0:
-            raise DataError(f"topic_concentration must be positive, got {self.topic_concentration}")
-        if not 0.0 <= self.noise <= 1.0:
-            raise DataError(f"noise must be in [0, 1], got {self.noise}")
-        if (
-            isinstance(self.random_state, bool)
-            or not isinstance(self.random_state, (int, np.integer))
-            or self.random_state < 0
-        ):
-            raise DataError(
-                f"random_state must be a non-negative integer, got {self.random_state!r}"
-            )
-        if not 0.0 < self.max_user_share <= 1.0:
-            raise DataError(f"max_user_share must be in (0, 1], got {self.max_user_share}")
+            finite_number(name, getattr(self, name), low=0.0, high=10.0, high_open=True)
+        finite_number("topic_concentration", self.topic_concentration, low=0.0, low_open=True)
+        fraction("noise", self.noise)
+        non_negative_int("random_state", self.random_state)
+        fraction("max_user_share", self.max_user_share, low_open=True)
         if self.min_user_items > self.max_user_items:
-            raise DataError(
+            raise ParameterError(
                 f"min_user_items={self.min_user_items} is more than a user may have "
                 f"({self.max_user_items} = max_user_share x n_items)"
             )
         low = self.n_users * self.min_user_items
         high = self.n_users * self.max_user_items
         if not low <= self.n_interactions <= high:
-            raise DataError(
+            raise ParameterError(
                 f"{self.n_interactions:,} interactions cannot be spread over {self.n_users:,} "
                 f"users with {self.min_user_items} to {self.max_user_items:,} items each "
                 f"(possible: {low:,} to {high:,})"
@@ -363,13 +350,10 @@ def write_synthetic_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tripletrec.persistence import default_file_mode
-
     spec = SyntheticSpec(n_users, n_items, n_interactions, **options)
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a directory; give a file name ending in .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
     schema = pa.schema(
         [
             ("user_id", pa.from_numpy_dtype(_id_dtype(spec.n_users))),
@@ -380,19 +364,11 @@ def write_synthetic_parquet(
     start = time.perf_counter()
     item_used = np.zeros(spec.n_items, bool)
     n_rows = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for users, items in iter_synthetic_blocks(spec):
-                writer.write_table(pa.table({"user_id": users, "item_id": items}, schema=schema))
-                item_used[items] = True
-                n_rows += len(users)
-        os.chmod(tmp, default_file_mode())  # mkstemp makes files private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for users, items in iter_synthetic_blocks(spec):
+            writer.write_table(pa.table({"user_id": users, "item_id": items}, schema=schema))
+            item_used[items] = True
+            n_rows += len(users)
     return {
         "path": str(path),
         "n_rows": n_rows,

@@ -13,6 +13,11 @@ memory of one call is a few copies of its block.
 Rankings order items by descending score; equal scores are ordered by item index, lower
 first (see :func:`top_k`). ``auc`` is the exception: it counts ties as one half, as
 scikit-learn does. The formulas are in each function's docstring and in ``docs/metrics.md``.
+
+Top-k selection is in :mod:`~tripletrec.evaluation.topk`, AUC in
+:mod:`~tripletrec.evaluation.auc`, metric names in :mod:`~tripletrec.evaluation.names` and
+coverage and popularity in :mod:`~tripletrec.evaluation.catalogue`; their public names are
+importable from here as well.
 """
 
 from __future__ import annotations
@@ -22,303 +27,19 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from tripletrec.exceptions import DataError
-
-#: Per-user metrics that need a cut-off ``k`` (``"ndcg@20"``); a bare name uses the default.
-METRICS_AT_K: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "hit_rate")
-#: Per-user metrics over the full ranking; they take no ``@k``.
-METRICS_FULL_RANKING: tuple[str, ...] = ("auc", "mrr")
-#: What :func:`ranking_metrics` computes when ``metrics`` is not given.
-DEFAULT_METRICS: tuple[str, ...] = (
-    "auc",
-    "precision",
-    "recall",
-    "ndcg",
-    "map",
-    "mrr",
-    "hit_rate",
+from tripletrec._checks import positive_int
+from tripletrec._keys import contains, pair_keys
+from tripletrec.evaluation.auc import auc_from_masked, auc_per_user
+from tripletrec.evaluation.catalogue import coverage_at_k, mean_popularity_at_k
+from tripletrec.evaluation.names import (
+    DEFAULT_METRICS,
+    METRICS_AT_K,
+    METRICS_FULL_RANKING,
+    metric_key,
+    parse_metric,
 )
-
-
-def _check_float_scores(scores: np.ndarray) -> np.ndarray:
-    """Validated scores: float32 and float64 as given (no copy), anything else as float64.
-
-    Converting float32 to float64 is exact and keeps the order, so no result depends on it.
-    """
-    scores = np.asarray(scores)
-    if scores.dtype not in (np.float32, np.float64):
-        scores = scores.astype(np.float64)
-    if scores.ndim != 2:
-        raise DataError(f"scores must be a 2-d array (users x items), got shape {scores.shape}")
-    if not np.isfinite(scores).all():
-        raise DataError("scores contain NaN or infinite values; the model diverged")
-    return scores
-
-
-def _as_bool_csr(matrix: sp.spmatrix | None, shape: tuple[int, int], name: str) -> sp.csr_matrix:
-    if matrix is None:
-        return sp.csr_matrix(shape, dtype=bool)
-    matrix = sp.csr_matrix(matrix, dtype=bool, copy=True)  # never modify the caller's matrix
-    if matrix.shape != shape:
-        raise DataError(f"{name} has shape {matrix.shape}, scores have shape {shape}")
-    matrix.eliminate_zeros()
-    matrix.sum_duplicates()  # one entry per (row, item), sorted: row counts are nnz per row
-    return matrix
-
-
-def _check_k(k: int, name: str = "k", *, allow_zero: bool = False) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {k!r}")
-    low = 0 if allow_zero else 1
-    if k < low:
-        raise ValueError(f"{name} must be >= {low}, got {k}")
-    return int(k)
-
-
-def _searchsorted_rows(
-    ordered: np.ndarray, rows: np.ndarray, values: np.ndarray, side: str
-) -> np.ndarray:
-    """``np.searchsorted(ordered[r], v, side)`` for many ``(r, v)`` pairs at once.
-
-    A bisection over all pairs together: the Python loop runs ``log2(n_items)`` times.
-    """
-    n_items = ordered.shape[1]
-    low = np.zeros(len(rows), dtype=np.int64)
-    high = np.full(len(rows), n_items, dtype=np.int64)
-    while True:
-        active = low < high
-        if not active.any():
-            return low
-        middle = (low + high) // 2
-        probe = ordered[rows, np.minimum(middle, n_items - 1)]
-        right = (probe < values) if side == "left" else (probe <= values)
-        right &= active
-        low = np.where(right, middle + 1, low)
-        high = np.where(active & ~right, middle, high)
-
-
-def _auc(
-    masked: np.ndarray, relevant: sp.csr_matrix, exclude: sp.csr_matrix, *, in_place: bool
-) -> np.ndarray:
-    """AUC from scores with excluded items at -inf and relevant items not excluded."""
-    n_users, n_items = masked.shape
-    pos_rows, pos_cols = relevant.nonzero()
-    pos_values = masked[pos_rows, pos_cols]
-    # Sorted rows: a relevant item's average rank among all items of its row (1-based, ties
-    # averaged, as scipy.stats.rankdata(method="average")) is n_below + (n_equal + 1) / 2.
-    # Excluded items sit at -inf below every candidate, so every candidate's rank is shifted
-    # by the same count, which is subtracted below.
-    if in_place:
-        masked.sort(axis=1)
-        ordered = masked
-    else:
-        ordered = np.sort(masked, axis=1)
-    n_below = _searchsorted_rows(ordered, pos_rows, pos_values, "left")
-    n_below_or_equal = _searchsorted_rows(ordered, pos_rows, pos_values, "right")
-    ranks = (n_below + n_below_or_equal + 1) / 2.0
-
-    n_excluded = np.diff(exclude.indptr).astype(np.float64)
-    n_pos = np.diff(relevant.indptr).astype(np.float64)
-    n_neg = n_items - n_excluded - n_pos
-    rank_sum = np.bincount(pos_rows, weights=ranks, minlength=n_users)
-    u_statistic = rank_sum - n_pos * n_excluded - n_pos * (n_pos + 1) / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = u_statistic / (n_pos * n_neg)
-    auc[(n_pos == 0) | (n_neg == 0)] = np.nan
-    return auc
-
-
-def auc_per_user(
-    scores: np.ndarray, relevant: sp.spmatrix, exclude: sp.spmatrix | None = None
-) -> np.ndarray:
-    """ROC AUC of each row's scores against its relevant items.
-
-    For user ``u`` with relevant items ``P`` and candidate negatives ``N`` (every item
-    neither relevant nor excluded)::
-
-        AUC(u) = (#{(p, n) in P x N : s_p > s_n} + 0.5 #{(p, n) : s_p = s_n}) / (|P| |N|)
-
-    which equals ``sklearn.metrics.roc_auc_score`` on the non-excluded items, ties
-    included. It is computed from average ranks (Mann-Whitney U) for all rows at once: the
-    rows are sorted and each relevant item's rank is found by binary search.
-
-    Parameters
-    ----------
-    scores : numpy.ndarray, shape (n_users, n_items)
-    relevant : sparse matrix, shape (n_users, n_items)
-        Non-zero where the item is a held-out positive of the user.
-    exclude : sparse matrix, optional
-        Non-zero where the item is left out of the user's ranking. An item both relevant
-        and excluded is excluded.
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (n_users,)
-        NaN where a user has no relevant item or no candidate negative.
-    """
-    scores = _check_float_scores(scores)
-    relevant = _as_bool_csr(relevant, scores.shape, "relevant")
-    exclude = _as_bool_csr(exclude, scores.shape, "exclude")
-    relevant = (relevant > exclude).tocsr()  # relevant and not excluded
-    masked = _masked_scores(scores, exclude)
-    return _auc(masked, relevant, exclude, in_place=masked is not scores)
-
-
-# --------------------------------------------------------------------------------------
-# Top-k selection
-# --------------------------------------------------------------------------------------
-
-
-def _masked_scores(scores: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:
-    """``scores`` with excluded entries set to -inf (a copy only when something is excluded)."""
-    if exclude.nnz == 0:
-        return scores
-    masked = scores.copy()
-    rows, cols = exclude.nonzero()
-    masked[rows, cols] = -np.inf
-    return masked
-
-
-def _top_k_masked(masked: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` of finite-or-(-inf) scores; -inf entries are padding (index -1)."""
-    n_users, n_items = masked.shape
-    width = min(k, n_items)
-    if width == n_items:
-        # Whole rows: a stable sort of the negated scores orders ties by item index.
-        indices = np.argsort(-masked, axis=1, kind="stable")
-    elif width == 0:
-        indices = np.empty((n_users, 0), dtype=np.intp)
-    else:
-        # The `width` largest scores of each row, in no particular order.
-        indices = np.argpartition(masked, n_items - width, axis=1)[:, n_items - width :]
-        values = np.take_along_axis(masked, indices, axis=1)
-        cutoff = values.min(axis=1)
-        # argpartition picks arbitrary members of a tie at the cut-off. A row whose cut-off
-        # value occurs more often in the whole row than in its selection has such a tie:
-        # there, keep every score above the cut-off and the lowest-index items equal to it.
-        n_at_cutoff_kept = np.count_nonzero(values == cutoff[:, None], axis=1)
-        n_at_cutoff_all = np.count_nonzero(masked == cutoff[:, None], axis=1)
-        # A -inf cut-off is a tie among excluded items, which all become padding anyway.
-        tied = np.flatnonzero((n_at_cutoff_all > n_at_cutoff_kept) & np.isfinite(cutoff))
-        if tied.size:
-            block = masked[tied]
-            row_cutoff = cutoff[tied, None]
-            above = block > row_cutoff
-            at = block == row_cutoff
-            n_wanted_at = width - np.count_nonzero(above, axis=1)
-            keep = above | (at & (np.cumsum(at, axis=1) <= n_wanted_at[:, None]))
-            indices[tied] = np.nonzero(keep)[1].reshape(tied.size, width)
-        # Sort the selection by descending score, ties by ascending item index: sort the
-        # indices first, then a stable sort on the negated scores keeps that order in ties.
-        indices.sort(axis=1)
-        values = np.take_along_axis(masked, indices, axis=1)
-        indices = np.take_along_axis(indices, np.argsort(-values, axis=1, kind="stable"), axis=1)
-
-    indices = indices.astype(np.int64, copy=False)
-    values = np.take_along_axis(masked, indices, axis=1)
-    indices[np.isneginf(values)] = -1
-    if k > width:
-        indices = np.hstack([indices, np.full((n_users, k - width), -1, dtype=np.int64)])
-        values = np.hstack([values, np.full((n_users, k - width), -np.inf, dtype=values.dtype)])
-    return indices, values
-
-
-def top_k(
-    scores: np.ndarray, k: int, exclude: sp.spmatrix | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` best items, best first, excluded items left out.
-
-    Items are ordered by descending score; **equal scores are ordered by item index, lower
-    first**, also at the cut-off: if the k-th and (k+1)-th best scores are equal, the item
-    with the lower index is kept. The result is therefore deterministic and does not depend
-    on the sorting algorithm.
-
-    Parameters
-    ----------
-    scores : numpy.ndarray, shape (n_users, n_items)
-        Finite scores; float32 stays float32, other types are converted to float64.
-    k : int
-        Number of items per row, ``>= 0``. It may exceed the number of items.
-    exclude : sparse matrix, shape (n_users, n_items), optional
-        Non-zero where the item must not be returned for that row (e.g. the user's
-        training positives).
-
-    Returns
-    -------
-    indices : numpy.ndarray of int64, shape (n_users, k)
-        Item indices, best first. When a row has fewer than ``k`` non-excluded items
-        (``k`` larger than the catalogue, or many exclusions), the row ends with ``-1``
-        padding.
-    scores : numpy.ndarray, shape (n_users, k)
-        The matching scores, ``-inf`` at padding positions.
-
-    Notes
-    -----
-    ``np.argpartition`` selects the candidates in O(n_items) per row; only rows with a tie
-    at the cut-off get a second pass; then the ``k`` selected items are sorted. With
-    ``k >= n_items`` the rows are sorted whole.
-    """
-    scores = _check_float_scores(scores)
-    k = _check_k(k, allow_zero=True)
-    exclude = _as_bool_csr(exclude, scores.shape, "exclude")
-    return _top_k_masked(_masked_scores(scores, exclude), k)
-
-
-# --------------------------------------------------------------------------------------
-# Metric names
-# --------------------------------------------------------------------------------------
-
-
-def parse_metric(name: str, default_k: int = 10) -> tuple[str, int | None]:
-    """Split a metric name such as ``"ndcg@20"`` into its base name and cut-off.
-
-    Parameters
-    ----------
-    name : str
-        ``"<base>@<k>"`` or ``"<base>"``, case-insensitive. Bases with a cut-off are
-        ``precision``, ``recall``, ``ndcg``, ``map`` and ``hit_rate``; ``auc`` and ``mrr``
-        use the full ranking and take no ``@k``.
-    default_k : int, default 10
-        The cut-off of a base name given without ``@k``.
-
-    Returns
-    -------
-    base : str
-    k : int or None
-        None for ``auc`` and ``mrr``.
-
-    Examples
-    --------
-    >>> parse_metric("NDCG@20")
-    ('ndcg', 20)
-    >>> parse_metric("recall", default_k=5)
-    ('recall', 5)
-    >>> parse_metric("mrr")
-    ('mrr', None)
-    """
-    if not isinstance(name, str):
-        raise ValueError(f"metric names are strings, got {name!r}")
-    base, sep, k_text = name.strip().lower().partition("@")
-    base = base.strip()
-    known = METRICS_AT_K + METRICS_FULL_RANKING
-    if base not in known:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(known)}")
-    if base in METRICS_FULL_RANKING:
-        if sep:
-            raise ValueError(f"{base} uses the full ranking and takes no @k (got {name!r})")
-        return base, None
-    if not sep:
-        return base, _check_k(default_k, "default_k")
-    k_text = k_text.strip()
-    if not k_text.isdigit():
-        raise ValueError(f"the cut-off in {name!r} must be a positive integer")
-    return base, _check_k(int(k_text), f"the cut-off in {name!r}")
-
-
-def metric_key(base: str, k: int | None) -> str:
-    """The canonical name of a parsed metric: ``metric_key("ndcg", 20) == "ndcg@20"``."""
-    return base if k is None else f"{base}@{k}"
-
+from tripletrec.evaluation.topk import as_bool_csr, check_scores, masked_scores, top_k, top_k_masked
+from tripletrec.exceptions import DataError, ParameterError
 
 # --------------------------------------------------------------------------------------
 # Per-user metrics
@@ -339,10 +60,8 @@ def _hits(indices: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     # Few lookups: binary search in the sorted keys row * n_items + item of relevant entries.
     relevant.sum_duplicates()  # sorted indices, so the keys are increasing
     rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(relevant.indptr))
-    keys = rows * n_items + relevant.indices
-    queries = np.arange(n_users, dtype=np.int64)[:, None] * n_items + indices
-    found = np.minimum(np.searchsorted(keys, queries), keys.size - 1)
-    return (keys[found] == queries) & valid
+    keys = pair_keys(rows, relevant.indices, n_items)
+    return contains(keys, pair_keys(np.arange(n_users)[:, None], indices, n_items)) & valid
 
 
 def _metric_from_hits(base: str, k: int, hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
@@ -407,18 +126,18 @@ def _compute(
     parsed: Sequence[tuple[str, int | None]],
     top_items: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    scores = _check_float_scores(scores)
-    relevant = _as_bool_csr(relevant, scores.shape, "relevant")
-    exclude = _as_bool_csr(exclude, scores.shape, "exclude")
+    scores = check_scores(scores)
+    relevant = as_bool_csr(relevant, scores.shape, "relevant")
+    exclude = as_bool_csr(exclude, scores.shape, "exclude")
     relevant = (relevant > exclude).tocsr()  # relevant and not excluded
     n_relevant = np.diff(relevant.indptr)
     max_k = max((k for _, k in parsed if k is not None), default=0)
 
-    masked = _masked_scores(scores, exclude)
+    masked = masked_scores(scores, exclude)
     hits = np.zeros((scores.shape[0], 0), dtype=bool)
     if max_k:
         if top_items is None:
-            indices = _top_k_masked(masked, max_k)[0]
+            indices = top_k_masked(masked, max_k)[0]
         else:
             indices = np.asarray(top_items)
             if indices.ndim != 2 or indices.shape[0] != scores.shape[0]:
@@ -440,7 +159,7 @@ def _compute(
         if key in result:
             continue
         if base == "auc":
-            result[key] = _auc(masked, relevant, exclude, in_place=False)
+            result[key] = auc_from_masked(masked, relevant, exclude, in_place=False)
         elif base == "mrr":
             result[key] = _reciprocal_rank(masked, relevant, hits)
         else:
@@ -488,10 +207,10 @@ def ranking_metrics(
         Keyed by canonical name (``"ndcg"`` with ``k=10`` becomes ``"ndcg@10"``), in the
         order asked for. NaN for users without a relevant (non-excluded) item.
     """
-    k = _check_k(k)
+    k = positive_int("k", k)
     names = [metrics] if isinstance(metrics, str) else list(metrics)
     if not names:
-        raise ValueError("no metric asked for")
+        raise ParameterError("no metric asked for")
     parsed = [parse_metric(name, default_k=k) for name in names]
     return _compute(scores, relevant, exclude, parsed, top_items)
 
@@ -520,7 +239,7 @@ def precision_at_k(
     numpy.ndarray of float64, shape (n_users,)
         NaN where a user has no relevant non-excluded item.
     """
-    return _compute(scores, relevant, exclude, [("precision", _check_k(k))])[
+    return _compute(scores, relevant, exclude, [("precision", positive_int("k", k))])[
         metric_key("precision", k)
     ]
 
@@ -550,7 +269,9 @@ def recall_at_k(
     numpy.ndarray of float64, shape (n_users,)
         NaN where a user has no relevant non-excluded item.
     """
-    return _compute(scores, relevant, exclude, [("recall", _check_k(k))])[metric_key("recall", k)]
+    return _compute(scores, relevant, exclude, [("recall", positive_int("k", k))])[
+        metric_key("recall", k)
+    ]
 
 
 def ndcg_at_k(
@@ -580,7 +301,9 @@ def ndcg_at_k(
     numpy.ndarray of float64, shape (n_users,)
         NaN where a user has no relevant non-excluded item.
     """
-    return _compute(scores, relevant, exclude, [("ndcg", _check_k(k))])[metric_key("ndcg", k)]
+    return _compute(scores, relevant, exclude, [("ndcg", positive_int("k", k))])[
+        metric_key("ndcg", k)
+    ]
 
 
 def map_at_k(
@@ -611,7 +334,9 @@ def map_at_k(
     numpy.ndarray of float64, shape (n_users,)
         NaN where a user has no relevant non-excluded item.
     """
-    return _compute(scores, relevant, exclude, [("map", _check_k(k))])[metric_key("map", k)]
+    return _compute(scores, relevant, exclude, [("map", positive_int("k", k))])[
+        metric_key("map", k)
+    ]
 
 
 def hit_rate_at_k(
@@ -633,7 +358,7 @@ def hit_rate_at_k(
     numpy.ndarray of float64, shape (n_users,)
         NaN where a user has no relevant non-excluded item.
     """
-    return _compute(scores, relevant, exclude, [("hit_rate", _check_k(k))])[
+    return _compute(scores, relevant, exclude, [("hit_rate", positive_int("k", k))])[
         metric_key("hit_rate", k)
     ]
 
@@ -660,85 +385,6 @@ def mrr(
         NaN where a user has no relevant non-excluded item.
     """
     return _compute(scores, relevant, exclude, [("mrr", None)])["mrr"]
-
-
-# --------------------------------------------------------------------------------------
-# Catalogue-level metrics of the recommended lists
-# --------------------------------------------------------------------------------------
-
-
-def _check_top_items(top_items: np.ndarray) -> np.ndarray:
-    top_items = np.asarray(top_items)
-    if top_items.ndim != 2:
-        raise DataError(f"top_items must be 2-d (users x k), got shape {top_items.shape}")
-    if top_items.size and not np.issubdtype(top_items.dtype, np.integer):
-        raise DataError("top_items must hold integer item indices (-1 for padding)")
-    return top_items.astype(np.int64, copy=False)
-
-
-def coverage_at_k(top_items: np.ndarray, n_items: int) -> float:
-    r"""Fraction of the catalogue recommended to at least one user.
-
-    .. math:: \mathrm{Coverage@k} = \frac{|\bigcup_u \mathrm{top}_k(u)|}{n_\mathrm{items}}
-
-    Parameters
-    ----------
-    top_items : numpy.ndarray of int, shape (n_users, k)
-        Each user's recommended items, e.g. ``top_k(scores, k, exclude)[0]``; ``-1``
-        entries (padding) are ignored. Coverage is not an average over users: when users
-        are evaluated in chunks, stack the chunks' ``top_items`` (or the union of their
-        items) before calling this.
-    n_items : int
-        Size of the catalogue.
-
-    Returns
-    -------
-    float
-        In [0, 1].
-    """
-    n_items = _check_k(n_items, "n_items")
-    top_items = _check_top_items(top_items)
-    items = top_items[top_items >= 0]
-    if items.size and items.max() >= n_items:
-        raise DataError(f"top_items holds item {items.max()}, but n_items is {n_items}")
-    return float(np.count_nonzero(np.bincount(items, minlength=n_items)) / n_items)
-
-
-def mean_popularity_at_k(top_items: np.ndarray, item_popularity: np.ndarray) -> np.ndarray:
-    r"""Mean popularity of each user's recommended items.
-
-    .. math:: \mathrm{Pop@k}(u) = \frac{1}{|\mathrm{top}_k(u)|}
-        \sum_{i \in \mathrm{top}_k(u)} \mathrm{pop}(i)
-
-    Lower values mean less popularity-biased recommendations. The mean over users is the
-    usual "average recommendation popularity"; it is returned per user so that chunks of
-    users can be averaged like the other metrics.
-
-    Parameters
-    ----------
-    top_items : numpy.ndarray of int, shape (n_users, k)
-        Each user's recommended items; ``-1`` entries (padding) are ignored.
-    item_popularity : numpy.ndarray, shape (n_items,)
-        Popularity of each item, e.g. its number of training interactions
-        (``train.sum(axis=0)``) or that count divided by the number of users.
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (n_users,)
-        NaN for a user without any recommended item.
-    """
-    top_items = _check_top_items(top_items)
-    popularity = np.asarray(item_popularity, dtype=np.float64)
-    if popularity.ndim != 1:
-        raise DataError(f"item_popularity must be 1-d, got shape {popularity.shape}")
-    valid = top_items >= 0
-    if (top_items >= popularity.size).any():
-        raise DataError(f"top_items holds item indices >= len(item_popularity) = {popularity.size}")
-    if popularity.size == 0:
-        return np.full(top_items.shape[0], np.nan)
-    values = np.where(valid, popularity[np.where(valid, top_items, 0)], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return values.sum(axis=1) / np.count_nonzero(valid, axis=1)
 
 
 __all__ = [

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from tripletrec._checks import positive_int
+from tripletrec._keys import contains, pair_keys
 from tripletrec.data.interactions import Interactions
 from tripletrec.evaluation.metrics import metric_key, parse_metric, ranking_metrics
-from tripletrec.exceptions import DataError
+from tripletrec.exceptions import DataError, ParameterError
 from tripletrec.models.base import RecommenderBase
 
 #: Users evaluated per block: bounds memory at about this x n_items scores.
@@ -181,7 +181,7 @@ def evaluate_sampled(
         When there is no test row, or a user has fewer than ``n_negatives`` items left to
         sample from.
     """
-    n_negatives = _positive_int(n_negatives, "n_negatives")
+    n_negatives = positive_int("n_negatives", n_negatives)
     cutoffs = _cutoffs(k)
     relevant = interactions_matrix(model, test).tocoo()
     users, positives = relevant.row.astype(np.int64), relevant.col.astype(np.int64)
@@ -247,48 +247,11 @@ def evaluate_candidates(
     return result
 
 
-def load_ncf_negatives(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read an NCF ``*.test.negative`` file (He et al., 2017, published data).
-
-    Each line is ``(user,item)`` followed by tab-separated negative item ids.
-
-    Returns
-    -------
-    users, positives : numpy.ndarray of int64, shape (n_cases,)
-        The user and its held-out item, as in the file (0-based ids of the NCF data).
-    negatives : numpy.ndarray of int64, shape (n_cases, n_negatives)
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        table = pd.read_csv(path, sep="\t", header=None, dtype=str)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot read as an NCF negatives file ({exc})") from exc
-    pairs = table[0].str.extract(r"^\((\d+),(\d+)\)$")
-    if pairs.isna().any().any() or table.shape[1] < 2:
-        raise DataError(f"{path}: lines must start with '(user,item)' then negative item ids")
-    negatives = table.iloc[:, 1:]
-    if negatives.isna().any().any():
-        raise DataError(f"{path}: lines have different numbers of negatives")
-    try:
-        negative_ids = negatives.to_numpy().astype(np.int64)
-    except ValueError as exc:
-        raise DataError(f"{path}: negative item ids must be integers") from exc
-    return pairs[0].to_numpy().astype(np.int64), pairs[1].to_numpy().astype(np.int64), negative_ids
-
-
 def _cutoffs(k: int | Sequence[int]) -> list[int]:
     values = [k] if isinstance(k, (int, np.integer)) or not isinstance(k, Sequence) else k
     if len(values) == 0:
-        raise DataError("k names no cut-off")
-    return sorted({_positive_int(value, "k") for value in values})
-
-
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+        raise ParameterError("k names no cut-off")
+    return sorted({positive_int("k", value) for value in values})
 
 
 def _sample_negatives(
@@ -327,28 +290,17 @@ def _rejection_sample(
     users: np.ndarray, forbidden: sp.csr_matrix, n_negatives: int, rng: np.random.Generator
 ) -> np.ndarray:
     n_items = forbidden.shape[1]
-    forbidden_keys = np.sort(_pair_keys(*forbidden.nonzero(), n_items))
+    forbidden_keys = np.sort(pair_keys(*forbidden.nonzero(), n_items))
     negatives = rng.integers(0, n_items, size=(len(users), n_negatives), dtype=np.int64)
     pending = np.arange(len(users))  # only rows that changed in the last round are rechecked
     while len(pending):
         rows = negatives[pending]
-        keys = _pair_keys(np.broadcast_to(users[pending, None], rows.shape), rows, n_items)
-        redraw = _is_member(keys, forbidden_keys) | _repeats_in_row(rows)
+        keys = pair_keys(np.broadcast_to(users[pending, None], rows.shape), rows, n_items)
+        redraw = contains(forbidden_keys, keys) | _repeats_in_row(rows)
         rows[redraw] = rng.integers(0, n_items, size=int(redraw.sum()), dtype=np.int64)
         negatives[pending] = rows
         pending = pending[redraw.any(axis=1)]
     return negatives
-
-
-def _pair_keys(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    return np.asarray(users, dtype=np.int64) * n_items + np.asarray(items, dtype=np.int64)
-
-
-def _is_member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    if len(sorted_keys) == 0:
-        return np.zeros(keys.shape, dtype=bool)
-    position = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[position] == keys
 
 
 def _repeats_in_row(values: np.ndarray) -> np.ndarray:

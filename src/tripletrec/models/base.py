@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tripletrec import _registry
+from tripletrec._checks import positive_int
 from tripletrec.data.interactions import IdMap, Interactions
-from tripletrec.evaluation.metrics import top_k
+from tripletrec.evaluation.topk import one_per_row, top_k
 from tripletrec.exceptions import DataError, ModelFileError, NotFittedError, TripletrecError
 
 if TYPE_CHECKING:
@@ -36,7 +38,15 @@ class RecommenderBase(ABC):
     Fitted attributes (set by ``fit``): ``user_map_``, ``item_map_`` (raw id <-> index),
     ``seen_`` (CSR matrix of each user's training positives, filtered from
     recommendations) and ``item_metadata_`` (a DataFrame indexed by raw item id, or None).
+
+    Every concrete subclass registers itself by class name (:mod:`tripletrec._registry`),
+    which is how :func:`~tripletrec.persistence.load_model` finds the class of a saved
+    model; two estimator classes may therefore not share a name.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _registry.register(cls)
 
     # ------------------------------------------------------------------ sklearn plumbing
     @classmethod
@@ -222,7 +232,7 @@ class RecommenderBase(ABC):
             Their scores; padding has score -inf.
         """
         self._check_fitted()
-        k = _check_k(k)
+        k = positive_int("k", k)
         user_idx = self.user_map_.to_index(users)
         excluded_items = None if exclude is None else self.item_map_.to_index(exclude)
         out_idx = np.empty((len(user_idx), min(k, self.n_items_)), np.int64)
@@ -248,17 +258,15 @@ class RecommenderBase(ABC):
         similarities : numpy.ndarray of float32, shape (n_queries, k)
         """
         self._check_fitted()
-        k = _check_k(k)
+        # At most every item, as recommend: a larger k would only add padding columns (and
+        # a huge one would not fit in memory).
+        k = min(positive_int("k", k), self.n_items_)
         item_idx = self.item_map_.to_index(items)
         vectors = np.asarray(self._item_vectors(), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit = vectors / np.maximum(norms, np.finfo(np.float32).tiny)
         similarity = unit[item_idx] @ unit.T
-        itself = sp.csr_matrix(
-            (np.ones(len(item_idx)), (np.arange(len(item_idx)), item_idx)),
-            shape=similarity.shape,
-        )
-        idx, scores = top_k(similarity, k, exclude=itself)
+        idx, scores = top_k(similarity, k, exclude=one_per_row(item_idx, self.n_items_))
         return self._raw_items(idx), scores
 
     def recommend_from_history(
@@ -309,7 +317,7 @@ class RecommenderBase(ABC):
             the model knows.
         """
         self._check_fitted()
-        k = _check_k(k)
+        k = positive_int("k", k)
         blocks = self._history_blocks(histories, random_state, user_features)
         excluded_items = None if exclude is None else self.item_map_.to_index(exclude)
         out_idx = np.empty((len(histories), min(k, self.n_items_)), np.int64)
@@ -444,12 +452,6 @@ class RecommenderBase(ABC):
             out = out.astype(object) if pad is None else out
             out[idx < 0] = pad
         return out
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise DataError(f"k must be a positive integer, got {k!r}")
-    return int(k)
 
 
 def _columns_mask(n_rows: int, columns: np.ndarray, n_cols: int) -> sp.csr_matrix:

@@ -15,24 +15,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from tripletrec._checks import finite_number, non_negative_int, positive_int
+from tripletrec._hashing import mix64, splitmix64
 from tripletrec.data.interactions import Interactions
-from tripletrec.evaluation.metrics import top_k
-from tripletrec.exceptions import DataError
-from tripletrec.models.base import RecommenderBase, _check_k
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _splitmix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser: a fast, well-mixed hash of uint64 values."""
-    z = values.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return z
+from tripletrec.evaluation.topk import one_per_row, top_k
+from tripletrec.models.base import RecommenderBase
 
 
 class _BaselineMixin:
@@ -90,12 +77,12 @@ class RandomRecommender(_BaselineMixin, RecommenderBase):
         users = np.asarray(user_idx, dtype=np.uint64)
         with np.errstate(over="ignore"):
             keys = (
-                _splitmix64(np.uint64(self.seed_) + _GOLDEN)
+                splitmix64(np.uint64(self.seed_))
                 + users[:, None] * np.uint64(self.n_items_)
                 + items.astype(np.uint64)[None, :]
             )
         # The top 24 bits of the hash give a uniform float32 in [0, 1) exactly.
-        return (_splitmix64(keys) >> np.uint64(40)).astype(np.float32) / np.float32(2**24)
+        return (mix64(keys) >> np.uint64(40)).astype(np.float32) / np.float32(2**24)
 
     def _item_vectors(self) -> np.ndarray:
         rng = np.random.default_rng(self.seed_)
@@ -157,11 +144,11 @@ class PopularityRecommender(_BaselineMixin, RecommenderBase):
             Popularity relative to the most popular item.
         """
         self._check_fitted()
-        k = _check_k(k)
+        k = min(positive_int("k", k), self.n_items_)  # at most every item, as recommend
         item_idx = self.item_map_.to_index(items)
         relative = self.popularity_ / max(float(self.popularity_.max()), 1.0)
         scores = np.broadcast_to(relative, (len(item_idx), self.n_items_))
-        idx, values = top_k(scores, k, exclude=_one_per_row(item_idx, self.n_items_))
+        idx, values = top_k(scores, k, exclude=one_per_row(item_idx, self.n_items_))
         return self._raw_items(idx), values
 
     def _model_state(self) -> dict[str, np.ndarray]:
@@ -211,11 +198,8 @@ class ItemKNNRecommender(_BaselineMixin, RecommenderBase):
         -------
         self
         """
-        k = self.k_neighbours
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise DataError(f"k_neighbours must be a non-negative integer, got {k!r}")
-        if not np.isfinite(self.shrinkage) or self.shrinkage < 0:
-            raise DataError(f"shrinkage must be a non-negative number, got {self.shrinkage!r}")
+        k = non_negative_int("k_neighbours", self.k_neighbours)
+        shrinkage = finite_number("shrinkage", self.shrinkage, low=0.0)
         start = time.perf_counter()
         seen = self._set_training_data(data)
         matrix = seen.astype(np.float64)
@@ -223,9 +207,9 @@ class ItemKNNRecommender(_BaselineMixin, RecommenderBase):
         norms = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel())
         off_diagonal = co_counts.row != co_counts.col
         rows, cols = co_counts.row[off_diagonal], co_counts.col[off_diagonal]
-        values = co_counts.data[off_diagonal] / (norms[rows] * norms[cols] + self.shrinkage)
+        values = co_counts.data[off_diagonal] / (norms[rows] * norms[cols] + shrinkage)
         if k:
-            rows, cols, values = _top_k_per_row(rows, cols, values, int(k))
+            rows, cols, values = _top_k_per_row(rows, cols, values, k)
         # Row i of the pruned matrix lists the neighbours of i; transpose so that column i
         # does, which makes scoring a plain ``X[users] @ S``.
         self.similarity_ = sp.csr_matrix(
@@ -252,10 +236,10 @@ class ItemKNNRecommender(_BaselineMixin, RecommenderBase):
             Items outside the kept neighbours have similarity 0.
         """
         self._check_fitted()
-        k = _check_k(k)
+        k = positive_int("k", k)
         item_idx = self.item_map_.to_index(items)
         similarity = self.similarity_.T.tocsr()[item_idx].toarray()
-        idx, values = top_k(similarity, k, exclude=_one_per_row(item_idx, self.n_items_))
+        idx, values = top_k(similarity, k, exclude=one_per_row(item_idx, self.n_items_))
         return self._raw_items(idx), values
 
     def _model_state(self) -> dict[str, np.ndarray]:
@@ -288,17 +272,3 @@ def _top_k_per_row(
     rank = positions - np.maximum.accumulate(np.where(run_start, positions, 0))
     keep = rank < k
     return rows[keep], cols[keep], values[keep]
-
-
-def _one_per_row(columns: np.ndarray, n_cols: int) -> sp.csr_matrix:
-    """A CSR matrix with a single 1 per row, in ``columns``."""
-    n = len(columns)
-    return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), columns)), shape=(n, n_cols))
-
-
-#: The baselines by name, as the command line and the benchmarks refer to them.
-BASELINES: dict[str, type[RecommenderBase]] = {
-    "random": RandomRecommender,
-    "popularity": PopularityRecommender,
-    "item-knn": ItemKNNRecommender,
-}

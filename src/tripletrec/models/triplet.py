@@ -1,102 +1,38 @@
-"""``TripletRecommender``: the bilinear and deep match models behind one estimator."""
+"""``TripletRecommender``: the bilinear, deep and FM match models behind one estimator.
+
+The estimator holds the hyper-parameters and the fitted state; training itself is
+:func:`tripletrec.training.trainer.fit_triplet_model`, the presets are in
+:mod:`tripletrec.models.presets` and the side-feature matrices in
+:mod:`tripletrec.models._features`.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from tripletrec.data.features import FeatureEncoder, Features, with_identity
-from tripletrec.data.interactions import IdMap, Interactions
-from tripletrec.evaluation.metrics import metric_key, parse_metric
-from tripletrec.exceptions import DataError, TripletrecError
+from tripletrec.data.features import Features
+from tripletrec.data.interactions import Interactions
+from tripletrec.exceptions import ParameterError
+from tripletrec.models import _features
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.scorers import (
-    BilinearScorer,
-    DeepScorer,
-    FactorizationMachineScorer,
-    FeatureEmbedding,
-    Scorer,
-    TripletNet,
-    count_parameters,
-    embedding_tables,
+from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
+from tripletrec.models.presets import (
+    FULL_SOFTMAX_RANKING_BIAS_SCALE,
+    PRESETS,
+    build_scorer,
+    resolved_ranking_bias_scale,
 )
-from tripletrec.training.fused import FusedBilinearStep
-from tripletrec.training.loop import (
-    EpochCallback,
-    TrainingSchedule,
-    TrainingStep,
-    autograd_step,
-    torch_threads,
-    train_triplets,
-    with_max_norm,
-)
-from tripletrec.training.losses import get_loss
-from tripletrec.training.sampling import IMPLICIT_NEGATIVES, make_sampler
+from tripletrec.models.scorers import FeatureEmbedding, Scorer, count_parameters, scoring
+from tripletrec.training.loop import EpochCallback, resolve_device
+from tripletrec.training.losses import Loss, resolve_loss
+from tripletrec.training.trainer import fit_triplet_model
 
-# The best configuration found: dot product with item biases, softmax over the whole
-# catalogue, small weight decay with a max-norm bound, decaying steps, and the item bias
-# shrunk when ranking. Chosen on validation splits of both datasets' training positives
-# (benchmarks/compare.py has the test figures).
-_DEFAULT: dict[str, Any] = dict(
-    model="bilinear", similarity="dot", n_factors=128, item_bias=True,
-    ranking_bias_scale="auto", loss="softmax", negatives="all", epochs=10, batch_size=3072,
-    learning_rate=0.04, l2=3.5e-5, init_scale=0.01, max_norm=2.0, lr_schedule="linear",
-    feature_weight=0.25,
-)  # fmt: skip
-
-#: What ``ranking_bias_scale="auto"`` means for the full softmax (chosen on validation
-#: splits of anime-tv and MovieLens-100k; see ``docs/models.md``).
-FULL_SOFTMAX_RANKING_BIAS_SCALE = 0.75
-
-#: Named hyper-parameter sets; ``TripletRecommender()`` has the ones of "default". Each
-#: preset names every setting that differs from the constructor's defaults.
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": _DEFAULT,
-    # The reference notebook, as published: small batches, Adam's default step.
-    "notebook-bilinear": dict(
-        model="bilinear", similarity="cosine", n_factors=64, item_bias=False, loss="margin",
-        margin=1.0, negatives="uniform", epochs=10, batch_size=64, learning_rate=1e-3, l2=0.0,
-        init_scale=0.05, max_norm=None, lr_schedule="constant",
-    ),
-    "notebook-deep": dict(
-        model="deep", user_dim=32, item_dim=64, hidden_layers=(128,), dropout=0.1,
-        dot_factors=0, loss="margin", margin=0.5, negatives="uniform", epochs=20,
-        batch_size=64, learning_rate=1e-3, l2=0.0,
-        init_scale=0.05, max_norm=None, lr_schedule="constant",
-    ),
-    # The deep model with a dot product beside the MLP (NeuMF-style), sampled softmax.
-    "deep-neumf": dict(
-        model="deep", user_dim=32, item_dim=64, hidden_layers=(128,), dropout=0.1,
-        dot_factors=64, loss="softmax", negatives="uniform", n_negatives=5, epochs=8,
-        batch_size=1024, learning_rate=0.005, l2=2e-5,
-        init_scale=0.05, max_norm=None, lr_schedule="constant",
-    ),
-    # The default with identity dropout and full-weight features: for training with side
-    # features when items (or users) will be added after training and must be ranked from
-    # features alone (benchmarks/cold_start.py).
-    "cold-start": {**_DEFAULT, "identity_dropout": 0.5, "feature_weight": 1.0},
-    # The notebook's models and losses with tripletrec's settings: large batches, larger
-    # steps (benchmarks/reproduce_notebook.py).
-    "bilinear": dict(
-        model="bilinear", similarity="cosine", n_factors=64, item_bias=False, loss="margin",
-        margin=1.0, negatives="uniform", epochs=10, batch_size=4096, learning_rate=0.02,
-        l2=0.0,
-        init_scale=0.05, max_norm=None, lr_schedule="constant",
-    ),
-    "deep": dict(
-        model="deep", user_dim=32, item_dim=64, hidden_layers=(128,), dropout=0.1,
-        dot_factors=0, loss="margin", margin=0.5, negatives="exclude_positives", epochs=8,
-        batch_size=2048, learning_rate=0.005, l2=0.0,
-        init_scale=0.05, max_norm=None, lr_schedule="constant",
-    ),
-}  # fmt: skip
+__all__ = ["FULL_SOFTMAX_RANKING_BIAS_SCALE", "PRESETS", "TripletRecommender"]
 
 
 class TripletRecommender(RecommenderBase):
@@ -126,7 +62,7 @@ class TripletRecommender(RecommenderBase):
         training always uses the whole bias. Below 1, popular items are ranked a little
         lower than the softmax likelihood says: a user's remaining positives are items
         they have not consumed yet, among which popular ones are rarer than overall
-        (:meth:`~tripletrec.models.scorers.BilinearScorer._ranking_bias`). ``"auto"``: 0.75 for
+        (:class:`~tripletrec.models.scorers.BilinearScorer`). ``"auto"``: 0.75 for
         the full softmax (``loss="softmax"``, ``negatives="all"``), chosen on validation
         splits of both datasets, and 1 otherwise: pairwise losses against uniform
         negatives already under-weight popularity, and shrinking their bias lowered
@@ -221,7 +157,7 @@ class TripletRecommender(RecommenderBase):
 
     def __init__(
         self,
-        model: Literal["bilinear", "deep"] = "bilinear",
+        model: Literal["bilinear", "deep", "fm"] = "bilinear",
         *,
         similarity: Literal["cosine", "dot"] = "dot",
         n_factors: int = 128,
@@ -290,7 +226,7 @@ class TripletRecommender(RecommenderBase):
     def from_preset(cls, name: str, **overrides: Any) -> TripletRecommender:
         """A recommender with the hyper-parameters of preset ``name`` (see ``PRESETS``)."""
         if name not in PRESETS:
-            raise TripletrecError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+            raise ParameterError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
     # ------------------------------------------------------------------ fitting
@@ -300,36 +236,26 @@ class TripletRecommender(RecommenderBase):
         With side features fitted (``user_features_`` / ``item_features_``), the
         embeddings are sums of feature embeddings.
         """
-        module = self._build_scorer(n_users, n_items, generator)
-        for name, child in module.named_children():
-            if isinstance(child, FeatureEmbedding):
-                encoder = getattr(self, f"{name.split('_')[0]}_encoder_")
-                child.first_identity = encoder.n_features  # identity columns come last
-                child.identity_dropout = float(self.identity_dropout)
+        ranking_bias_scale = resolved_ranking_bias_scale(self.ranking_bias_scale, self._loss())
+        features = {
+            "user_features": getattr(self, "user_features_", None),
+            "item_features": getattr(self, "item_features_", None),
+        }
+        module = build_scorer(
+            self.get_params(), n_users, n_items, generator, ranking_bias_scale, **features
+        )
+        for side, embeddings in module.entity_embeddings().items():
+            for embedding in embeddings:
+                if isinstance(embedding, FeatureEmbedding):
+                    encoder = getattr(self, f"{side}_encoder_")
+                    embedding.first_identity = encoder.n_features  # identity columns come last
+                    embedding.identity_dropout = float(self.identity_dropout)
         return module
 
-    def _build_scorer(self, n_users: int, n_items: int, generator: torch.Generator) -> Scorer:
-        features = dict(
-            user_features=getattr(self, "user_features_", None),
-            item_features=getattr(self, "item_features_", None),
-        )
-        if self.model == "bilinear":
-            return BilinearScorer(
-                n_users, n_items, self.n_factors, self.similarity, self.item_bias,
-                self.init_scale, generator, self.learn_temperature, **features,
-                ranking_bias_scale=self._ranking_bias_scale(),
-            )  # fmt: skip
-        if self.model == "deep":
-            return DeepScorer(
-                n_users, n_items, self.user_dim, self.item_dim, tuple(self.hidden_layers),
-                self.dropout, self.init_scale, generator, self.dot_factors, **features,
-            )  # fmt: skip
-        if self.model == "fm":
-            return FactorizationMachineScorer(
-                n_users, n_items, self.n_factors, self.init_scale, generator, **features,
-                ranking_bias_scale=self._ranking_bias_scale(),
-            )  # fmt: skip
-        raise TripletrecError(f"unknown model {self.model!r}; choose 'bilinear', 'deep' or 'fm'")
+    def _loss(self) -> Loss:
+        """The training loss (:func:`~tripletrec.training.losses.resolve_loss`)."""
+        n_items = self.n_items_ if hasattr(self, "item_map_") else None
+        return resolve_loss(self.loss, self.margin, self.negatives, n_items)
 
     def fit(
         self,
@@ -340,7 +266,7 @@ class TripletRecommender(RecommenderBase):
         validation: Interactions | sp.spmatrix | None = None,
         on_epoch_end: EpochCallback | None = None,
     ) -> TripletRecommender:
-        """Train on positive interactions.
+        """Train on positive interactions (:func:`~tripletrec.training.trainer.fit_triplet_model`).
 
         Parameters
         ----------
@@ -370,86 +296,29 @@ class TripletRecommender(RecommenderBase):
         -------
         self
         """
-        device = self._resolve_device()
-        schedule = TrainingSchedule(
-            self.epochs, self.batch_size, self.learning_rate, self.l2, self.lr_schedule
-        )
-        self._check_training_settings()
-        seen = self._set_training_data(data)
-        self._fit_features(user_features, item_features)
-        users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
-        sampler = make_sampler(self.negatives, seen, self.negative_alpha)
-        rng = np.random.default_rng(self.random_state)
-        torch_seed = int(rng.integers(2**62))
+        return fit_triplet_model(
+            self, data, user_features=user_features, item_features=item_features,
+            validation=validation, on_epoch_end=on_epoch_end,
+        )  # fmt: skip
 
-        start = time.perf_counter()
-        with self._training_scope(torch_seed, device) as scorer:
-            step = self._training_step(scorer, schedule, sampler.log_q, device)
-            self.module_ = scorer  # scoring during training (validation) goes through it
-            monitor = None if validation is None else _ValidationMonitor(self, validation)
-            self.history_ = train_triplets(
-                step, users, items, sampler, schedule, rng, n_negatives=int(self.n_negatives),
-                device=device, progress=self.verbose,
-                on_epoch_end=_chain(monitor, on_epoch_end),
-            )  # fmt: skip
-            if monitor is not None:
-                monitor.restore_best()
-        self.module_ = scorer.eval()
-        self.fit_seconds_ = time.perf_counter() - start
-        return self
-
-    def _check_training_settings(self) -> None:
-        """Fail on inconsistent hyper-parameters before any work."""
-        get_loss(self.loss, self.margin)
-        if not 0.0 <= float(self.identity_dropout) < 1.0:
-            raise TripletrecError(
-                f"identity_dropout must be in [0, 1), got {self.identity_dropout}"
-            )
-        scale, weight = self.ranking_bias_scale, self.feature_weight
-        if scale != "auto" and not (_is_finite_number(scale) and scale >= 0):
-            raise TripletrecError(
-                f"ranking_bias_scale must be 'auto' or a finite number >= 0, got {scale!r}"
-            )
-        if not (_is_finite_number(weight) and weight > 0):
-            raise TripletrecError(f"feature_weight must be a finite number > 0, got {weight!r}")
-        if int(self.n_negatives) < 1:
-            raise TripletrecError(f"n_negatives must be at least 1, got {self.n_negatives}")
-        if self.negatives in IMPLICIT_NEGATIVES and self.loss != "softmax":
-            raise TripletrecError(f"negatives={self.negatives!r} needs loss='softmax'")
-
-    def _fit_features(self, user_features: Features | None, item_features: Features | None) -> None:
-        """Learn the feature vocabularies and build the matrices (identity included)."""
-        for side, features, id_map in (
-            ("user", user_features, self.user_map_),
-            ("item", item_features, self.item_map_),
-        ):
-            if features is not None and not isinstance(features, Features):
-                raise DataError(
-                    f"{side}_features must be a tripletrec.data.features.Features, "
-                    f"got {type(features).__name__}"
-                )
-            encoder = matrix = None
-            if features is not None:
-                # The vocabulary comes from the entities trained on: a value only unseen
-                # entities have would get an embedding that nothing ever trains.
-                encoder = FeatureEncoder().fit(features.for_ids(id_map.ids))
-                matrix = with_identity(self._feature_rows(encoder, features, id_map), len(id_map))
-            setattr(self, f"{side}_encoder_", encoder)
-            setattr(self, f"{side}_features_", matrix)
-
-    def _ranking_bias_scale(self) -> float:
-        """``ranking_bias_scale`` with ``"auto"`` resolved for this loss and negatives."""
-        if self.ranking_bias_scale != "auto":
-            return float(self.ranking_bias_scale)
-        full_softmax = self.loss == "softmax" and self.negatives == "all"
-        return FULL_SOFTMAX_RANKING_BIAS_SCALE if full_softmax else 1.0
-
-    def _feature_rows(
-        self, encoder: FeatureEncoder, features: Features, id_map: IdMap
+    def set_training_data(
+        self,
+        data: Interactions | sp.spmatrix,
+        *,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
     ) -> sp.csr_matrix:
-        """Feature rows of ``features`` aligned to ``id_map``, each summing to
-        ``feature_weight`` (identity columns not included)."""
-        return encoder.transform(features, id_map) * np.float32(self.feature_weight)
+        """The first step of :meth:`fit`: id maps, seen items and side-feature matrices
+        from the training data (on every process of a data-parallel job alike).
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+            The user x item matrix of training positives.
+        """
+        seen = self._set_training_data(data)
+        _features.fit_sides(self, user_features, item_features)
+        return seen
 
     def add_items(self, features: Features) -> TripletRecommender:
         """Add items the model has never seen, without retraining, from their features.
@@ -468,97 +337,8 @@ class TripletRecommender(RecommenderBase):
         self
         """
         self._check_fitted()
-        encoder = getattr(self, "item_encoder_", None)
-        if encoder is None:
-            raise TripletrecError(
-                "this model was fitted without item features: new items need a model "
-                "trained with fit(..., item_features=...)"
-            )
-        new_ids = features.ids[~features.ids.isin(pd.Index(self.item_map_.ids))]
-        if len(new_ids) == 0:
-            return self
-        n_known = self.n_items_
-        item_map = IdMap(np.concatenate([self.item_map_.ids, new_ids.to_numpy()]), "item")
-        new_rows = self._feature_rows(encoder, features.for_ids(new_ids), item_map)[n_known:]
-        known_rows = self.item_features_
-        padding = sp.csr_matrix((len(new_ids), known_rows.shape[1] - new_rows.shape[1]))
-        self.item_features_ = sp.vstack(
-            [known_rows, sp.hstack([new_rows, padding])], format="csr", dtype=np.float32
-        )
-        self.item_map_ = item_map
-        self.seen_ = sp.csr_matrix(
-            (self.seen_.data, self.seen_.indices, self.seen_.indptr),
-            shape=(self.n_users_, len(item_map)),
-        )
-        if self.item_metadata_ is not None:
-            self.item_metadata_ = self.item_metadata_.reindex(item_map.ids)
-        for name, module in self.module_.named_children():
-            if name.startswith("item") and isinstance(module, FeatureEmbedding):
-                module.set_matrix(self.item_features_)
-        self.module_.n_items = len(item_map)
+        _features.add_items(self, features)
         return self
-
-    @contextmanager
-    def _training_scope(self, torch_seed: int, device: torch.device) -> Iterator[Scorer]:
-        """A fresh scorer in training mode, under a private seeded copy of torch's RNG and
-        this model's thread count (for ``fit`` and data-parallel fitting alike)."""
-        # Dropout draws from torch's global generator: seed a private copy of it so that
-        # fitting is reproducible without touching the caller's random state.
-        fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices), torch_threads(self.n_threads):
-            torch.manual_seed(torch_seed)
-            generator = torch.Generator().manual_seed(torch_seed)
-            scorer = self.build_module(self.n_users_, self.n_items_, generator).to(device)
-            scorer.train()
-            yield scorer
-
-    def _training_step(
-        self,
-        scorer: Scorer,
-        schedule: TrainingSchedule,
-        log_q: np.ndarray | None,
-        device: torch.device,
-    ) -> TrainingStep:
-        return self._constrained(self._unconstrained_step(scorer, schedule, log_q, device), scorer)
-
-    def _constrained(self, step: TrainingStep, scorer: Scorer) -> TrainingStep:
-        """``step`` followed by the max-norm constraint, when there is one."""
-        if self.max_norm is None:
-            return step
-        return with_max_norm(step, embedding_tables(scorer), self.max_norm)
-
-    def _unconstrained_step(
-        self,
-        scorer: Scorer,
-        schedule: TrainingSchedule,
-        log_q: np.ndarray | None,
-        device: torch.device,
-    ) -> TrainingStep:
-        # The bilinear model with one negative, or the full softmax, has closed-form
-        # gradients: skip autograd.
-        one_negative = self.loss in ("margin", "bpr") and self.n_negatives == 1
-        full_softmax = self.loss == "softmax" and self.negatives == "all"
-        fusable = isinstance(scorer, BilinearScorer) and scorer.fusable
-        if fusable and (one_negative or full_softmax):
-            return FusedBilinearStep(scorer, self.loss, self.margin, self.learning_rate, self.l2)
-        loss_fn = get_loss(self.loss, self.margin, n_items=self.n_items_)
-        correction = None
-        if self.loss == "softmax" and log_q is not None:
-            correction = torch.as_tensor(log_q, dtype=torch.float32, device=device)
-        return autograd_step(
-            TripletNet(scorer), loss_fn, schedule, correction, in_batch=self.negatives == "in_batch"
-        )
-
-    def _resolve_device(self) -> torch.device:
-        try:
-            device = torch.device(self.device)
-        except RuntimeError as exc:
-            raise TripletrecError(f"invalid device {self.device!r}") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise TripletrecError("device 'cuda' requested but no CUDA device is available")
-        if device.type not in ("cpu", "cuda"):
-            raise TripletrecError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
-        return device
 
     @property
     def n_parameters_(self) -> int:
@@ -567,77 +347,15 @@ class TripletRecommender(RecommenderBase):
 
     # ------------------------------------------------------------------ scoring
     def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
-        device = next(self.module_.parameters()).device
-        users = torch.as_tensor(user_idx, dtype=torch.int64, device=device)
-        items = None if item_idx is None else torch.as_tensor(item_idx, device=device)
-        self.module_.eval()
-        with torch.no_grad():
-            return self.module_.score_all(users, items).float().cpu().numpy()
+        with scoring(self.module_) as module:
+            device = next(module.parameters()).device
+            users = torch.as_tensor(user_idx, dtype=torch.int64, device=device)
+            items = None if item_idx is None else torch.as_tensor(item_idx, device=device)
+            return module.score_all(users, items, for_ranking=True).float().cpu().numpy()
 
     def _item_vectors(self) -> np.ndarray:
-        with torch.no_grad():
-            return self.module_.item_vectors().float().cpu().numpy()
-
-    # ------------------------------------------------------------------ persistence
-    def _model_state(self) -> dict[str, np.ndarray]:
-        state = {
-            f"module.{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
-        }
-        for side in ("user", "item"):
-            matrix = getattr(self, f"{side}_features_", None)
-            if matrix is not None:
-                state[f"features.{side}.indptr"] = matrix.indptr.astype(np.int64)
-                state[f"features.{side}.indices"] = matrix.indices.astype(np.int64)
-                state[f"features.{side}.values"] = matrix.data.astype(np.float32)
-        return state
-
-    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
-        if self.device != "cpu" and not torch.cuda.is_available():
-            self.device = "cpu"  # a model trained on a GPU still serves on a CPU-only host
-        prefix = "module."
-        weights = {
-            k[len(prefix) :]: torch.from_numpy(v) for k, v in state.items() if k.startswith(prefix)
-        }
-        encoders = fit_summary.get("features", {})
-        for side, n_rows in (("user", self.n_users_), ("item", self.n_items_)):
-            encoder = matrix = None
-            if side in encoders:
-                encoder = FeatureEncoder.from_dict(encoders[side]["encoder"])
-                n_columns = encoder.n_features + int(encoders[side]["n_identity"])
-                matrix = sp.csr_matrix(
-                    (
-                        state[f"features.{side}.values"],
-                        state[f"features.{side}.indices"],
-                        state[f"features.{side}.indptr"],
-                    ),
-                    shape=(n_rows, n_columns),
-                )
-            setattr(self, f"{side}_encoder_", encoder)
-            setattr(self, f"{side}_features_", matrix)
-        module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
-        module.load_state_dict(weights, strict=True)
-        self.module_ = module.to(self._resolve_device()).eval()
-        self.history_ = list(fit_summary.get("history", []))
-        self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
-
-    def _fit_summary(self) -> dict:
-        summary = {
-            "fit_seconds": self.fit_seconds_,
-            "n_parameters": self.n_parameters_,
-            "history": self.history_,
-        }
-        features = {}
-        for side in ("user", "item"):
-            encoder = getattr(self, f"{side}_encoder_", None)
-            if encoder is not None:
-                matrix = getattr(self, f"{side}_features_")
-                features[side] = {
-                    "encoder": encoder.to_dict(),
-                    "n_identity": int(matrix.shape[1] - encoder.n_features),
-                }
-        if features:
-            summary["features"] = features
-        return summary
+        with scoring(self.module_) as module:
+            return module.item_vectors().float().cpu().numpy()
 
     def _score_histories(
         self,
@@ -648,80 +366,47 @@ class TripletRecommender(RecommenderBase):
         offsets: torch.Tensor | None = None,
     ) -> np.ndarray:
         # Fold-in with the loss this model was trained with; see tripletrec.models.foldin.
-        from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
-
-        settings = FoldInSettings(random_state=random_state)
         vectors = fold_in(
-            self.module_, rows, items, n_rows, loss=self.loss, margin=self.margin,
-            init_scale=self.init_scale, settings=settings, offsets=offsets,
+            self.module_, rows, items, n_rows, loss=self._loss(), init_scale=self.init_scale,
+            settings=FoldInSettings(random_state=random_state), offsets=offsets,
         )  # fmt: skip
         return score_user_vectors(self.module_, vectors)
 
     def _user_feature_vectors(self, features: Features, user_ids: list) -> torch.Tensor:
         """New users' vectors from their features alone (no identity embedding)."""
-        encoder = getattr(self, "user_encoder_", None)
-        if encoder is None:
-            raise TripletrecError(
-                "this model was fitted without user features: fit(..., user_features=...) "
-                "to fold in new users from theirs"
-            )
-        matrix = self._feature_rows(encoder, features, IdMap(user_ids, "new user"))
-        n_identity = self.user_features_.shape[1] - encoder.n_features
-        matrix = sp.hstack([matrix, sp.csr_matrix((len(user_ids), n_identity))], format="csr")
-        # The fold-in's user vector: the deep model's concatenates its two user embeddings.
-        parts = [self.module_.user_embedding, getattr(self.module_, "user_dot", None)]
-        with torch.no_grad():
-            return torch.cat([p.vectors_of(matrix) for p in parts if p is not None], dim=1)
+        matrix = _features.new_user_rows(self, features, user_ids)
+        with torch.no_grad():  # the fold-in's user vector: every user part, concatenated
+            parts = self.module_.user_parts()
+            return torch.cat([part.vectors_of(matrix) for part in parts], dim=1)
 
+    # ------------------------------------------------------------------ persistence
+    def _model_state(self) -> dict[str, np.ndarray]:
+        state = {
+            f"module.{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
+        }
+        return state | _features.state_of(self)
 
-def _is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
+        if self.device != "cpu" and not torch.cuda.is_available():
+            self.device = "cpu"  # a model trained on a GPU still serves on a CPU-only host
+        prefix = "module."
+        weights = {
+            k[len(prefix) :]: torch.from_numpy(v) for k, v in state.items() if k.startswith(prefix)
+        }
+        _features.load_sides(self, state, fit_summary.get("features", {}))
+        module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
+        module.load_state_dict(weights, strict=True)
+        self.module_ = module.to(resolve_device(self.device)).eval()
+        self.history_ = list(fit_summary.get("history", []))
+        self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
 
-
-class _ValidationMonitor:
-    """Scores the model on validation positives after each epoch; tracks the best epoch."""
-
-    def __init__(self, model: TripletRecommender, validation: Interactions | sp.spmatrix) -> None:
-        from tripletrec.evaluation.protocols import interactions_matrix
-
-        self.model = model
-        self.relevant = interactions_matrix(model, validation)
-        self.metric = metric_key(*parse_metric(model.validation_metric))
-        self.patience = model.patience
-        self.best_value = -np.inf
-        self.best_epoch = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-
-    def __call__(self, epoch: int, record: dict) -> bool:
-        from tripletrec.evaluation.protocols import evaluate
-
-        scorer = self.model.module_
-        training = scorer.training
-        names = list(dict.fromkeys(["auc", self.metric]))  # AUC is always recorded too
-        results = evaluate(self.model, self.model.seen_, self.relevant, names)
-        scorer.train(training)
-        for name in names:
-            record[f"validation_{name}"] = results[name]
-        value = results[self.metric]
-        if value > self.best_value:
-            self.best_value, self.best_epoch = value, epoch
-            if self.patience is not None:
-                self.best_state = {k: v.detach().clone() for k, v in scorer.state_dict().items()}
-        return self.patience is not None and epoch - self.best_epoch >= self.patience
-
-    def restore_best(self) -> None:
-        if self.best_state is not None:
-            self.model.module_.load_state_dict(self.best_state)
-            self.model.best_epoch_ = self.best_epoch
-
-
-def _chain(*callbacks: EpochCallback | None) -> EpochCallback | None:
-    """One callback calling each of ``callbacks``; stops when any asks to."""
-    present = [c for c in callbacks if c is not None]
-    if not present:
-        return None
-
-    def call_all(epoch: int, record: dict) -> bool:
-        return any([bool(callback(epoch, record)) for callback in present])
-
-    return call_all
+    def _fit_summary(self) -> dict:
+        summary = {
+            "fit_seconds": self.fit_seconds_,
+            "n_parameters": self.n_parameters_,
+            "history": self.history_,
+        }
+        features = _features.summary_of(self)
+        if features:
+            summary["features"] = features
+        return summary

@@ -24,9 +24,7 @@ whole million in about 6 s at the same recall.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from tripletrec.evaluation.metrics import top_k
+from tripletrec._files import replace_directory, staging_directory, write_json_atomic
+from tripletrec.evaluation.topk import merge_top_k, top_k
 from tripletrec.exceptions import DataError, ModelFileError, TripletrecError
 
 #: Sub-directory of a model directory that holds its approximate index.
@@ -58,24 +57,25 @@ def model_vectors(model: Any) -> tuple[np.ndarray, np.ndarray]:
     TripletrecError
         For a model that has no vector space (the deep model).
     """
-    import torch
-
-    from tripletrec.models.scorers import BilinearScorer
+    from tripletrec.models.interface import Scorer, scoring
 
     module = getattr(model, "module_", None)
-    if not isinstance(module, BilinearScorer):
+    space = None
+    if isinstance(module, Scorer):
+        with scoring(module):
+            space = module.vector_space(for_ranking=True)
+            if space is not None:
+                users = module.query_vectors(module.user_vectors()).detach().float().cpu().numpy()
+    if space is None:
         raise TripletrecError(
             f"{type(module).__name__ if module is not None else type(model).__name__} has no "
-            "user/item vector space (only the bilinear model does); it is scored exactly"
+            "user/item vector space (the bilinear and FM models do); it is scored exactly"
         )
-    with torch.no_grad():
-        users = module.query_vectors(module.user_embedding.weight).float().cpu().numpy()
-        items = module._items(None).float().cpu().numpy()
-        # The item terms as ranking weighs them (the FM's include its within-item pairs).
-        bias = module._ranking_bias(None)
-        if torch.is_tensor(bias):
-            users = np.hstack([users, np.ones((len(users), 1), np.float32)])
-            items = np.hstack([items, bias.float().cpu().numpy()[:, None]])
+    items = space.item_vectors.detach().float().cpu().numpy()
+    # The item terms as ranking weighs them (the FM's include its within-item pairs).
+    if space.item_terms is not None:
+        users = np.hstack([users, np.ones((len(users), 1), np.float32)])
+        items = np.hstack([items, space.item_terms.detach().float().cpu().numpy()[:, None]])
     return np.ascontiguousarray(users), np.ascontiguousarray(items)
 
 
@@ -88,7 +88,7 @@ def exact_top_k(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` by inner product, scoring ``item_chunk`` items at a time.
 
-    Ties are ordered by item index, lower first, as :func:`tripletrec.evaluation.metrics.top_k`.
+    Ties are ordered by item index, lower first, as :func:`tripletrec.evaluation.topk.top_k`.
 
     Parameters
     ----------
@@ -119,20 +119,10 @@ def exact_top_k(
         mask = None if exclude is None else exclude[:, start:stop]
         idx, scores = top_k(block, k, exclude=mask)
         idx = np.where(idx >= 0, idx + start, -1)
-        best_idx, best_scores = _merge(best_idx, best_scores, idx, scores.astype(np.float32), k)
+        best_idx, best_scores = merge_top_k(
+            np.hstack([best_idx, idx]), np.hstack([best_scores, scores.astype(np.float32)]), k
+        )
     return best_idx, best_scores
-
-
-def _merge(
-    idx_a: np.ndarray, scores_a: np.ndarray, idx_b: np.ndarray, scores_b: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` of two candidate lists per row, by score then lower index."""
-    idx = np.hstack([idx_a, idx_b])
-    scores = np.hstack([scores_a, scores_b])
-    # Padding (-1, -inf) sorts last; among real items a lower index wins a tie.
-    tie_key = np.where(idx < 0, np.iinfo(np.int64).max, idx)
-    order = np.lexsort((tie_key, -scores), axis=-1)[:, :k]
-    return np.take_along_axis(idx, order, 1), np.take_along_axis(scores, order, 1)
 
 
 def _faiss() -> Any:
@@ -228,17 +218,8 @@ class ANNIndex:
         if exclude is not None and exclude.nnz:
             rows = np.repeat(np.arange(len(queries)), n_fetch)
             valid &= ~np.asarray(exclude[rows, safe.ravel()]).reshape(safe.shape)
-        scores[~valid] = -np.inf
-        # Ties among candidates: lower item index first, as in exact search.
-        tie_key = np.where(valid, safe, np.iinfo(np.int64).max)
-        order = np.lexsort((tie_key, -scores), axis=-1)[:, :k]
-        idx = np.take_along_axis(np.where(valid, safe, -1), order, 1)
-        top = np.take_along_axis(scores, order, 1)
-        if idx.shape[1] < k:
-            pad = k - idx.shape[1]
-            idx = np.hstack([idx, np.full((len(idx), pad), -1, np.int64)])
-            top = np.hstack([top, np.full((len(top), pad), -np.inf, np.float32)])
-        return idx, top
+        # Excluded and missing candidates become padding; ties go to the lower item index.
+        return merge_top_k(np.where(valid, safe, -1), scores, k)
 
     # ------------------------------------------------------------------ persistence
     def save(self, model_dir: str | Path, weights_sha256: str) -> Path:
@@ -247,11 +228,9 @@ class ANNIndex:
         ``weights_sha256`` ties it to the model's weights: :meth:`load` refuses an index
         built for other weights.
         """
-        from tripletrec.persistence import _replace_directory
-
         faiss = _faiss()
         model_dir = Path(model_dir)
-        staging = Path(tempfile.mkdtemp(prefix=f".{INDEX_DIR}.tmp-", dir=model_dir))
+        staging = staging_directory(model_dir / INDEX_DIR)
         try:
             faiss.write_index(self._index, str(staging / INDEX_FILE))
             meta = {
@@ -263,9 +242,8 @@ class ANNIndex:
                 "settings": asdict(self.settings),
                 "weights_sha256": weights_sha256,
             }
-            (staging / INDEX_META).write_text(json.dumps(meta, indent=2) + "\n")
-            os.chmod(staging, 0o755)
-            _replace_directory(staging, model_dir / INDEX_DIR)
+            write_json_atomic(staging / INDEX_META, meta)
+            replace_directory(staging, model_dir / INDEX_DIR)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -323,81 +301,3 @@ def build_model_index(
     index = ANNIndex.build(items, settings)
     path = index.save(model_dir, read_manifest(model_dir)["weights_sha256"])
     return path, index
-
-
-def write_all_recommendations(
-    model: Any,
-    path: str | Path,
-    *,
-    k: int = 10,
-    filter_seen: bool = True,
-    chunk_users: int = 2048,
-    progress: bool = True,
-) -> dict:
-    """Write the top-``k`` items of every user to a Parquet file, chunk by chunk.
-
-    The file has one row per (user, rank): ``user_id``, ``rank`` (1 = best), ``item_id``,
-    ``score``; users with fewer than ``k`` candidates have fewer rows. It is written under a
-    temporary name and renamed into place, so a crash never leaves a truncated file.
-
-    Returns
-    -------
-    dict
-        ``n_users``, ``n_rows``, ``seconds``, ``users_per_second``.
-    """
-    import time
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    if isinstance(chunk_users, bool) or not isinstance(chunk_users, int) or chunk_users < 1:
-        raise DataError(f"chunk_users must be a positive integer, got {chunk_users!r}")
-    model._check_fitted()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    user_ids = model.user_map_.ids
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    start = time.perf_counter()
-    n_rows = 0
-    writer = None
-    try:
-        bar = tqdm(total=len(user_ids), unit="user", disable=not progress)
-        for first in range(0, len(user_ids), chunk_users):
-            users = user_ids[first : first + chunk_users]
-            items, scores = model.recommend(users, k=k, filter_seen=filter_seen)
-            keep = np.isfinite(scores).ravel()  # -inf marks padding
-            table = pa.table(
-                {
-                    "user_id": np.repeat(users, items.shape[1])[keep],
-                    "rank": np.tile(np.arange(1, items.shape[1] + 1, dtype=np.int32), len(users))[
-                        keep
-                    ],
-                    "item_id": items.ravel()[keep],
-                    "score": scores.ravel()[keep],
-                }
-            )
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            n_rows += table.num_rows
-            bar.update(len(users))
-        bar.close()
-        if writer is None:
-            raise DataError("the model has no users")
-        writer.close()
-        writer = None
-        os.replace(tmp, path)
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    seconds = time.perf_counter() - start
-    return {
-        "n_users": len(user_ids),
-        "n_rows": n_rows,
-        "seconds": seconds,
-        "users_per_second": len(user_ids) / max(seconds, 1e-9),
-    }

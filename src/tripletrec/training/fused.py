@@ -10,10 +10,8 @@ so it trains exactly the model autograd would, several times faster (see
 
 Gradients, for a batch of B triplets with scores ``s_pos``, ``s_neg``:
 
-* margin loss ``mean(max(0, m - s_pos + s_neg))``: ``dL/ds_pos = -a / B``,
-  ``dL/ds_neg = a / B`` with ``a = [m - s_pos + s_neg > 0]``;
-* BPR ``mean(softplus(s_neg - s_pos))``: ``dL/ds_pos = -sigmoid(s_neg - s_pos) / B``,
-  ``dL/ds_neg = -dL/ds_pos``;
+* a pairwise loss gives ``dL/ds_neg = -dL/ds_pos`` per triplet in closed form
+  (:attr:`tripletrec.training.losses.Loss.pairwise_slope`: margin and BPR have one);
 * full softmax ``mean(logsumexp_i s_i - s_pos)``: ``dL/ds_i = (softmax(s)_i - [i = pos]) / B``;
 * ``s = <u', i'> + b_i`` with ``x' = x / |x|`` for cosine (``x' = x`` for dot):
   ``dL/du' = dL/ds_pos i'_pos + dL/ds_neg i'_neg``, ``dL/di' = dL/ds u'``, and through the
@@ -31,8 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tripletrec.models.scorers import BilinearScorer, FeatureEmbedding
+from tripletrec.exceptions import ParameterError
+from tripletrec.models.embeddings import FeatureEmbedding
+from tripletrec.models.scorers import BilinearScorer, Scorer
 from tripletrec.training.loop import make_adam
+from tripletrec.training.losses import Loss
 
 #: The same floor as ``torch.nn.functional.normalize``.
 _NORM_EPS = 1e-12
@@ -62,7 +63,7 @@ class _Rows:
             if idx is None:
                 return table, lambda grad, into: into.add_(grad)
             return table[idx], lambda grad, into: into.index_add_(0, idx, grad)
-        columns, offsets, weights = self.module._inputs(idx)
+        columns, offsets, weights = self.module.bag_inputs(idx)
         vectors = F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
         lengths = torch.diff(offsets, append=torch.tensor([len(columns)], device=offsets.device))
         bag = torch.repeat_interleave(torch.arange(len(offsets), device=offsets.device), lengths)
@@ -80,25 +81,27 @@ class FusedBilinearStep:
     ----------
     scorer : BilinearScorer
         The model; its weights are updated in place.
-    loss : {"margin", "bpr", "softmax"}
-        The loss to minimise; ``"softmax"`` is the full softmax (``negatives`` None).
-    margin : float
-        Margin of the margin loss.
+    loss : Loss
+        The loss to minimise: the full softmax (``negatives`` None), or a pairwise loss
+        with a closed-form slope (:attr:`~tripletrec.training.losses.Loss.pairwise_slope`:
+        margin, BPR) against one negative per positive.
     learning_rate, l2 : float
         Adam's step size and weight decay, as in ``torch.optim.Adam``.
     """
 
-    SUPPORTED_LOSSES = ("margin", "bpr", "softmax")
     #: Largest (distinct users in a batch) x (items) block scored at once; above it the
     #: step works per triplet instead.
     block_budget = 1 << 22
 
-    def __init__(
-        self, scorer: BilinearScorer, loss: str, margin: float, learning_rate: float, l2: float
-    ) -> None:
-        if loss not in self.SUPPORTED_LOSSES:
-            raise ValueError(f"the fused step supports {self.SUPPORTED_LOSSES}, not {loss!r}")
-        self.scorer, self.loss, self.margin = scorer, loss, margin
+    def __init__(self, scorer: BilinearScorer, loss: Loss, learning_rate: float, l2: float) -> None:
+        if not self.can_train(scorer, loss, n_negatives=1):
+            raise ParameterError(
+                "the fused step supports the full softmax and margin or BPR losses on a "
+                f"bilinear model without temperature, not the {loss.name!r} loss "
+                f"({loss.kind}) on a {type(scorer).__name__}"
+            )
+        self.scorer, self.loss = scorer, loss
+        self._slope = loss.pairwise_slope
         self.cosine = scorer.similarity == "cosine"
         self.user_rows = _Rows(scorer.user_embedding)
         self.item_rows = _Rows(scorer.item_embedding)
@@ -107,6 +110,13 @@ class FusedBilinearStep:
         lookups = [self.user_rows, self.item_rows, self.bias_rows]
         self.parameters = [rows.parameter for rows in lookups if rows is not None]
         self.optimizer = make_adam(self.parameters, learning_rate, l2)
+
+    @staticmethod
+    def can_train(scorer: Scorer, loss: Loss, n_negatives: int) -> bool:
+        """Whether this step trains ``scorer`` with ``loss`` and ``n_negatives`` per positive."""
+        if not scorer.fusable:
+            return False
+        return loss.kind == "full_softmax" or (loss.pairwise_slope is not None and n_negatives == 1)
 
     def _normalised(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         norms = vectors.norm(dim=1, keepdim=True).clamp_min(_NORM_EPS)
@@ -142,11 +152,9 @@ class FusedBilinearStep:
         self, s_pos: torch.Tensor, s_neg: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch loss and ``dL/ds_neg`` per triplet (``dL/ds_pos`` is its negation)."""
-        if self.loss == "margin":
-            violation = self.margin - s_pos + s_neg
-            return violation.clamp_min(0).mean(), (violation > 0).to(s_pos.dtype) / len(s_pos)
-        difference = s_neg - s_pos
-        return F.softplus(difference).mean(), torch.sigmoid(difference) / len(s_pos)
+        if self._slope is None:
+            raise ParameterError(f"the {self.loss.kind} loss needs drawn negatives here")
+        return self._slope(s_pos, s_neg)
 
     @staticmethod
     def _full_softmax_slopes(

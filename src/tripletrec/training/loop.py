@@ -12,20 +12,40 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from tripletrec._checks import finite_number, one_of, positive_int
+from tripletrec.exceptions import ParameterError, TrainingDivergedError
 from tripletrec.models.scorers import TripletNet
-from tripletrec.training.losses import LossFunction, full_softmax_loss
+from tripletrec.training.losses import Loss
 from tripletrec.training.sampling import NegativeSampler
 
 EpochCallback = Callable[[int, dict], bool | None]
-#: One optimiser step on a batch ``(users, positives, negatives)``; returns the batch loss.
-#: ``negatives`` is None when every item is a negative (full softmax).
-TrainingStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+class ParamGroups(Protocol):
+    """An optimiser as the learning-rate schedule sees it: groups with an ``"lr"``."""
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]: ...
+
+
+class TrainingStep(Protocol):
+    """One optimiser step on a batch ``(users, positives, negatives)``; returns the batch
+    loss. ``negatives`` is None when the loss makes its own (full or in-batch softmax).
+    ``optimizer`` is what the learning-rate schedule adjusts."""
+
+    @property
+    def optimizer(self) -> ParamGroups: ...
+
+    def __call__(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
+    ) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -54,17 +74,18 @@ class TrainingSchedule:
     lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.l2 < 0:
-            raise ValueError(f"l2 must be non-negative, got {self.l2}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"
-            )
+        # Checked and stored as plain Python numbers (frozen: set through object).
+        checked = {
+            "epochs": positive_int("epochs", self.epochs),
+            "batch_size": positive_int("batch_size", self.batch_size),
+            "learning_rate": finite_number(
+                "learning_rate", self.learning_rate, low=0.0, low_open=True
+            ),
+            "l2": finite_number("l2", self.l2, low=0.0),
+            "lr_schedule": one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     def lr_factor(self, step: int, total_steps: int) -> float:
         """The multiple of ``learning_rate`` used at ``step`` (0-based) of ``total_steps``."""
@@ -90,14 +111,26 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
     if n_threads is None:
         yield
         return
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    n_threads = positive_int("n_threads", n_threads)
     previous = torch.get_num_threads()
     torch.set_num_threads(n_threads)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device called ``name`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``), checked."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ParameterError(f"invalid device {name!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device 'cuda' requested but no CUDA device is available")
+    if device.type not in ("cpu", "cuda"):
+        raise ParameterError(f"device must be 'cpu' or 'cuda', not {name!r}")
+    return device
 
 
 def make_adam(
@@ -119,9 +152,9 @@ class BatchScores(nn.Module):
 
     ``(users, positives, negatives)`` gives the positive and negative scores; with
     ``negatives`` None, the ``(B, n_items)`` scores of the full softmax, or with
-    ``in_batch`` the ``(B, B)`` scores against the batch's positives. Data-parallel
-    training wraps this module (DDP synchronises the gradients of what ran through
-    ``forward``).
+    ``in_batch`` the ``(B, B)`` scores against the batch's positives. All are training
+    scores (``for_ranking=False``). Data-parallel training wraps this module (DDP
+    synchronises the gradients of what ran through ``forward``).
     """
 
     def __init__(self, net: TripletNet, in_batch: bool = False) -> None:
@@ -133,91 +166,95 @@ class BatchScores(nn.Module):
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if negatives is None:  # full softmax, or the batch's positives as the negatives
-            return self.net.scorer.score_all(users, positives if self.in_batch else None)
+            items = positives if self.in_batch else None
+            return self.net.scorer.score_all(users, items, for_ranking=False)
         return self.net(users, positives, negatives)
 
 
-def batch_loss(
-    scores: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-    positives: torch.Tensor,
-    negatives: torch.Tensor | None,
-    loss_fn: LossFunction,
-    log_q: torch.Tensor | None = None,
-    *,
-    in_batch: bool = False,
-) -> torch.Tensor:
-    """The loss of a batch from :class:`BatchScores`' output.
+class AutogradStep:
+    """A training step that differentiates the loss with autograd.
 
-    ``log_q``, the sampler's log-probability per item, is subtracted from sampled scores
-    (the sampled-softmax correction); None leaves scores as they are. Batches without drawn
-    negatives use the softmax over every item, or with ``in_batch`` over the batch's
-    positives (each row's own positive is its target).
+    Parameters
+    ----------
+    scores : nn.Module
+        Scores a batch (:class:`BatchScores`, or its DDP wrapper).
+    loss : Loss
+        The loss of the batch's scores (:meth:`~tripletrec.training.losses.Loss.of_batch`).
+    optimizer : torch.optim.Optimizer
+        Updates the weights from their gradients.
+    log_q : torch.Tensor, optional
+        The sampler's log-probability per item, for the softmax's log-q correction.
     """
-    if negatives is None:
-        target = positives
-        if in_batch:
-            target = torch.arange(len(positives), device=positives.device)
-            if log_q is not None:
-                scores = scores - log_q[positives][None, :]
-        return full_softmax_loss(scores, target)
-    positive_scores, negative_scores = scores
-    if log_q is not None:
-        positive_scores = positive_scores - log_q[positives]
-        negative_scores = negative_scores - log_q[negatives]
-    return loss_fn(positive_scores, negative_scores)
+
+    def __init__(
+        self,
+        scores: nn.Module,
+        loss: Loss,
+        optimizer: Any,
+        log_q: torch.Tensor | None = None,
+    ) -> None:
+        self.scores, self.loss, self.optimizer, self.log_q = scores, loss, optimizer, log_q
+
+    def __call__(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
+    ) -> torch.Tensor:
+        batch_scores = self.scores(users, positives, negatives)
+        loss = self.loss.of_batch(batch_scores, positives, negatives, self.log_q)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
 
 
 def autograd_step(
     net: TripletNet,
-    loss_fn: LossFunction,
-    schedule: TrainingSchedule,
+    loss: Loss,
+    schedule: TrainingSchedule | None = None,
     log_q: torch.Tensor | None = None,
     *,
-    in_batch: bool = False,
     scores: nn.Module | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
-) -> TrainingStep:
-    """A training step that differentiates :func:`batch_loss` with autograd and Adam.
+    optimizer: Any = None,
+) -> AutogradStep:
+    """An :class:`AutogradStep` of ``net`` with ``loss``.
 
-    ``scores`` replaces the :class:`BatchScores` of ``net`` (data-parallel training passes
-    its DDP wrapper) and ``optimizer`` replaces Adam over ``net``'s parameters.
+    ``optimizer`` defaults to Adam over ``net``'s parameters with the step size and weight
+    decay of ``schedule``; ``scores`` defaults to the :class:`BatchScores` of ``net``
+    (data-parallel training passes its DDP wrapper).
     """
     if optimizer is None:
+        if schedule is None:
+            raise ParameterError("autograd_step needs a schedule or an optimizer")
         optimizer = make_adam(net.parameters(), schedule.learning_rate, schedule.l2)
     if scores is None:
-        scores = BatchScores(net, in_batch)
+        scores = BatchScores(net, in_batch=loss.kind == "in_batch_softmax")
+    return AutogradStep(scores, loss, optimizer, log_q)
 
-    def step(
-        users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
+
+class MaxNormStep:
+    """``step``, then every row of ``tables`` longer than ``max_norm`` rescaled to it."""
+
+    def __init__(self, step: TrainingStep, tables: Iterable[torch.Tensor], max_norm: float) -> None:
+        self.step, self.tables, self.max_norm = step, list(tables), max_norm
+
+    @property
+    def optimizer(self) -> ParamGroups:
+        return self.step.optimizer
+
+    def __call__(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
     ) -> torch.Tensor:
-        batch_scores = scores(users, positives, negatives)
-        loss = batch_loss(batch_scores, positives, negatives, loss_fn, log_q, in_batch=in_batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    step.optimizer = optimizer  # type: ignore[attr-defined]  # for the lr schedule
-    return step
+        loss = self.step(users, positives, negatives)
+        with torch.no_grad():
+            for table in self.tables:
+                table.renorm_(2, 0, self.max_norm)
+        return loss
 
 
 def with_max_norm(
-    step: TrainingStep, tables: Iterable[torch.Tensor], max_norm: float
+    step: TrainingStep, tables: Iterable[torch.Tensor], max_norm: float | None
 ) -> TrainingStep:
-    """``step``, then every row of ``tables`` longer than ``max_norm`` rescaled to it."""
-    tables = list(tables)
-
-    def constrained(
-        users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None
-    ) -> torch.Tensor:
-        loss = step(users, positives, negatives)
-        with torch.no_grad():
-            for table in tables:
-                table.renorm_(2, 0, max_norm)
-        return loss
-
-    constrained.optimizer = step.optimizer  # type: ignore[attr-defined]
-    return constrained
+    """``step`` followed by the max-norm constraint on ``tables`` (None: ``step`` itself)."""
+    return step if max_norm is None else MaxNormStep(step, tables, max_norm)
 
 
 def train_triplets(
@@ -237,10 +274,10 @@ def train_triplets(
 
     Parameters
     ----------
-    step : callable
+    step : TrainingStep
         One optimiser step on a batch (see :func:`autograd_step` and
-        :class:`tripletrec.training.fused.FusedBilinearStep`); the model is in its closure, and its
-        ``optimizer`` attribute is what the learning-rate schedule adjusts.
+        :class:`tripletrec.training.fused.FusedBilinearStep`); the model is in it, and its
+        ``optimizer`` is what the learning-rate schedule adjusts.
     users, items : numpy.ndarray of int64
         The training positives as aligned index arrays.
     sampler : NegativeSampler
@@ -263,6 +300,11 @@ def train_triplets(
     list of dict
         One record per epoch: ``epoch``, ``loss`` (mean over the epoch's batches) and
         ``seconds``.
+
+    Raises
+    ------
+    TrainingDivergedError
+        When an epoch's loss is not finite (a ``FloatingPointError`` too).
     """
     users_t = torch.as_tensor(users, dtype=torch.int64)
     items_t = torch.as_tensor(items, dtype=torch.int64)
@@ -287,7 +329,7 @@ def train_triplets(
         for first in range(0, n, schedule.batch_size):
             if scheduled:
                 factor = schedule.lr_factor(steps_done, total_steps)
-                for group in step.optimizer.param_groups:  # type: ignore[attr-defined]
+                for group in step.optimizer.param_groups:
                     group["lr"] = schedule.learning_rate * factor
             steps_done += 1
             batch = slice(first, first + schedule.batch_size)
@@ -300,7 +342,7 @@ def train_triplets(
             "seconds": time.perf_counter() - start,
         }
         if not np.isfinite(record["loss"]):
-            raise FloatingPointError(
+            raise TrainingDivergedError(
                 f"training diverged at epoch {epoch + 1} (loss is {record['loss']}); "
                 "lower the learning rate"
             )

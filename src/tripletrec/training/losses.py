@@ -1,21 +1,34 @@
-"""Ranking losses as plain functions of positive and negative scores.
+"""Ranking losses, and :class:`Loss`: the training loss of a model, resolved once.
 
-Every loss takes ``positive_scores`` of shape ``(B,)`` (one (user, positive item) pair per
-row) and ``negative_scores`` of shape ``(B,)`` or ``(B, K)`` (K sampled negatives for the same
-user) and returns the mean loss over the batch, so losses and models can be swapped
-independently.
+The pairwise losses are plain functions of ``positive_scores`` of shape ``(B,)`` (one
+(user, positive item) pair per row) and ``negative_scores`` of shape ``(B,)`` or ``(B, K)``
+(K sampled negatives for the same user); each returns the mean loss over the batch, so
+losses and models can be swapped independently. The softmax comes in three kinds: against
+sampled negatives (log-q corrected), against every item (the full softmax) and against the
+batch's other positives (in-batch negatives).
+
+:func:`resolve_loss` turns the estimator's ``(loss, margin, negatives)`` settings into one
+:class:`Loss` that the training steps, fold-in and data-parallel training all receive. It
+is the only code that knows which sampler makes which softmax. A new pairwise loss is one
+function and one entry in ``_PAIRWISE``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
 
-from tripletrec.exceptions import TripletrecError
+from tripletrec._checks import finite_number, one_of
+from tripletrec.exceptions import ParameterError
 
-LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossKind = Literal["pairwise", "sampled_softmax", "full_softmax", "in_batch_softmax"]
+#: The loss and ``dL/ds_neg`` per triplet of a batch (``dL/ds_pos`` is its negation).
+Slope = tuple[torch.Tensor, torch.Tensor]
 
 _EULER_GAMMA = 0.5772156649015329
 
@@ -119,22 +132,192 @@ def full_softmax_loss(all_scores: torch.Tensor, positives: torch.Tensor) -> torc
     return F.cross_entropy(all_scores, positives)
 
 
-LOSSES = ("margin", "bpr", "adaptive_hinge", "warp", "softmax")
+def _margin_slope(s_pos: torch.Tensor, s_neg: torch.Tensor, margin: float) -> Slope:
+    violation = margin - s_pos + s_neg
+    return violation.clamp_min(0).mean(), (violation > 0).to(s_pos.dtype) / len(s_pos)
 
 
-def get_loss(name: str, margin: float = 1.0, n_items: int | None = None) -> LossFunction:
-    """The loss called ``name`` as ``loss(positive_scores, negative_scores)``.
+def _bpr_slope(s_pos: torch.Tensor, s_neg: torch.Tensor, margin: float) -> Slope:
+    difference = s_neg - s_pos
+    return F.softplus(difference).mean(), torch.sigmoid(difference) / len(s_pos)
 
-    ``margin`` is bound for the hinge losses and ``n_items`` for WARP's rank estimate.
+
+@dataclass(frozen=True)
+class _Pairwise:
+    """A pairwise loss: ``value(pos, neg, margin, n_items)``, and its closed-form slope
+    for one negative per positive (None: only autograd trains it)."""
+
+    value: Callable[[torch.Tensor, torch.Tensor, float, int | None], torch.Tensor]
+    slope: Callable[[torch.Tensor, torch.Tensor, float], Slope] | None = None
+
+
+_PAIRWISE: dict[str, _Pairwise] = {
+    "margin": _Pairwise(lambda pos, neg, m, n: margin_loss(pos, neg, m), _margin_slope),
+    "bpr": _Pairwise(lambda pos, neg, m, n: bpr_loss(pos, neg), _bpr_slope),
+    "adaptive_hinge": _Pairwise(lambda pos, neg, m, n: adaptive_hinge_loss(pos, neg, m)),
+    "warp": _Pairwise(warp_loss),
+}
+
+LOSSES = (*_PAIRWISE, "softmax")
+_SOFTMAX_KINDS = ("sampled_softmax", "full_softmax", "in_batch_softmax")
+#: The kinds scored as a matrix (every item, or the batch's positives), not as pairs.
+MATRIX_KINDS = ("full_softmax", "in_batch_softmax")
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A model's training loss, resolved once by :func:`resolve_loss`.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`LOSSES`.
+    margin : float
+        Margin of the hinge losses (margin, adaptive hinge, WARP).
+    kind : {"pairwise", "sampled_softmax", "full_softmax", "in_batch_softmax"}
+        Pairwise and sampled-softmax losses score (positive, sampled negatives) pairs; the
+        full softmax scores every item and the in-batch softmax the batch's positives.
+    n_items : int or None
+        Catalogue size, for WARP's rank estimate.
     """
-    if name == "margin":
-        return lambda pos, neg: margin_loss(pos, neg, margin)
-    if name == "bpr":
-        return bpr_loss
-    if name == "adaptive_hinge":
-        return lambda pos, neg: adaptive_hinge_loss(pos, neg, margin)
-    if name == "warp":
-        return lambda pos, neg: warp_loss(pos, neg, margin, n_items)
-    if name == "softmax":
-        return sampled_softmax_loss
-    raise TripletrecError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+
+    name: str
+    margin: float = 1.0
+    kind: LossKind = "pairwise"
+    n_items: int | None = None
+
+    def __post_init__(self) -> None:
+        one_of("loss", self.name, LOSSES)
+        kinds = ("pairwise",) if self.name in _PAIRWISE else _SOFTMAX_KINDS
+        one_of(f"the kind of the {self.name!r} loss", self.kind, kinds)
+
+    def __call__(
+        self,
+        positive_scores: torch.Tensor,
+        negative_scores: torch.Tensor,
+        *,
+        log_q_pos: torch.Tensor | None = None,
+        log_q_neg: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The mean loss of (positive, sampled negatives) scores.
+
+        ``log_q_pos`` / ``log_q_neg``: the sampler's log-probability of each scored item,
+        the sampled softmax's correction; the pairwise losses take none.
+        """
+        if self.kind == "sampled_softmax":
+            return sampled_softmax_loss(positive_scores, negative_scores, log_q_pos, log_q_neg)
+        if self.kind != "pairwise":
+            raise ParameterError(f"the {self.kind} loss scores a matrix: use Loss.of_matrix")
+        if log_q_pos is not None or log_q_neg is not None:
+            raise ParameterError("the log-q correction applies to the softmax losses only")
+        return _PAIRWISE[self.name].value(
+            positive_scores, negative_scores, self.margin, self.n_items
+        )
+
+    def of_matrix(
+        self,
+        scores: torch.Tensor,
+        positives: torch.Tensor,
+        *,
+        log_q_columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The full or in-batch softmax of a ``(B, columns)`` score matrix.
+
+        For the full softmax the columns are every item and row ``b``'s target is item
+        ``positives[b]``; in-batch, column ``c`` is the batch's positive ``c``, row ``b``'s
+        target is column ``b``, and ``log_q_columns`` (the log-probability of each
+        column's item being in a batch) is subtracted from every row.
+        """
+        if self.kind == "full_softmax":
+            return full_softmax_loss(scores, positives)
+        if self.kind != "in_batch_softmax":
+            raise ParameterError(f"the {self.kind} loss scores pairs: call the Loss")
+        target = torch.arange(len(positives), device=positives.device)
+        if log_q_columns is not None:
+            scores = scores - log_q_columns[None, :]
+        return full_softmax_loss(scores, target)
+
+    def of_batch(
+        self,
+        scores: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        positives: torch.Tensor,
+        negatives: torch.Tensor | None,
+        log_q: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss of a training batch from its scores.
+
+        ``scores`` is the score matrix of the matrix kinds, or the pair ``(positive
+        scores, negative scores)``; ``log_q`` is the sampler's log-probability per item
+        (None: uniform), applied by the softmax kinds (the log-q correction) and not
+        used by the pairwise losses.
+        """
+        if self.kind in MATRIX_KINDS:
+            columns = None if log_q is None else log_q[positives]
+            return self.of_matrix(cast(torch.Tensor, scores), positives, log_q_columns=columns)
+        positive_scores, negative_scores = scores
+        if log_q is None or self.kind == "pairwise":
+            return self(positive_scores, negative_scores)
+        return self(
+            positive_scores, negative_scores, log_q_pos=log_q[positives], log_q_neg=log_q[negatives]
+        )
+
+    @property
+    def is_softmax(self) -> bool:
+        """Any of the softmax kinds."""
+        return self.kind != "pairwise"
+
+    @property
+    def pairwise_slope(self) -> Callable[[torch.Tensor, torch.Tensor], Slope] | None:
+        """``slope(s_pos, s_neg) -> (loss, dL/ds_neg)`` in closed form for one negative
+        per positive (what :mod:`tripletrec.training.fused` needs); None where the loss
+        has none (WARP, the adaptive hinge, the softmax kinds)."""
+        entry = _PAIRWISE.get(self.name) if self.kind == "pairwise" else None
+        if entry is None or entry.slope is None:
+            return None
+        slope, margin = entry.slope, self.margin
+        return lambda s_pos, s_neg: slope(s_pos, s_neg, margin)
+
+    def with_n_items(self, n_items: int) -> Loss:
+        """This loss for a catalogue of ``n_items``."""
+        return dataclasses.replace(self, n_items=int(n_items))
+
+    def sampled(self, n_items: int | None = None) -> Loss:
+        """The same loss against sampled negatives (fold-in draws uniform ones)."""
+        kind: LossKind = "sampled_softmax" if self.is_softmax else "pairwise"
+        return dataclasses.replace(self, kind=kind, n_items=n_items or self.n_items)
+
+
+#: Samplers that draw nothing: the training step builds the negatives from the batch.
+_IMPLICIT_NEGATIVES: dict[str, LossKind] = {"all": "full_softmax", "in_batch": "in_batch_softmax"}
+
+
+def resolve_loss(
+    name: str, margin: float = 1.0, negatives: str = "uniform", n_items: int | None = None
+) -> Loss:
+    """The :class:`Loss` of the estimator settings ``loss``, ``margin`` and ``negatives``.
+
+    ``loss="softmax"`` is the full softmax with ``negatives="all"``, the in-batch softmax
+    with ``"in_batch"`` and the sampled softmax with any sampler; the pairwise losses need
+    sampled negatives.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown loss, a margin that is not a finite number, or a pairwise loss with
+        implicit negatives.
+    """
+    if name not in LOSSES:
+        raise ParameterError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+    margin = finite_number("margin", margin)
+    implicit = _IMPLICIT_NEGATIVES.get(negatives) if isinstance(negatives, str) else None
+    if name != "softmax":
+        if implicit is not None:
+            raise ParameterError(f"negatives={negatives!r} needs loss='softmax'")
+        return Loss(name, margin, "pairwise", n_items)
+    return Loss(name, margin, implicit or "sampled_softmax", n_items)
+
+
+def get_loss(name: str, margin: float = 1.0, n_items: int | None = None) -> Loss:
+    """The loss called ``name`` against sampled negatives, callable as
+    ``loss(positive_scores, negative_scores)``."""
+    return resolve_loss(name, margin, "uniform", n_items)

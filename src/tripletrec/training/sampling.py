@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from tripletrec._keys import contains, pair_keys
 from tripletrec.exceptions import TripletrecError
 
 
@@ -65,15 +66,12 @@ class ExcludePositivesSampler:
         positives.sum_duplicates()  # also sorts indices, making the keys below sorted
         self.n_items = positives.shape[1]
         rows = np.repeat(np.arange(positives.shape[0], dtype=np.int64), np.diff(positives.indptr))
-        self._keys = rows * self.n_items + positives.indices.astype(np.int64)
+        self._keys = pair_keys(rows, positives.indices, self.n_items)
         self.max_rounds = max_rounds
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each (user, item) pair is a known positive."""
-        keys = users.astype(np.int64) * self.n_items + items
-        found = np.searchsorted(self._keys, keys)
-        found[found == len(self._keys)] = 0
-        return self._keys[found] == keys if len(self._keys) else np.zeros(len(keys), bool)
+        return contains(self._keys, pair_keys(users, items, self.n_items))
 
     def __call__(
         self, users: np.ndarray, rng: np.random.Generator, n_negatives: int = 1

@@ -1,0 +1,216 @@
+"""Command-line flags generated from :class:`~tripletrec.models.triplet.TripletRecommender`.
+
+One flag per constructor parameter: the name from the parameter (``n_factors`` ->
+``--n-factors``), the type from its annotation, the choices from its ``Literal`` annotation or
+the ``{"a", "b"}`` type of its docstring entry, and the help from the first sentence(s) of that
+entry. A parameter added to the constructor therefore gets a flag, with its documentation,
+without anyone editing the command line (a hand-written list had drifted from the estimator).
+
+The signature is read with :mod:`inspect` at run time, so it is always the installed one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tripletrec.models.triplet import TripletRecommender
+
+#: Constructor parameters that the command line sets itself, so they get no flag:
+#: ``verbose`` follows ``--quiet`` (a progress bar unless asked for none).
+EXCLUDED = frozenset({"verbose"})
+#: Where the command line's default differs from the constructor's: runs are seeded, so
+#: that the same command trains the same model.
+CLI_DEFAULTS: dict[str, Any] = {"random_state": 0}
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :class:`~a.b.C` -> a.b.C (shortened below)
+_LITERAL_TEXT = re.compile(r"``([^`]*)``")
+# A sentence ends at a full stop followed by a capital (so "e.g. ``x``" does not end one).
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])")
+_ENTRY = re.compile(r"^(?P<names>[A-Za-z_][\w, ]*?)\s*:\s*(?P<type>.*)$")
+
+
+@dataclass(frozen=True)
+class ModelFlag:
+    """One generated flag: the parameter it sets and how argparse reads it."""
+
+    name: str  # the constructor parameter
+    help: str  # the docstring's first sentence(s), markup removed
+    kwargs: dict[str, Any]  # for ``ArgumentParser.add_argument``
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def docstring_parameters(doc: str | None) -> dict[str, tuple[str, str]]:
+    """``{name: (type text, description)}`` from a NumPy-style docstring's ``Parameters``.
+
+    An entry naming several parameters (``user_dim, item_dim : int``) describes each of them.
+    """
+    lines = inspect.cleandoc(doc or "").splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines[:-1]) if line.strip() == "Parameters"
+                     and set(lines[i + 1].strip()) == {"-"}) + 2  # fmt: skip
+    except StopIteration:
+        return {}
+    entries: dict[str, tuple[str, str]] = {}
+    names: list[str] = []
+    kind, text = "", []
+
+    def flush() -> None:
+        for name in names:
+            entries[name] = (kind, " ".join(text))
+
+    for i in range(start, len(lines)):
+        line = lines[i]
+        if line and not line[0].isspace():
+            if i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
+                break  # the next section (Attributes, Examples, ...)
+            match = _ENTRY.match(line)
+            if match is None:
+                continue
+            flush()
+            names = [n.strip() for n in match["names"].split(",") if n.strip()]
+            kind, text = match["type"].strip(), []
+        elif line.strip():
+            text.append(line.strip())
+    flush()
+    return entries
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup removed: ``code`` and :role:`~module.Name` become plain words."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], text)
+    return _LITERAL_TEXT.sub(r"\1", text).replace("`", "")
+
+
+def first_sentences(description: str) -> str:
+    """The first sentence of a docstring entry, as plain text."""
+    text = plain_text(" ".join(description.split()))
+    return _SENTENCE_END.split(text, maxsplit=1)[0]
+
+
+def _doc_choices(kind: str) -> tuple[str, ...] | None:
+    """The values of a ``{"a", "b"}`` docstring type, or None for any other type."""
+    match = re.fullmatch(r"\{(.*)\}", kind.strip())
+    return None if match is None else tuple(re.findall(r"\"([^\"]*)\"", match[1]))
+
+
+def _arms(annotation: Any) -> tuple[list[Any], bool]:
+    """The arms of a union annotation without ``None``, and whether ``None`` was one."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        arms = list(typing.get_args(annotation))
+    else:
+        arms = [annotation]
+    return [a for a in arms if a is not type(None)], type(None) in arms
+
+
+def _scalar(kind: type, literals: Sequence[str], none_ok: bool) -> Callable[[str], Any]:
+    """A parser of ``kind`` that also takes the literal words (and "none" for None)."""
+    words = list(literals) + (["none"] if none_ok else [])
+    expected = {int: "an integer", float: "a number", str: "a word"}[kind]
+    alternatives = "".join(f" or {w!r}" for w in words)
+
+    def parse(text: str) -> Any:
+        if text in literals:
+            return text
+        if none_ok and text.lower() == "none":
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {expected}{alternatives}, not {text!r}"
+            ) from None
+
+    parse.__name__ = kind.__name__  # what argparse names in its own messages
+    return parse
+
+
+def _comma_list(kind: type) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            return [kind(part) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__} values like 128,64, not {text!r}"
+            ) from None
+
+    return parse
+
+
+def _argparse_kwargs(annotation: Any, kind_text: str) -> dict[str, Any]:
+    arms, none_ok = _arms(annotation)
+    literals = [v for a in arms if typing.get_origin(a) is Literal for v in typing.get_args(a)]
+    others = [a for a in arms if typing.get_origin(a) is not Literal]
+    if others == [bool] and not literals:
+        return {"action": argparse.BooleanOptionalAction}
+    origin = typing.get_origin(others[0]) if len(others) == 1 else None
+    if origin is not None and issubclass(origin, Sequence) and origin is not str:
+        (item,) = typing.get_args(others[0]) or (str,)
+        name = item.__name__.upper()
+        return {"type": _comma_list(item), "metavar": f"{name},{name},..."}
+    numbers = [a for a in others if a in (int, float)]
+    if numbers:
+        kind = float if float in numbers else int
+        words = [*literals, *(["none"] if none_ok else [])]
+        metavar = "|".join([kind.__name__.upper(), *words])
+        return {"type": _scalar(kind, literals, none_ok), "metavar": metavar}
+    # Words: the docstring's {"a", "b"} set names every accepted value, also where the
+    # annotation is a plain str; otherwise the Literal's values.
+    choices = _doc_choices(kind_text) or tuple(literals) or None
+    if choices is None:
+        return {"type": _scalar(str, [], none_ok)}
+    return {"choices": choices}
+
+
+def model_flags(estimator: type = TripletRecommender) -> list[ModelFlag]:
+    """The flags of every constructor parameter of ``estimator`` but :data:`EXCLUDED`."""
+    signature = inspect.signature(estimator.__init__)
+    hints = typing.get_type_hints(estimator.__init__)
+    docs = docstring_parameters(estimator.__doc__)
+    flags = []
+    for name, parameter in signature.parameters.items():
+        if name == "self" or name in EXCLUDED:
+            continue
+        kind_text, description = docs.get(name, ("", ""))
+        annotation = hints.get(name, type(parameter.default))
+        help_text = first_sentences(description) if description else name.replace("_", " ")
+        kwargs = _argparse_kwargs(annotation, kind_text)
+        default = CLI_DEFAULTS.get(name, parameter.default)
+        if isinstance(default, tuple):
+            default = ",".join(str(v) for v in default)
+        shown = "" if default is inspect.Parameter.empty else f" (default {default})"
+        # argparse formats help with %: a literal percent sign must be doubled.
+        kwargs["help"] = (help_text + shown).replace("%", "%%")
+        # SUPPRESS: a flag not given leaves no attribute, so "given as none" (None) and
+        # "not given" differ, and only given flags override --preset / --config.
+        kwargs["default"] = argparse.SUPPRESS
+        flags.append(ModelFlag(name, help_text, kwargs))
+    return flags
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the generated flags to ``parser`` (an argument group of their own)."""
+    group = parser.add_argument_group(
+        "model hyper-parameters",
+        "TripletRecommender's parameters (see its docstring); each overrides --preset and "
+        "--config. The defaults shown are the 'default' preset's.",
+    )
+    for flag in model_flags():
+        group.add_argument(flag.flag, dest=flag.name, **flag.kwargs)
+    # The old name of --random-state.
+    group.add_argument("--seed", dest="random_state", type=int, default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)  # fmt: skip
+
+
+def given_model_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The model parameters given on the command line, by name."""
+    return {f.name: getattr(args, f.name) for f in model_flags() if hasattr(args, f.name)}

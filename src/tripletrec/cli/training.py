@@ -1,0 +1,190 @@
+"""``tripletrec train`` and ``tripletrec tune``: run configurations from flags, and fitting."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from functools import partial
+from pathlib import Path
+
+from tripletrec._system import peak_rss_bytes
+from tripletrec.cli.model_flags import CLI_DEFAULTS, given_model_params
+from tripletrec.cli.outlock import output_lock
+from tripletrec.config import DataSpec, RunConfig
+from tripletrec.data.splits import validation_split
+from tripletrec.evaluation.metrics import metric_key, parse_metric
+from tripletrec.evaluation.protocols import evaluate
+from tripletrec.exceptions import TripletrecError
+from tripletrec.models.presets import PRESETS
+from tripletrec.models.triplet import TripletRecommender
+from tripletrec.training.distributed import DataParallel
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run that the data, split and model flags describe, over ``--config`` if given."""
+    config = RunConfig.read(args.config) if args.config else RunConfig()
+    if args.data is not None:
+        config.data = DataSpec(source=args.data)
+    data_overrides = {
+        "path": args.data_path,
+        "user_col": args.user_col,
+        "item_col": args.item_col,
+        "rating_col": args.rating_col,
+        "threshold": args.threshold,
+        "inclusive": args.inclusive,
+        "features": args.features,
+    }
+    for key, value in data_overrides.items():
+        if value is not None:
+            setattr(config.data, key, value)
+    if config.data.rating_col is not None and config.data.threshold is None:
+        raise TripletrecError("--rating-col needs --threshold: which ratings are positives?")
+    config.data = config.data.resolved()
+    if args.test_size is not None:
+        config.split.test_size = args.test_size
+    if args.split_seed is not None:
+        config.split.random_state = args.split_seed
+    if args.validation_fraction is not None:
+        config.split.validation_fraction = args.validation_fraction
+    if args.sparse_gradients is not None:
+        config.training.sparse_gradients = args.sparse_gradients
+    if args.preset:
+        config.model = dict(PRESETS[args.preset])
+    config.model.update(given_model_params(args))
+    for name, value in CLI_DEFAULTS.items():
+        config.model.setdefault(name, value)
+    return config
+
+
+def metric_names(text: str) -> tuple[str, ...]:
+    """Canonical names of a comma-separated metric list."""
+    names = tuple(metric_key(*parse_metric(n.strip())) for n in text.split(",") if n.strip())
+    if not names:
+        raise TripletrecError("--metrics names no metric")
+    return names
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = run_config(args)
+    names = metric_names(args.metrics)
+    fraction = config.split.validation_fraction
+    if not 0.0 <= fraction < 1.0:
+        raise TripletrecError(f"--validation-fraction must be in [0, 1), got {fraction}")
+    model = config.build_model().set_params(verbose=not args.quiet)
+    # Under torchrun every process trains its shard; rank 0 alone evaluates and saves.
+    sparse = config.training.sparse_gradients
+    parallel = DataParallel.from_environment(model.device, sparse_gradients=sparse)
+    saves = args.out and (parallel is None or parallel.is_main)
+    # Taken before the data is loaded: a second training into the same directory fails
+    # at once, and the first one's model is never overwritten half-way by another run.
+    with output_lock(args.out) if saves else contextlib.nullcontext():
+        return _train(args, config, names, model, parallel)
+
+
+def _train(
+    args: argparse.Namespace,
+    config: RunConfig,
+    names: tuple[str, ...],
+    model: TripletRecommender,
+    parallel: DataParallel | None,
+) -> int:
+    data, train, test = config.prepare()
+    fraction = config.split.validation_fraction
+    fit = model.fit if parallel is None else partial(parallel.fit, model)
+    features = config.data.side_features(data)
+    validation = None
+    if fraction > 0:
+        fit_part, validation = validation_split(train, fraction, config.split.random_state)
+        fit(fit_part, validation=validation, **features)
+    else:
+        fit(train, **features)
+    if parallel is not None:
+        parallel.close()
+        if not parallel.is_main:
+            return 0
+    # Test rankings exclude the whole train part, validation rows included.
+    results = evaluate(model, train, test, names)
+    metrics = {
+        **{name: results[name] for name in names},
+        "fit_seconds": model.fit_seconds_,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_train_positives": len(train),
+        "n_test_positives": len(test),
+        "n_users_evaluated": results["n_users"],
+        "n_parameters": model.n_parameters_,
+        "validation_fraction": fraction,
+        "n_validation_positives": 0 if validation is None else len(validation),
+        **({} if parallel is None else parallel.summary()),
+        "peak_rss_mb": peak_rss_bytes() / 2**20,
+    }
+    print(
+        f"{config.data.source}: test AUC {metrics['auc']:.4f} over {results['n_users']:,} users "
+        f"({len(train):,} train / {len(test):,} test positives), fit {model.fit_seconds_:.2f} s"
+    )
+    for name in names:
+        if name != "auc":
+            print(f"  {name:<14} {metrics[name]:.4f}")
+    if args.out:
+        config.model = model.get_params() | {"verbose": False}
+        model.save(
+            args.out,
+            metrics=metrics,
+            extra_json={
+                "metrics.json": metrics,
+                "config.json": config.to_dict(),
+                "history.json": model.history_,
+            },
+        )
+        _write_learning_curve(model.history_, Path(args.out) / "learning_curve.png")
+        print(f"saved model to {args.out}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from tripletrec._files import write_json_atomic
+    from tripletrec.tuning import default_search_space, tune
+
+    config = run_config(args)
+    fraction = config.split.validation_fraction
+    if not 0.0 < fraction < 1.0:
+        raise TripletrecError(f"tune needs --validation-fraction in (0, 1), got {fraction}")
+    if args.trials < 1:
+        raise TripletrecError(f"--trials must be at least 1, got {args.trials}")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise TripletrecError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    out = Path(args.out)
+    trial_log = out.parent / "tuning.json"
+    if out.resolve() == trial_log.resolve():
+        raise TripletrecError("--out cannot be tuning.json: that name is the trial log's")
+    # A model flag given on the command line is the user's choice: hold it fixed.
+    fixed = set(given_model_params(args))
+    space = {k: v for k, v in default_search_space(config.model).items() if k not in fixed}
+    result = tune(
+        config, n_trials=args.trials, timeout_seconds=args.timeout, metric=args.metric,
+        validation_fraction=fraction, random_state=config.split.random_state,
+        search_space=space, verbose=not args.quiet,
+    )  # fmt: skip
+    write_json_atomic(out, result.best_config.to_dict())
+    write_json_atomic(trial_log, result.summary())
+    print(
+        f"{config.data.source}: best validation {result.metric} {result.best_value:.4f} "
+        f"after {len(result.trials)} trial(s) in {result.seconds:.1f} s "
+        f"({result.n_fit:,} fit / {result.n_validation:,} validation positives)"
+    )
+    for name, value in result.best_params.items():
+        print(f"  {name:<14} {value:.4g}" if isinstance(value, float) else f"  {name:<14} {value}")
+    print(f"wrote {out} and {trial_log}; train it with: tripletrec train --config {out}")
+    return 0
+
+
+def _write_learning_curve(history: list[dict], path: Path) -> None:
+    from tripletrec.plots import plot_learning_curve
+
+    if plot_learning_curve(history, path) is None:
+        print(
+            "tripletrec: note: matplotlib is not installed, so no learning_curve.png "
+            "(pip install tripletrec[plot])",
+            file=sys.stderr,
+        )

@@ -1,0 +1,176 @@
+"""Side-feature matrices of :class:`~tripletrec.models.triplet.TripletRecommender`.
+
+Each side (users, items) fitted with features has an encoder (the vocabulary) and a CSR
+matrix with one row per entity: its features, weighted to sum to ``feature_weight``, then
+its identity column (see :mod:`tripletrec.data.features`). These functions build, extend
+and persist those matrices; the estimator holds them as ``user_features_`` /
+``item_features_`` and ``user_encoder_`` / ``item_encoder_``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tripletrec.data.features import FeatureEncoder, Features, with_identity
+from tripletrec.data.interactions import IdMap
+from tripletrec.exceptions import DataError, TripletrecError
+
+if TYPE_CHECKING:
+    from tripletrec.models.triplet import TripletRecommender
+
+SIDES = ("user", "item")
+
+
+def feature_rows(
+    encoder: FeatureEncoder, features: Features, id_map: IdMap, weight: float
+) -> sp.csr_matrix:
+    """Feature rows of ``features`` aligned to ``id_map``, each summing to ``weight``
+    (identity columns not included)."""
+    return encoder.transform(features, id_map) * np.float32(weight)
+
+
+def fit_side(
+    side: str, features: Features | None, id_map: IdMap, weight: float
+) -> tuple[FeatureEncoder | None, sp.csr_matrix | None]:
+    """The encoder and matrix (identity included) of one side; ``(None, None)`` without
+    features."""
+    if features is None:
+        return None, None
+    if not isinstance(features, Features):
+        raise DataError(
+            f"{side}_features must be a tripletrec.data.features.Features, "
+            f"got {type(features).__name__}"
+        )
+    # The vocabulary comes from the entities trained on: a value only unseen entities have
+    # would get an embedding that nothing ever trains.
+    encoder = FeatureEncoder().fit(features.for_ids(id_map.ids))
+    matrix = with_identity(feature_rows(encoder, features, id_map, weight), len(id_map))
+    return encoder, matrix
+
+
+def fit_sides(
+    model: TripletRecommender, user_features: Features | None, item_features: Features | None
+) -> None:
+    """Set both sides' encoders and matrices on ``model`` (id maps already set)."""
+    for side, features, id_map in (
+        ("user", user_features, model.user_map_),
+        ("item", item_features, model.item_map_),
+    ):
+        encoder, matrix = fit_side(side, features, id_map, model.feature_weight)
+        setattr(model, f"{side}_encoder_", encoder)
+        setattr(model, f"{side}_features_", matrix)
+
+
+def add_items(model: TripletRecommender, features: Features) -> None:
+    """Extend a fitted ``model`` with the items of ``features`` it does not know."""
+    encoder = getattr(model, "item_encoder_", None)
+    if encoder is None:
+        raise TripletrecError(
+            "this model was fitted without item features: new items need a model "
+            "trained with fit(..., item_features=...)"
+        )
+    new_ids = features.ids[~features.ids.isin(pd.Index(model.item_map_.ids))]
+    if len(new_ids) == 0:
+        return
+    item_map = IdMap(np.concatenate([model.item_map_.ids, new_ids.to_numpy()]), "item")
+    model.item_features_ = with_new_rows(
+        model.item_features_, encoder, features.for_ids(new_ids), item_map, model.feature_weight
+    )
+    model.item_map_ = item_map
+    seen = model.seen_
+    model.seen_ = sp.csr_matrix(
+        (seen.data, seen.indices, seen.indptr), shape=(model.n_users_, len(item_map))
+    )
+    if model.item_metadata_ is not None:
+        model.item_metadata_ = model.item_metadata_.reindex(item_map.ids)
+    model.module_.set_item_features(model.item_features_)
+
+
+def new_user_rows(model: TripletRecommender, features: Features, user_ids: list) -> sp.csr_matrix:
+    """Feature rows of users ``model`` has never seen, in the columns of its user matrix."""
+    encoder = getattr(model, "user_encoder_", None)
+    if encoder is None:
+        raise TripletrecError(
+            "this model was fitted without user features: fit(..., user_features=...) "
+            "to fold in new users from theirs"
+        )
+    return outside_rows(model.user_features_, encoder, features, user_ids, model.feature_weight)
+
+
+def with_new_rows(
+    matrix: sp.csr_matrix,
+    encoder: FeatureEncoder,
+    features: Features,
+    id_map: IdMap,
+    weight: float,
+) -> sp.csr_matrix:
+    """``matrix`` with rows for the entities of ``id_map`` after its own rows, from their
+    features alone (no identity column of their own)."""
+    n_known = matrix.shape[0]
+    new_rows = feature_rows(encoder, features, id_map, weight)[n_known:]
+    padding = sp.csr_matrix((new_rows.shape[0], matrix.shape[1] - new_rows.shape[1]))
+    return sp.vstack([matrix, sp.hstack([new_rows, padding])], format="csr", dtype=np.float32)
+
+
+def outside_rows(
+    matrix: sp.csr_matrix,
+    encoder: FeatureEncoder,
+    features: Features,
+    ids: list,
+    weight: float,
+) -> sp.csr_matrix:
+    """Rows of entities that are not in ``matrix`` (new users), in its columns, from their
+    features alone."""
+    rows = feature_rows(encoder, features, IdMap(ids, "new user"), weight)
+    n_identity = matrix.shape[1] - encoder.n_features
+    return sp.hstack([rows, sp.csr_matrix((len(ids), n_identity))], format="csr")
+
+
+def state_of(model: TripletRecommender) -> dict[str, np.ndarray]:
+    """The arrays of both sides' matrices, for a saved model."""
+    state = {}
+    for side in SIDES:
+        matrix = getattr(model, f"{side}_features_", None)
+        if matrix is not None:
+            state[f"features.{side}.indptr"] = matrix.indptr.astype(np.int64)
+            state[f"features.{side}.indices"] = matrix.indices.astype(np.int64)
+            state[f"features.{side}.values"] = matrix.data.astype(np.float32)
+    return state
+
+
+def summary_of(model: TripletRecommender) -> dict:
+    """What a saved model records of each side besides its arrays (sides with features)."""
+    summary = {}
+    for side in SIDES:
+        encoder = getattr(model, f"{side}_encoder_", None)
+        if encoder is not None:
+            n_columns = getattr(model, f"{side}_features_").shape[1]
+            summary[side] = {
+                "encoder": encoder.to_dict(),
+                "n_identity": int(n_columns - encoder.n_features),
+            }
+    return summary
+
+
+def load_sides(model: TripletRecommender, state: dict[str, np.ndarray], summary: dict) -> None:
+    """Set both sides' encoders and matrices on ``model`` from :func:`state_of` and
+    :func:`summary_of` (id maps already set)."""
+    for side, n_rows in (("user", model.n_users_), ("item", model.n_items_)):
+        encoder = matrix = None
+        if side in summary:
+            encoder = FeatureEncoder.from_dict(summary[side]["encoder"])
+            n_columns = encoder.n_features + int(summary[side]["n_identity"])
+            matrix = sp.csr_matrix(
+                (
+                    state[f"features.{side}.values"],
+                    state[f"features.{side}.indices"],
+                    state[f"features.{side}.indptr"],
+                ),
+                shape=(n_rows, n_columns),
+            )
+        setattr(model, f"{side}_encoder_", encoder)
+        setattr(model, f"{side}_features_", matrix)

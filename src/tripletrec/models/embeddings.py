@@ -1,0 +1,209 @@
+"""Entity embeddings: id embeddings, feature embeddings (LightFM-style), initialisers."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tripletrec.exceptions import ParameterError
+
+
+def uniform_embedding(n: int, dim: int, scale: float, generator: torch.Generator) -> nn.Embedding:
+    """An ``n x dim`` embedding uniform in ``[-scale, scale]``."""
+    # Keras' default embedding initialiser, U(-0.05, 0.05), which the notebook relies on.
+    embedding = nn.Embedding(n, dim)
+    with torch.no_grad():
+        embedding.weight.uniform_(-scale, scale, generator=generator)
+    return embedding
+
+
+def glorot_uniform(layer: nn.Linear, generator: torch.Generator) -> None:
+    """Glorot-uniform weights and a zero bias, in place."""
+    # Keras' Dense default, as in the notebook.
+    fan_out, fan_in = layer.weight.shape
+    limit = (6.0 / (fan_in + fan_out)) ** 0.5
+    with torch.no_grad():
+        layer.weight.uniform_(-limit, limit, generator=generator)
+        layer.bias.zero_()
+
+
+class FeatureEmbedding(nn.Module):
+    """Entity vectors as weighted sums of feature embeddings (LightFM-style).
+
+    Row ``i`` of a sparse ``(n_entities, n_features)`` matrix lists the features of entity
+    ``i`` (side features and its identity column, see :mod:`tripletrec.data.features`) with
+    their weights; the entity's vector is ``matrix[i] @ table``. It stands in for an
+    ``nn.Embedding`` of ``n_entities`` rows: calling it with indices gives their vectors,
+    and ``weight`` gives every entity's vector (computed, not a parameter).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        The entities' feature weights.
+    dim : int
+        Embedding dimension.
+    init_scale : float
+        Feature embeddings start uniform in ``[-init_scale, init_scale]``; 0 starts them
+        at zero (biases).
+    generator : torch.Generator
+        Source of the initial weights.
+
+    Attributes
+    ----------
+    identity_dropout : float
+        In training mode, the share of identity entries (columns from ``first_identity``
+        on) dropped at random in each call, so that the side features alone must
+        represent the entity part of the time, as they will for entities added after
+        training (DropoutNet, Volkovs et al., 2017). 0 (the default) drops nothing.
+    first_identity : int or None
+        The first identity column (the estimator sets it; None: no identity columns).
+    """
+
+    identity_dropout: float = 0.0
+    first_identity: int | None = None
+
+    def __init__(
+        self, matrix: sp.csr_matrix, dim: int, init_scale: float, generator: torch.Generator
+    ) -> None:
+        super().__init__()
+        self.table = nn.Embedding(matrix.shape[1], dim)
+        with torch.no_grad():
+            if init_scale > 0:
+                self.table.weight.uniform_(-init_scale, init_scale, generator=generator)
+            else:
+                self.table.weight.zero_()
+        self.set_matrix(matrix)
+
+    def set_matrix(self, matrix: sp.csr_matrix) -> None:
+        """Use ``matrix`` (same feature columns, any number of rows) from now on."""
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        if matrix.shape[1] != self.table.num_embeddings:
+            raise ParameterError(
+                f"matrix has {matrix.shape[1]} feature columns, "
+                f"the table {self.table.num_embeddings}"
+            )
+        # Not persistent: the matrices are data, saved once by the estimator rather than
+        # once per embedding that reads them.
+        device = self.table.weight.device
+        for name, array, dtype in (
+            ("indptr", matrix.indptr, torch.int64),
+            ("indices", matrix.indices, torch.int64),
+            ("values", matrix.data, torch.float32),
+        ):
+            tensor = torch.as_tensor(array, dtype=dtype, device=device)
+            self.register_buffer(name, tensor, persistent=False)
+        self.num_embeddings = matrix.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.table.embedding_dim
+
+    def _bags(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Feature columns, bag offsets and weights of the rows ``idx`` (flat)."""
+        starts = self.indptr[idx]
+        lengths = self.indptr[idx + 1] - starts
+        offsets = torch.cumsum(lengths, 0) - lengths
+        total = int(lengths.sum())
+        position = torch.arange(total, device=idx.device) + torch.repeat_interleave(
+            starts - offsets, lengths, output_size=total
+        )
+        return self.indices[position], offsets, self.values[position]
+
+    def bag_inputs(
+        self, idx: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(columns, offsets, weights)`` of rows ``idx`` (flat; all rows when None), as
+        ``F.embedding_bag`` takes them, identity dropout applied (in training mode).
+
+        Every vector of a call is built from one such draw; the fused training step
+        calls it too, so its hand-written backward pass sees the forward pass's draw.
+        """
+        if idx is None:
+            columns, offsets, weights = self.indices, self.indptr[:-1], self.values
+        else:
+            columns, offsets, weights = self._bags(idx)
+        if self.training and self.identity_dropout > 0 and self.first_identity is not None:
+            dropped = (columns >= self.first_identity) & (
+                torch.rand(columns.shape, device=columns.device) < self.identity_dropout
+            )
+            weights = weights.masked_fill(dropped, 0.0)
+        return columns, offsets, weights
+
+    def _sum(self, table: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        columns, offsets, weights = self.bag_inputs(idx)
+        return F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        flat = self._sum(self.table.weight, idx.reshape(-1))
+        return flat.reshape(*idx.shape, self.embedding_dim)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Every entity's vector, ``(n_entities, dim)``."""
+        return self._sum(self.table.weight, None)
+
+    def vectors_of(self, matrix: sp.csr_matrix) -> torch.Tensor:
+        """Vectors of entities outside the table's rows, from their own feature rows."""
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        device = self.table.weight.device
+        return F.embedding_bag(
+            torch.as_tensor(matrix.indices, dtype=torch.int64, device=device),
+            self.table.weight,
+            torch.as_tensor(matrix.indptr[:-1], dtype=torch.int64, device=device),
+            mode="sum",
+            per_sample_weights=torch.as_tensor(matrix.data, device=device),
+        )
+
+    def pairwise(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectors and the FM interaction among each entity's own features.
+
+        Returns ``(v, p)`` with ``v = sum_f x_f e_f`` and
+        ``p = sum_{f < g} x_f x_g <e_f, e_g> = (|v|^2 - sum_f x_f^2 |e_f|^2) / 2``, the
+        O(k n) form of Rendle (2010).
+        """
+        columns, offsets, weights = self.bag_inputs(None if idx is None else idx.reshape(-1))
+        vectors = F.embedding_bag(
+            columns, self.table.weight, offsets, mode="sum", per_sample_weights=weights
+        )
+        squares = F.embedding_bag(
+            columns, (self.table.weight**2).sum(1, keepdim=True), offsets, mode="sum",
+            per_sample_weights=weights * weights,
+        )  # fmt: skip
+        pairs = 0.5 * ((vectors**2).sum(-1) - squares.squeeze(-1))
+        if idx is None:
+            return vectors, pairs
+        return vectors.reshape(*idx.shape, -1), pairs.reshape(idx.shape)
+
+
+def entity_embedding(
+    n: int,
+    dim: int,
+    init_scale: float,
+    generator: torch.Generator,
+    features: sp.csr_matrix | None = None,
+) -> nn.Embedding | FeatureEmbedding:
+    """An id embedding of ``n`` rows, or, with a feature matrix, a :class:`FeatureEmbedding`."""
+    if features is None:
+        if init_scale > 0:
+            return uniform_embedding(n, dim, init_scale, generator)
+        embedding = nn.Embedding(n, dim)
+        nn.init.zeros_(embedding.weight)
+        return embedding
+    if features.shape[0] != n:
+        raise ParameterError(f"feature matrix has {features.shape[0]} rows for {n} entities")
+    return FeatureEmbedding(features, dim, init_scale, generator)
+
+
+def embedding_tables(module: nn.Module) -> list[torch.Tensor]:
+    """The weights of every embedding with more than one dimension (biases left out)."""
+    return [
+        m.weight for m in module.modules() if isinstance(m, nn.Embedding) and m.embedding_dim > 1
+    ]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

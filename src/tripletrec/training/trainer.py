@@ -1,0 +1,257 @@
+"""One fit pipeline for :class:`~tripletrec.models.triplet.TripletRecommender`.
+
+:func:`fit_triplet_model` is the body of ``TripletRecommender.fit`` and of
+:func:`tripletrec.training.distributed.fit_data_parallel`: settings checked once, training
+data and features set, a seeded scorer built, a training step chosen, the epochs run with
+validation and callbacks, the fitted state recorded. What differs in a data-parallel job
+(batch size per rank, shards, per-rank random streams, the DDP wrapper and its optimisers,
+the synchronised callback) is a :class:`ParallelPlan`; the default plan is one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from tripletrec._checks import finite_number, fraction, positive_int
+from tripletrec.data.features import Features
+from tripletrec.data.interactions import Interactions
+from tripletrec.models.embeddings import embedding_tables
+from tripletrec.models.scorers import Scorer, TripletNet
+from tripletrec.training.fused import FusedBilinearStep
+from tripletrec.training.loop import (
+    EpochCallback,
+    TrainingSchedule,
+    TrainingStep,
+    autograd_step,
+    resolve_device,
+    torch_threads,
+    train_triplets,
+    with_max_norm,
+)
+from tripletrec.training.losses import Loss, resolve_loss
+from tripletrec.training.monitor import ValidationMonitor, chain_callbacks
+from tripletrec.training.sampling import make_sampler
+
+if TYPE_CHECKING:
+    from tripletrec.models.scorers import BilinearScorer
+    from tripletrec.models.triplet import TripletRecommender
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training hyper-parameters of a :class:`TripletRecommender`, checked and resolved.
+
+    :meth:`of` is the one place where a model's settings are checked before a fit.
+    """
+
+    loss: Loss
+    schedule: TrainingSchedule
+    negatives: str
+    n_negatives: int
+    negative_alpha: float
+    max_norm: float | None
+    random_state: int | None
+    n_threads: int | None
+    device: torch.device
+    verbose: bool
+    patience: int | None
+    validation_metric: str
+
+    @classmethod
+    def of(cls, model: TripletRecommender) -> TrainingSettings:
+        """The settings of ``model``; fails on the first bad hyper-parameter, before any work.
+
+        Raises
+        ------
+        ParameterError
+            With a one-line message naming the hyper-parameter.
+        """
+        schedule = TrainingSchedule(
+            model.epochs, model.batch_size, model.learning_rate, model.l2, model.lr_schedule
+        )
+        loss = resolve_loss(model.loss, model.margin, model.negatives)
+        # Settings of the model's structure, used when it is built.
+        fraction("identity_dropout", model.identity_dropout, high_open=True)
+        if model.ranking_bias_scale != "auto":
+            finite_number("ranking_bias_scale", model.ranking_bias_scale, low=0.0)
+        finite_number("feature_weight", model.feature_weight, low=0.0, low_open=True)
+        return cls(
+            loss=loss,
+            schedule=schedule,
+            negatives=model.negatives,
+            n_negatives=positive_int("n_negatives", model.n_negatives),
+            negative_alpha=finite_number("negative_alpha", model.negative_alpha),
+            max_norm=_optional(model.max_norm, "max_norm", finite=True),
+            random_state=model.random_state,
+            n_threads=_optional(model.n_threads, "n_threads"),
+            device=resolve_device(model.device),
+            verbose=bool(model.verbose),
+            patience=_optional(model.patience, "patience"),
+            validation_metric=model.validation_metric,
+        )
+
+
+def _optional(value: object, name: str, finite: bool = False) -> float | int | None:
+    """None, or a positive integer (a positive finite number with ``finite``)."""
+    if value is None:
+        return None
+    if finite:
+        return finite_number(name, value, low=0.0, low_open=True)
+    return positive_int(name, value)
+
+
+class ParallelPlan:
+    """How a fit runs: one process (this class), or a data-parallel job (a subclass,
+    :class:`tripletrec.training.distributed.DataParallelPlan`).
+
+    Every method is a step of :func:`fit_triplet_model` that a data-parallel job does
+    differently; here each is what a single process does.
+    """
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process evaluates, shows progress and runs validation."""
+        return True
+
+    def device(self, device: torch.device) -> torch.device:
+        """This process's device, given the model's."""
+        return device
+
+    def shared_seed(self, random_state: int | None) -> int | None:
+        """The seed every process starts from."""
+        return random_state
+
+    def per_process(self, schedule: TrainingSchedule) -> TrainingSchedule:
+        """The schedule of this process (its batch size)."""
+        return schedule
+
+    def shard(
+        self, users: np.ndarray, items: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+        """This process's training positives and its random stream."""
+        return users, items, rng
+
+    def training_step(
+        self,
+        scorer: Scorer,
+        loss: Loss,
+        schedule: TrainingSchedule,
+        n_negatives: int,
+        log_q: torch.Tensor | None,
+    ) -> TrainingStep:
+        """One optimiser step of ``scorer`` (before the max-norm constraint)."""
+        # The bilinear model with one negative, or the full softmax, has closed-form
+        # gradients: skip autograd.
+        if FusedBilinearStep.can_train(scorer, loss, n_negatives):
+            return FusedBilinearStep(
+                cast("BilinearScorer", scorer), loss, schedule.learning_rate, schedule.l2
+            )
+        return autograd_step(TripletNet(scorer), loss, schedule, log_q)
+
+    def epoch_callback(
+        self, callback: EpochCallback | None, device: torch.device
+    ) -> EpochCallback | None:
+        """``callback`` as this process calls it after each epoch."""
+        return callback
+
+    def after_training(self, scorer: Scorer) -> None:
+        """Undo what only training needed (also when training failed)."""
+
+    def record(self, model: TripletRecommender) -> None:
+        """Record facts about the run on the fitted ``model``."""
+
+
+#: The plan of an ordinary ``fit``.
+SINGLE_PROCESS = ParallelPlan()
+
+
+@contextmanager
+def _training_scope(
+    model: TripletRecommender, torch_seed: int, device: torch.device, n_threads: int | None
+) -> Iterator[Scorer]:
+    """A fresh scorer in training mode, under a private seeded copy of torch's RNG and
+    ``n_threads`` CPU threads."""
+    # Dropout draws from torch's global generator: seed a private copy of it so that
+    # fitting is reproducible without touching the caller's random state.
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), torch_threads(n_threads):
+        torch.manual_seed(torch_seed)
+        generator = torch.Generator().manual_seed(torch_seed)
+        scorer = model.build_module(model.n_users_, model.n_items_, generator).to(device)
+        scorer.train()
+        yield scorer
+
+
+def fit_triplet_model(
+    model: TripletRecommender,
+    data: Interactions | sp.spmatrix,
+    *,
+    user_features: Features | None = None,
+    item_features: Features | None = None,
+    validation: Interactions | sp.spmatrix | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    plan: ParallelPlan = SINGLE_PROCESS,
+) -> TripletRecommender:
+    """Fit ``model`` in place and return it (see :meth:`TripletRecommender.fit`).
+
+    Parameters
+    ----------
+    model : TripletRecommender
+        Its hyper-parameters; it is fitted in place.
+    data, user_features, item_features, validation, on_epoch_end
+        As :meth:`TripletRecommender.fit`; validation runs on the main process only.
+    plan : ParallelPlan
+        One process (the default) or this process's part of a data-parallel job.
+
+    Returns
+    -------
+    TripletRecommender
+        ``model``, with ``module_`` (in eval mode), ``history_`` and ``fit_seconds_`` set.
+    """
+    settings = TrainingSettings.of(model)
+    device = plan.device(settings.device)
+    schedule = plan.per_process(settings.schedule)
+    seen = model.set_training_data(data, user_features=user_features, item_features=item_features)
+    loss = settings.loss.with_n_items(model.n_items_)
+    users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
+    sampler = make_sampler(settings.negatives, seen, settings.negative_alpha)
+    log_q = None
+    if sampler.log_q is not None:
+        log_q = torch.as_tensor(sampler.log_q, dtype=torch.float32, device=device)
+    rng = np.random.default_rng(plan.shared_seed(settings.random_state))
+    torch_seed = int(rng.integers(2**62))
+    users, items, rng = plan.shard(users, items, rng)
+
+    start = time.perf_counter()
+    with _training_scope(model, torch_seed, device, settings.n_threads) as scorer:
+        step = plan.training_step(scorer, loss, schedule, settings.n_negatives, log_q)
+        step = with_max_norm(step, embedding_tables(scorer), settings.max_norm)
+        model.module_ = scorer  # scoring during training (validation, callbacks) uses it
+        monitor = None
+        if validation is not None and plan.is_main:
+            monitor = ValidationMonitor(
+                model, validation, settings.validation_metric, settings.patience
+            )
+        try:
+            history = train_triplets(
+                step, users, items, sampler, schedule, rng, n_negatives=settings.n_negatives,
+                device=device, progress=settings.verbose and plan.is_main,
+                on_epoch_end=plan.epoch_callback(chain_callbacks(monitor, on_epoch_end), device),
+            )  # fmt: skip
+            if monitor is not None:
+                monitor.restore_best()
+        finally:
+            plan.after_training(scorer)
+    model.module_ = scorer.eval()
+    model.history_ = history
+    model.fit_seconds_ = time.perf_counter() - start
+    plan.record(model)
+    return model

@@ -1,0 +1,161 @@
+"""The model flags of ``train`` / ``tune``, generated from TripletRecommender's signature."""
+
+import argparse
+import inspect
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tripletrec.cli import main
+from tripletrec.cli.model_flags import (
+    EXCLUDED,
+    docstring_parameters,
+    first_sentences,
+    model_flags,
+)
+from tripletrec.cli.parser import build_parser
+from tripletrec.models.triplet import TripletRecommender
+
+
+def _train_actions() -> tuple[dict[str, argparse.Action], argparse.ArgumentParser]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    actions: dict[str, argparse.Action] = {}
+    for action in sub.choices["train"]._actions:
+        actions.setdefault(action.dest, action)  # --random-state, not its alias --seed
+    return actions, sub.choices["train"]
+
+
+def _parse(*flags: str) -> argparse.Namespace:
+    return build_parser().parse_args(["train", *flags])
+
+
+def test_every_constructor_parameter_has_a_flag_with_its_docstring_help():
+    actions, train = _train_actions()
+    params = [p for p in inspect.signature(TripletRecommender.__init__).parameters if p != "self"]
+    docs = docstring_parameters(TripletRecommender.__doc__)
+    assert {"verbose"} == EXCLUDED
+    for name in params:
+        if name in EXCLUDED:
+            assert name not in actions
+            continue
+        action = actions[name]
+        assert action.option_strings[0] == "--" + name.replace("_", "-")
+        sentence = first_sentences(docs[name][1])
+        assert len(sentence) > 10, name  # the docstring documents it
+        assert sentence in " ".join(action.help.replace("%%", "%").split()), name
+    text = train.format_help()  # argparse expands % in help: it must not fail
+    for name in ("learn-temperature", "negative-alpha", "init-scale", "identity-dropout",
+                 "validation-metric"):  # fmt: skip
+        assert f"--{name}" in text  # the flags the hand-written list had left out
+
+
+def test_docstring_markup_is_removed_from_the_help():
+    actions, _ = _train_actions()
+    assert actions["negative_alpha"].help.startswith("Exponent of the popularity sampler.")
+    assert "``" not in actions["feature_weight"].help
+    assert actions["feature_weight"].help.startswith(
+        "With side features: an entity's vector is its identity embedding plus feature_weight"
+    )
+
+
+def test_choices_come_from_the_docstring_or_the_literal():
+    actions, _ = _train_actions()
+    assert tuple(actions["model"].choices) == ("bilinear", "deep", "fm")
+    assert "in_batch" in actions["negatives"].choices
+    assert tuple(actions["similarity"].choices) == ("cosine", "dot")
+    assert set(actions["loss"].choices) == {"margin", "bpr", "adaptive_hinge", "warp", "softmax"}
+    with pytest.raises(SystemExit) as exit_info:
+        _parse("--model", "svd")
+    assert exit_info.value.code == 2
+
+
+def test_flag_values_are_typed_from_the_annotations():
+    args = _parse(
+        "--n-factors", "16", "--max-norm", "none", "--ranking-bias-scale", "auto",
+        "--hidden-layers", "64,32", "--no-item-bias", "--learn-temperature",
+        "--patience", "None", "--learning-rate", "0.5", "--seed", "7",
+    )  # fmt: skip
+    assert args.n_factors == 16 and args.max_norm is None and args.ranking_bias_scale == "auto"
+    assert args.hidden_layers == [64, 32] and args.item_bias is False
+    assert args.learn_temperature is True and args.patience is None
+    assert args.learning_rate == 0.5 and args.random_state == 7
+    assert _parse("--ranking-bias-scale", "0.5").ranking_bias_scale == 0.5
+    assert not hasattr(_parse(), "n_factors")  # not given: the preset / config decides
+
+
+@pytest.mark.parametrize(
+    "flags", [["--n-factors", "abc"], ["--max-norm", "big"], ["--hidden-layers", "64,x"],
+              ["--ranking-bias-scale", "huge"], ["--n-factors", "none"]]
+)  # fmt: skip
+def test_bad_flag_values_are_usage_errors(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _parse(*flags)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "tripletrec train: error: argument --" in err and ("expected" in err or "not" in err)
+
+
+def test_a_parameter_without_a_flag_yet_gets_one():
+    class Extended(TripletRecommender):
+        """Doc.
+
+        Parameters
+        ----------
+        tempo : {"slow", "fast"}
+            How fast. More text.
+        damping : float or None
+            Damping of the thing.
+        """
+
+        def __init__(self, tempo: str = "slow", damping: float | None = 0.5) -> None:
+            self.tempo, self.damping = tempo, damping
+
+    flags = {f.name: f for f in model_flags(Extended)}
+    assert set(flags) == {"tempo", "damping"}
+    assert flags["tempo"].kwargs["choices"] == ("slow", "fast")
+    assert flags["tempo"].help == "How fast."
+    assert flags["damping"].kwargs["type"]("none") is None
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"u": rng.integers(0, 60, 2500), "i": rng.integers(0, 40, 2500)})
+    path = tmp_path / "small.csv"
+    df.drop_duplicates().to_csv(path, index=False)
+    return path
+
+
+def test_flags_round_trip_through_config_json_and_train_config(small_csv, tmp_path, capsys):
+    flags = {
+        "--similarity": "cosine", "--learn-temperature": None, "--loss": "bpr",
+        "--negatives": "popularity", "--negative-alpha": "0.5", "--init-scale": "0.02",
+        "--identity-dropout": "0.0", "--validation-metric": "auc", "--max-norm": "none",
+        "--n-factors": "8", "--epochs": "1", "--batch-size": "256", "--no-item-bias": None,
+    }  # fmt: skip
+    argv = [
+        a for flag, value in flags.items() for a in ([flag] if value is None else [flag, value])
+    ]
+    common = ["--user-col", "u", "--item-col", "i", "--quiet"]
+    first = tmp_path / "first"
+    assert main(["train", str(small_csv), *common, *argv, "--out", str(first)]) == 0
+    saved = json.loads((first / "config.json").read_text())["model"]
+    expected = {
+        "similarity": "cosine", "learn_temperature": True, "loss": "bpr",
+        "negatives": "popularity", "negative_alpha": 0.5, "init_scale": 0.02,
+        "identity_dropout": 0.0, "validation_metric": "auc", "max_norm": None,
+        "n_factors": 8, "epochs": 1, "batch_size": 256, "item_bias": False, "random_state": 0,
+    }  # fmt: skip
+    assert {k: saved[k] for k in expected} == expected
+    second = tmp_path / "second"
+    assert main(["train", "--config", str(first / "config.json"), "--quiet",
+                 "--out", str(second)]) == 0  # fmt: skip
+    assert json.loads((second / "config.json").read_text()) == json.loads(
+        (first / "config.json").read_text()
+    )
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (first, second)]
+    assert metrics[0]["auc"] == metrics[1]["auc"]  # same config, same seed: same model
+    capsys.readouterr()
