@@ -318,13 +318,15 @@ def summarise(soak: Soak, args: argparse.Namespace, server_log: str) -> dict:
                 "rss_mib": rss_now[-1] / MIB if rss_now else None,
             }
         )
-    kinds = sorted({r[2] for r in soak.records})
+    kind = np.array([r[2] for r in soak.records])
     by_kind = {
-        kind: {
-            "requests": sum(r[2] == kind for r in soak.records),
-            "failed": sum(r[2] == kind and not r[4] for r in soak.records),
+        name: {
+            "requests": int((kind == name).sum()),
+            "failed": int((~ok & (kind == name)).sum()),
+            "p50_ms": _percentile(latency[kind == name], 50),
+            "p99_ms": _percentile(latency[kind == name], 99),
         }
-        for kind in kinds
+        for name in sorted(set(kind.tolist()))
     }
     rss_start, rss_end = soak.rss[0][1], soak.rss[-1][1]
     during_reload = [(r["t_s"], r["t_s"] + r["seconds"]) for r in soak.reloads if "seconds" in r]
@@ -433,8 +435,16 @@ def write_markdown(path: Path, report: dict) -> None:
             f"| {m['minute']} | {m['requests']:,} | {m['failed']} | {m['status_5xx']} | "
             f"{ms(m['p50_ms'])} | {ms(m['p99_ms'])} | {ms(m['max_ms'])} | {rss_text} |"
         )
-    lines += ["", "| request kind | requests | failed |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v['requests']:,} | {v['failed']} |" for k, v in report["by_kind"].items()]
+    lines += [
+        "",
+        "| request kind | requests | failed | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, v in report["by_kind"].items():
+        lines.append(
+            f"| {name} | {v['requests']:,} | {v['failed']} | {ms(v['p50_ms'])} "
+            f"| {ms(v['p99_ms'])} |"
+        )
     if report["failures"]:
         lines += ["", "First failures:", ""]
         for f in report["failures"][:10]:

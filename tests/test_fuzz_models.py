@@ -363,3 +363,15 @@ def test_unreadable_model_files_are_model_file_errors(saved, scratch, monkeypatc
         monkeypatch.setattr("io.open", refuse)  # what pathlib opens files with
     with pytest.raises(ModelFileError, match=f"{name}: cannot read"):
         load_model(path)
+
+
+@given(st.one_of(st.text(max_size=20), st.text(min_size=250, max_size=300)))
+def test_load_model_of_any_path(path):
+    with pytest.raises(ModelFileError) as caught:
+        load_model(path)
+    assert_one_line(caught.value)
+
+
+def test_load_model_of_a_name_too_long_is_a_model_file_error(tmp_path):
+    with pytest.raises(ModelFileError, match="cannot read"):
+        load_model(tmp_path / ("a" * 300))

@@ -171,9 +171,13 @@ def read_manifest(path: str | Path) -> dict:
     """The validated ``model.json`` of model directory ``path``."""
     path = Path(path)
     manifest_path = path / MODEL_FILE
-    if not path.is_dir():
+    try:
+        is_dir, has_manifest = path.is_dir(), manifest_path.is_file()
+    except OSError as exc:  # a name too long for the file system, for one
+        raise ModelFileError(f"{path}: cannot read ({first_line(exc)})") from exc
+    if not is_dir:
         raise ModelFileError(f"{path}: no such model directory")
-    if not manifest_path.is_file():
+    if not has_manifest:
         raise ModelFileError(f"{path}: not a model directory (no {MODEL_FILE})")
     try:
         manifest = read_json_object(manifest_path, ModelFileError)

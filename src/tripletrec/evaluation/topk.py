@@ -56,6 +56,13 @@ def one_per_row(columns: np.ndarray, n_cols: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), columns)), shape=(n, n_cols))
 
 
+def columns_mask(n_rows: int, columns: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """A CSR matrix that is 1 in ``columns`` of every row: items excluded for every user."""
+    rows = np.repeat(np.arange(n_rows), len(columns))
+    cols = np.tile(columns, n_rows)
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_rows, n_cols))
+
+
 def masked_scores(scores: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:
     """``scores`` with excluded entries set to -inf (a copy only when something is excluded)."""
     if exclude.nnz == 0:

@@ -22,8 +22,9 @@ import scipy.sparse as sp
 from tripletrec import _registry
 from tripletrec._checks import positive_int
 from tripletrec.data.interactions import IdMap, Interactions
-from tripletrec.evaluation.topk import one_per_row, top_k
+from tripletrec.evaluation.topk import columns_mask, one_per_row, top_k
 from tripletrec.exceptions import DataError, ModelFileError, NotFittedError, TripletrecError
+from tripletrec.models.histories import history_indices
 
 if TYPE_CHECKING:
     from tripletrec.data.features import Features
@@ -241,7 +242,7 @@ class RecommenderBase(ABC):
             rows = user_idx[start : start + SCORE_CHUNK_USERS]
             mask = self.seen_[rows] if filter_seen else sp.csr_matrix((len(rows), self.n_items_))
             if excluded_items is not None:
-                mask = mask + _columns_mask(len(rows), excluded_items, self.n_items_)
+                mask = mask + columns_mask(len(rows), excluded_items, self.n_items_)
             idx, scores = top_k(self._score_block(rows, None), out_idx.shape[1], exclude=mask)
             out_idx[start : start + len(rows)] = idx
             out_scores[start : start + len(rows)] = scores
@@ -331,7 +332,7 @@ class RecommenderBase(ABC):
                     shape=mask.shape,
                 )
             if excluded_items is not None:
-                mask = mask + _columns_mask(n_block, excluded_items, self.n_items_)
+                mask = mask + columns_mask(n_block, excluded_items, self.n_items_)
             idx, top = top_k(scores, out_idx.shape[1], exclude=mask)
             out_idx[start : start + n_block] = idx
             out_scores[start : start + n_block] = top
@@ -374,7 +375,7 @@ class RecommenderBase(ABC):
                 "with user_features, give histories as a mapping {new user id: [item ids]} "
                 "so that each history is matched to its features by id"
             )
-        rows, items = self._history_indices(histories, allow_empty=offsets is not None)
+        rows, items = history_indices(histories, self.item_map_, allow_empty=offsets is not None)
         n_rows = len(histories)
         bounds = np.searchsorted(rows, np.arange(0, n_rows + SCORE_CHUNK_USERS, SCORE_CHUNK_USERS))
 
@@ -389,36 +390,6 @@ class RecommenderBase(ABC):
                 yield start, block_rows, block_items, scores
 
         return blocks()
-
-    def _history_indices(
-        self, histories: Any, allow_empty: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Ragged raw-id histories as sorted (row, item index) arrays, unknown ids dropped.
-
-        A history with no known item raises unless ``allow_empty`` (users who also have
-        side features)."""
-        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
-            raise DataError("histories must be a list of item-id lists, one per new user")
-        if len(histories) == 0:
-            raise DataError("histories is empty: give at least one history")
-        lengths = []
-        for position, history in enumerate(histories):
-            if isinstance(history, (str, bytes)) or not isinstance(history, Sequence | np.ndarray):
-                raise DataError(f"history {position} is not a list of item ids")
-            lengths.append(len(history))
-        flat = [item for history in histories for item in history]
-        rows = np.repeat(np.arange(len(histories), dtype=np.int64), lengths)
-        items = self.item_map_.to_index(flat, strict=False) if flat else np.empty(0, np.int64)
-        known = items >= 0
-        counts = np.bincount(rows[known], minlength=len(histories))
-        if not allow_empty and (counts == 0).any():
-            empty = np.flatnonzero(counts == 0)
-            shown = ", ".join(str(i) for i in empty[:5])
-            raise DataError(
-                f"history {shown}{' ...' if len(empty) > 5 else ''} has no item id the model "
-                "knows (empty, or only unknown ids); cannot recommend from it"
-            )
-        return rows[known], items[known]
 
     def _score_histories(
         self,
@@ -452,10 +423,3 @@ class RecommenderBase(ABC):
             out = out.astype(object) if pad is None else out
             out[idx < 0] = pad
         return out
-
-
-def _columns_mask(n_rows: int, columns: np.ndarray, n_cols: int) -> sp.csr_matrix:
-    """A CSR matrix that is 1 in ``columns`` of every row."""
-    rows = np.repeat(np.arange(n_rows), len(columns))
-    cols = np.tile(columns, n_rows)
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_rows, n_cols))
