@@ -329,6 +329,11 @@ def summarise(soak: Soak, args: argparse.Namespace, server_log: str) -> dict:
         for name in sorted(set(kind.tolist()))
     }
     rss_start, rss_end = soak.rss[0][1], soak.rss[-1][1]
+    # After the first minute (or tenth of the run): first requests allocate for good
+    # (thread pool, fold-in buffers), so growth from here on tells a leak from warm-up.
+    warm_at, rss_warm = next(
+        (t, total) for t, total, _ in soak.rss if t >= min(60.0, soak.duration / 10)
+    )
     during_reload = [(r["t_s"], r["t_s"] + r["seconds"]) for r in soak.reloads if "seconds" in r]
     in_reload = np.zeros(len(times), dtype=bool)
     for a, b in during_reload:
@@ -353,6 +358,10 @@ def summarise(soak: Soak, args: argparse.Namespace, server_log: str) -> dict:
         "end_mib": rss_end / MIB,
         "max_mib": max(total for _, total, _ in soak.rss) / MIB,
         "ratio_end_to_start": rss_end / rss_start if rss_start else None,
+        "warm_at_s": round(warm_at, 1),
+        "warm_mib": rss_warm / MIB,
+        "ratio_end_to_warm": rss_end / rss_warm if rss_warm else None,
+        "samples_mib": [[round(t, 1), round(total / MIB, 1)] for t, total, _ in soak.rss],
         "processes_start": {str(k): v / MIB for k, v in soak.rss[0][2].items()},
         "processes_end": {str(k): v / MIB for k, v in soak.rss[-1][2].items()},
     }
@@ -423,7 +432,9 @@ def write_markdown(path: Path, report: dict) -> None:
         f"during reloads, {ms(t['p99_ms_outside_reloads'])} ms outside them",
         f"- RSS of the server processes: {rss['start_mib']:.1f} MiB at the start, "
         f"{rss['end_mib']:.1f} MiB at the end (ratio {rss['ratio_end_to_start']:.3f}; "
-        f"max {rss['max_mib']:.1f} MiB; bound {s['max_rss_ratio']:g})",
+        f"max {rss['max_mib']:.1f} MiB; bound {s['max_rss_ratio']:g}); after "
+        f"{rss['warm_at_s']:g} s {rss['warm_mib']:.1f} MiB, to the end ratio "
+        f"{rss['ratio_end_to_warm']:.3f}",
         f"- tracebacks in the server log: {t['server_tracebacks']}",
         "",
         "| minute | requests | failed | 5xx | p50 ms | p99 ms | max ms | RSS MiB |",

@@ -21,7 +21,7 @@ from tripletrec.data.interactions import Interactions
 # Property-based tests (tests/test_fuzz_*.py) run a fixed, small set of examples by default,
 # the same on every run, so CI is deterministic and bounded; scripts/fuzz.py sets
 # TRIPLETREC_FUZZ_EXAMPLES for a longer run that draws new examples each time.
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, database=None)
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, database=None)
 settings.register_profile(
     "fuzz",
     max_examples=int(os.environ.get("TRIPLETREC_FUZZ_EXAMPLES", "1000")),

@@ -366,12 +366,27 @@ def test_unreadable_model_files_are_model_file_errors(saved, scratch, monkeypatc
 
 
 @given(st.one_of(st.text(max_size=20), st.text(min_size=250, max_size=300)))
-def test_load_model_of_any_path(path):
+def test_load_model_of_any_path(scratch, path):
     with pytest.raises(ModelFileError) as caught:
-        load_model(path)
+        load_model(scratch / "none" / path.replace("/", "_"))  # never a real directory
     assert_one_line(caught.value)
 
 
 def test_load_model_of_a_name_too_long_is_a_model_file_error(tmp_path):
     with pytest.raises(ModelFileError, match="cannot read"):
         load_model(tmp_path / ("a" * 300))
+
+
+def test_a_path_with_a_newline_is_quoted_in_the_message(tmp_path):
+    with pytest.raises(ModelFileError, match=r"a\\nb'?: no such model directory") as caught:
+        load_model(tmp_path / "a\nb")
+    assert_one_line(caught.value)
+
+
+def test_item_metadata_with_ragged_columns_is_a_model_file_error(saved, scratch):
+    path = fresh_copy(saved["triplet"], scratch)
+    manifest = json.loads((path / "model.json").read_text())
+    manifest["item_metadata"]["columns"] = [[], []]
+    (path / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="item_metadata is not a table"):
+        load_model(path)

@@ -25,6 +25,7 @@ from _fuzz import (
     assert_one_line,
     huge_ints,
     mostly,
+    rarely,
     result_or_error,
     scalar_ids,
 )
@@ -118,10 +119,12 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, dict]:
     elif change == "extra":
         frame["extra"] = draw(st.lists(any_id, min_size=n, max_size=n))
     elif change == "rename":
-        frame.columns = [draw(st.sampled_from([c, c.upper(), f" {c}", "é"])) for c in frame.columns]
+        frame.columns = [
+            draw(st.sampled_from([c, c.upper(), f" {c}", "é", "a\nb"])) for c in frame.columns
+        ]
     elif change == "repeat":  # a column name twice
         frame = pd.concat([frame, frame[["item_id"]]], axis=1)
-    if draw(st.integers(0, 9)) == 0:  # and now and then an argument of the wrong kind
+    if draw(rarely):  # and now and then an argument of the wrong kind
         key = draw(st.sampled_from(["user_col", "item_col", "rating_col", "duplicates"]))
         kwargs[key] = draw(anything)
     return frame, kwargs
@@ -238,6 +241,16 @@ def test_files_of_random_bytes(scratch, payload, kind):
         check_interactions(result)
 
 
+@given(st.one_of(st.text(max_size=20), st.text(min_size=250, max_size=300)))
+def test_readers_of_any_path(scratch, name):
+    for reader in (Interactions.from_csv, Interactions.from_parquet, Interactions.from_file):
+        # One name under a folder that does not exist: never a real file ("/" would make
+        # the name absolute, or climb out with "..").
+        with pytest.raises(DataError) as caught:
+            reader(scratch / "none" / name.replace("/", "_"))
+        assert_one_line(caught.value)
+
+
 @given(st.one_of(anything, st.just(pd.Series([1, 2])), st.just(np.zeros((2, 2)))))
 def test_from_dataframe_of_something_else(value):
     result = result_or_error(lambda: Interactions.from_dataframe(value))
@@ -262,7 +275,7 @@ def interactions(draw: st.DrawFn) -> Interactions:
         )
         timestamp_col = "timestamp"
     data = Interactions.from_dataframe(frame, timestamp_col=timestamp_col)
-    if draw(st.integers(0, 9)) == 0:
+    if draw(rarely):
         data = data.subset(np.zeros(len(data), bool))  # no rows, maps kept
     return data
 
@@ -403,3 +416,31 @@ def test_a_column_name_that_is_a_list_is_a_parameter_error(tmp_path, name):
         Interactions.from_dataframe(frame, user_col=name)
     with pytest.raises(ParameterError, match="user_col must be a column name"):
         Interactions.from_parquet(tmp_path / "f.parquet", user_col=name)
+
+
+def test_file_and_column_names_with_newlines_are_quoted_in_messages(tmp_path):
+    for reader in (Interactions.from_csv, Interactions.from_parquet):
+        with pytest.raises(DataError, match="no such file") as caught:
+            reader(tmp_path / "a\nb.csv")
+        assert_one_line(caught.value)
+    frame = pd.DataFrame({"who\n": [1, 1], "item_id": [2, 2]})
+    frame.to_parquet(tmp_path / "f.parquet")
+    for call in (
+        lambda: Interactions.from_dataframe(frame, user_col="who\n"),
+        lambda: Interactions.from_parquet(tmp_path / "f.parquet", user_col="who\n"),
+    ):
+        with pytest.raises(DataError, match=r"rows repeat a \('who\\n', item_id\) pair") as caught:
+            call()
+        assert_one_line(caught.value)
+
+
+def test_an_array_as_the_duplicates_policy_is_a_parameter_error():
+    frame = pd.DataFrame({"user_id": [1], "item_id": [1]})
+    with pytest.raises(ParameterError, match="duplicates must be one of"):
+        Interactions.from_dataframe(frame, duplicates=np.array([0, 1]))
+
+
+def test_a_file_name_too_long_is_a_data_error(tmp_path):
+    for reader in (Interactions.from_csv, Interactions.from_parquet):
+        with pytest.raises(DataError, match="cannot read"):
+            reader(tmp_path / ("a" * 300))

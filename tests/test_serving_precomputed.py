@@ -21,8 +21,9 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
 from tripletrec.evaluation.topk import top_k_masked
+from tripletrec.serving import hotpath
 from tripletrec.serving.app import create_app
-from tripletrec.serving.hotpath import dumps
+from tripletrec.serving.hotpath import HotPath, dumps
 from tripletrec.serving.loaded import TOP_K, LoadedModel, _top_lists
 from tripletrec.serving.service import Service
 
@@ -142,6 +143,33 @@ def test_plain_gets_answer_as_the_full_routes(paths):
         assert response.status_code == status and response.json()["detail"], url
 
 
+def test_the_short_path_takes_only_plain_requests_and_leaves_the_rest_to_fastapi(paths):
+    service = Service(paths[0])
+    hot = HotPath(app=None, service=service)
+    user = service.current.model.user_map_.ids[2]
+    item = service.current.model.item_map_.ids[2]
+    plain = hot.answer(hot.routes["/recommend"], f"user={user}&k=7".encode())
+    assert json.loads(plain) == service.recommend(str(user), 7)
+    assert json.loads(hot.answer(hot.routes["/recommend"], f"user={user}".encode()))["k"] == 10
+    assert json.loads(hot.answer(hot.routes["/similar"], f"k=3&item={item}".encode())) == (
+        service.similar(str(item), 3)
+    )
+    for query in [
+        f"user={user}&exclude=1",  # exclusions: the full route
+        f"user=%{ord(str(user)[0]):X}{str(user)[1:]}",  # needs decoding
+        f"user={user}&user={user}",  # repeated
+        f"user={user}&k=0",
+        f"user={user}&k=010",
+        f"user={user}&k=1001",
+        f"user={user}&",
+        "k=5",
+        "user=abc",  # refused by the service: FastAPI gives the error
+        "",
+    ]:
+        assert hot.answer(hot.routes["/recommend"], query.encode()) is None, query
+    assert hot.answer(hot.routes["/similar"], b"item=123456789") is None  # unknown: 404 there
+
+
 def test_a_reload_refreshes_the_precomputed_answers(paths):
     client = TestClient(create_app(paths[0], token=TOKEN))
     service = client.app.state.service
@@ -166,14 +194,22 @@ def test_a_reload_refreshes_the_precomputed_answers(paths):
     assert not np.array_equal(service.current.top_scores, old.top_scores)
 
 
-def test_answers_beyond_what_orjson_encodes_still_go_out(paths):
+def test_answers_beyond_what_orjson_encodes_still_go_out(paths, monkeypatch):
     client = TestClient(create_app(paths[0]))
     model = client.app.state.service.current.model
     history = model.item_map_.ids[model.seen_[3].indices].tolist()[:10]
     response = client.post("/recommend", json={"history": [*history, 10**30], "k": 3})
     assert response.status_code == 200, response.text
     assert response.json()["unknown_items"] == [10**30]
-    assert json.loads(dumps({"big": 10**30, "s": "é"})) == {"big": 10**30, "s": "é"}
+    content = {"big": 10**30, "s": "é", "x": [1.5, None, True]}
+    assert json.loads(dumps(content)) == content
+    fast = dumps({"s": "é", "x": [0.1, 2**40, None]})
+    monkeypatch.setattr(hotpath, "_orjson", None)  # without orjson: the standard encoder
+    assert (
+        dumps({"s": "é", "x": [0.1, 2**40, None]})
+        == fast
+        == '{"s":"é","x":[0.1,1099511627776,null]}'.encode()
+    )
 
 
 def test_serve_two_workers_on_a_free_port(paths):

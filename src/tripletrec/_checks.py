@@ -36,6 +36,14 @@ def _shown(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+def printable(text: object) -> str:
+    """``str(text)`` when it is one line of printable characters, else its ``repr``: how
+    paths, column names and other text of the caller's appear inside a one-line message
+    (a file name may hold a newline)."""
+    shown = str(text)
+    return shown if shown.isprintable() else repr(shown)
+
+
 def positive_int(name: str, value: Any) -> int:
     """``value`` as an ``int``; it must be an integer >= 1."""
     if not is_integer(value) or value < 1:
@@ -112,8 +120,8 @@ def fraction(name: str, value: Any, *, low_open: bool = False, high_open: bool =
 def one_of(name: str, value: Any, choices: Collection[Any]) -> Any:
     """``value`` itself; it must be one of ``choices``."""
     try:
-        known = value in choices
-    except TypeError:  # an unhashable value tested against a set or dict
+        known = bool(value in choices)
+    except (TypeError, ValueError):  # unhashable (in a set), or an array (== gives an array)
         known = False
     if not known:
         listed = ", ".join(repr(choice) for choice in choices)

@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from tripletrec import _registry
+from tripletrec._checks import printable
 from tripletrec._files import (
     file_mode,
     json_lists_to_tuples,
@@ -127,7 +128,7 @@ def save_model(
         not path.is_dir() or (any(path.iterdir()) and not (path / MODEL_FILE).exists())
     ):
         raise ModelFileError(
-            f"{path}: exists and is not a tripletrec model directory; not overwriting"
+            f"{printable(path)}: exists and is not a tripletrec model directory; not overwriting"
         )
     staging = staging_directory(path)
     try:
@@ -174,23 +175,25 @@ def read_manifest(path: str | Path) -> dict:
     try:
         is_dir, has_manifest = path.is_dir(), manifest_path.is_file()
     except OSError as exc:  # a name too long for the file system, for one
-        raise ModelFileError(f"{path}: cannot read ({first_line(exc)})") from exc
+        raise ModelFileError(f"{printable(path)}: cannot read ({first_line(exc)})") from exc
     if not is_dir:
-        raise ModelFileError(f"{path}: no such model directory")
+        raise ModelFileError(f"{printable(path)}: no such model directory")
     if not has_manifest:
-        raise ModelFileError(f"{path}: not a model directory (no {MODEL_FILE})")
+        raise ModelFileError(f"{printable(path)}: not a model directory (no {MODEL_FILE})")
     try:
         manifest = read_json_object(manifest_path, ModelFileError)
     except OSError as exc:  # not ModelFileError (an OSError too): permissions, I/O errors
         if isinstance(exc, ModelFileError):
             raise
-        raise ModelFileError(f"{manifest_path}: cannot read ({first_line(exc)})") from exc
+        raise ModelFileError(
+            f"{printable(manifest_path)}: cannot read ({first_line(exc)})"
+        ) from exc
     if manifest.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{manifest_path}: not a {FORMAT_NAME} file")
+        raise ModelFileError(f"{printable(manifest_path)}: not a {FORMAT_NAME} file")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFileError(
-            f"{manifest_path}: format version {version!r} is not supported "
+            f"{printable(manifest_path)}: format version {version!r} is not supported "
             f"(this tripletrec reads version {FORMAT_VERSION})"
         )
     required = (
@@ -204,14 +207,14 @@ def read_manifest(path: str | Path) -> dict:
     )
     missing = [key for key in required if key not in manifest]
     if missing:
-        raise ModelFileError(f"{manifest_path}: missing field(s) {', '.join(missing)}")
+        raise ModelFileError(f"{printable(manifest_path)}: missing field(s) {', '.join(missing)}")
     for key, types in MANIFEST_TYPES.items():
         value = manifest.get(key, None if type(None) in types else types[0]())
         # bool is an int to Python, not a count to JSON.
         if not isinstance(value, types) or (int in types and isinstance(value, bool)):
             wanted = " or ".join(_JSON_NAMES[t] for t in types)
             raise ModelFileError(
-                f"{manifest_path}: field {key!r} must be a JSON {wanted}, "
+                f"{printable(manifest_path)}: field {key!r} must be a JSON {wanted}, "
                 f"got {type(value).__name__}"
             )
     return manifest
@@ -222,7 +225,8 @@ def _id_map(manifest_path: Path, manifest: dict, side: str) -> IdMap:
         return IdMap(manifest[f"{side}_ids"], side)
     except (TypeError, TripletrecError) as exc:  # unhashable or repeated ids
         raise ModelFileError(
-            f"{manifest_path}: {side}_ids is not a list of unique ids ({first_line(exc)})"
+            f"{printable(manifest_path)}: {side}_ids is not a list of unique ids "
+            f"({first_line(exc)})"
         ) from exc
 
 
@@ -235,7 +239,7 @@ def _estimator_class(path: Path, manifest: dict) -> type[RecommenderBase]:
             f"import {module}" if isinstance(module, str) else "import the module that defines it"
         )
         raise ModelFileError(
-            f"{path}: holds a {name!r}, which is not a known estimator; {where} before "
+            f"{printable(path)}: holds a {name!r}, which is not a known estimator; {where} before "
             "loading (a class is known once its module is imported)"
         )
     return estimator_cls
@@ -254,20 +258,20 @@ def load_model(path: str | Path) -> RecommenderBase:
     manifest = read_manifest(path)
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file():
-        raise ModelFileError(f"{path}: missing {WEIGHTS_FILE}")
+        raise ModelFileError(f"{printable(path)}: missing {WEIGHTS_FILE}")
     try:
         digest = _sha256(weights_path)
     except OSError as exc:
-        raise ModelFileError(f"{weights_path}: cannot read ({first_line(exc)})") from exc
+        raise ModelFileError(f"{printable(weights_path)}: cannot read ({first_line(exc)})") from exc
     if digest != manifest["weights_sha256"]:
         raise ModelFileError(
-            f"{weights_path}: checksum mismatch (the file is corrupt or truncated)"
+            f"{printable(weights_path)}: checksum mismatch (the file is corrupt or truncated)"
         )
     estimator_cls = _estimator_class(path, manifest)
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{weights_path}: unreadable ({first_line(exc)})") from exc
+        raise ModelFileError(f"{printable(weights_path)}: unreadable ({first_line(exc)})") from exc
 
     try:
         params = json_lists_to_tuples(manifest["params"])
@@ -275,11 +279,11 @@ def load_model(path: str | Path) -> RecommenderBase:
         model = estimator_cls(**params)
     except (TypeError, ValueError) as exc:  # ValueError: ParameterError from a constructor
         raise ModelFileError(
-            f"{path}: parameters do not fit {manifest['estimator']} ({first_line(exc)})"
+            f"{printable(path)}: parameters do not fit {manifest['estimator']} ({first_line(exc)})"
         ) from exc
     user_ids, item_ids = manifest["user_ids"], manifest["item_ids"]
     if len(user_ids) != manifest["n_users"] or len(item_ids) != manifest["n_items"]:
-        raise ModelFileError(f"{path}: id lists do not match n_users / n_items")
+        raise ModelFileError(f"{printable(path)}: id lists do not match n_users / n_items")
     manifest_path = path / MODEL_FILE
     model.user_map_ = _id_map(manifest_path, manifest, "user")
     model.item_map_ = _id_map(manifest_path, manifest, "item")
@@ -290,13 +294,15 @@ def load_model(path: str | Path) -> RecommenderBase:
             if metadata is None
             else pd.read_json(io.StringIO(json.dumps(metadata)), orient="split")
         )
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ModelFileError(
-            f"{manifest_path}: item_metadata is not a table ({first_line(exc)})"
+            f"{printable(manifest_path)}: item_metadata is not a table ({first_line(exc)})"
         ) from exc
     model.metrics_ = manifest.get("metrics", {})
     try:
         model._set_state(state, manifest.get("fit", {}))
     except _RESTORE_ERRORS as exc:
-        raise ModelFileError(f"{path}: weights do not match the model ({first_line(exc)})") from exc
+        raise ModelFileError(
+            f"{printable(path)}: weights do not match the model ({first_line(exc)})"
+        ) from exc
     return model

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tripletrec._checks import one_of
+from tripletrec._checks import one_of, printable
 from tripletrec.exceptions import DataError, ParameterError, first_line
 
 #: What the readers do with repeated (user, item) pairs.
@@ -163,10 +163,9 @@ def numeric_column(
     return values
 
 
-def rating_column(column: pd.Series, name: str, source: str, *, offset: int = 0) -> np.ndarray:
+def rating_column(column: pd.Series, name: str, source: str) -> np.ndarray:
     """Ratings as float32: :func:`numeric_column` within the float32 range."""
-    values = numeric_column(column, name, source, limit=FLOAT32_MAX, offset=offset)
-    return values.astype(np.float32)
+    return numeric_column(column, name, source, limit=FLOAT32_MAX).astype(np.float32)
 
 
 def timestamp_column(column: pd.Series, name: str, source: str) -> np.ndarray:
@@ -177,15 +176,26 @@ def timestamp_column(column: pd.Series, name: str, source: str) -> np.ndarray:
     return numeric_column(column, name, source, limit=INT64_LIMIT).astype(np.int64)
 
 
+def check_file(path: str | Path) -> Path:
+    """``path`` as a Path; :class:`DataError` when it is not a file (or cannot even be
+    looked at: a name too long for the file system)."""
+    path = Path(path)
+    try:
+        is_file = path.is_file()
+    except OSError as exc:
+        raise DataError(f"{printable(path)}: cannot read ({first_line(exc)})") from exc
+    if not is_file:
+        raise DataError(f"{printable(path)}: no such file")
+    return path
+
+
 def read_table(path: str | Path, kind: Literal["csv", "parquet"], sep: str = ",") -> pd.DataFrame:
     """A whole CSV or Parquet file as a DataFrame; :class:`DataError` naming the file when it
     is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    path = check_file(path)
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
         return pd.read_csv(path, sep=sep)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot read as {kind}: {first_line(exc)}") from exc
+        raise DataError(f"{printable(path)}: cannot read as {kind}: {first_line(exc)}") from exc

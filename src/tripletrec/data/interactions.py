@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tripletrec._checks import printable
 from tripletrec.data._checks import (
     check_columns,
     check_duplicate_policy,
@@ -195,6 +196,7 @@ class Interactions:
         -------
         Interactions
         """
+        source = printable(source)
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
         wanted = wanted_columns(user_col, item_col, rating_col, timestamp_col)
@@ -220,7 +222,8 @@ class Interactions:
             if duplicates == "error":
                 first = int(np.flatnonzero(dup.to_numpy())[0])
                 raise DataError(
-                    f"{source}: {int(dup.sum())} rows repeat a ({user_col}, {item_col}) pair, "
+                    f"{source}: {int(dup.sum())} rows repeat a "
+                    f"({printable(user_col)}, {printable(item_col)}) pair, "
                     f"first at row {first}; pass duplicates='first' or 'last' to keep one"
                 )
             df = df.loc[~dup.to_numpy()]

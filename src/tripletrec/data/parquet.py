@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tripletrec._checks import positive_int
+from tripletrec._checks import positive_int, printable
 from tripletrec.data._checks import (
     FLOAT32_MAX,
     INT64_LIMIT,
     check_columns,
     check_duplicate_policy,
+    check_file,
     numeric_column,
     wanted_columns,
 )
@@ -85,7 +86,7 @@ duplicates
     import pyarrow as pa
 
     path = Path(path)
-    source = str(path) if source is None else source
+    source = printable(path if source is None else source)
     check_duplicate_policy(duplicates)
     batch_rows = positive_int("batch_rows", batch_rows)
     wanted = wanted_columns(user_col, item_col, rating_col, timestamp_col)
@@ -155,12 +156,11 @@ def _open(path: Path) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    check_file(path)
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read as parquet: {first_line(exc)}") from exc
+        raise DataError(f"{printable(path)}: cannot read as parquet: {first_line(exc)}") from exc
 
 
 class _BatchColumns:
@@ -296,8 +296,9 @@ def _unique_pairs(
         involved[:-1] |= repeat
         rows = order[involved]
         raise DataError(
-            f"{source}: {len(rows)} rows repeat a ({names[0]}, {names[1]}) pair, first at "
-            f"row {int(rows.min())}; pass duplicates='first' or 'last' to keep one"
+            f"{source}: {len(rows)} rows repeat a ({printable(names[0])}, "
+            f"{printable(names[1])}) pair, first at row {int(rows.min())}; "
+            "pass duplicates='first' or 'last' to keep one"
         )
     keep_sorted = np.ones(len(order), bool)
     if duplicates == "first":

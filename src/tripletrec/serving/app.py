@@ -356,6 +356,9 @@ def run_server(
             os.environ[ENV_TOKEN] = token  # the workers' copy; they are this user's processes
         else:
             os.environ.pop(ENV_TOKEN, None)
+        # The processes are the parallelism (a request's work is small): intra-op threads
+        # of every worker would outnumber the cores and spin against each other.
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
         sock = _listen(host, port)
         _announce(model_dir, host, sock.getsockname()[1])
         config = uvicorn.Config(

@@ -154,7 +154,8 @@ class LoadedModel:
             position = self._user_lookup.get_loc(raw_id)
         except (KeyError, TypeError):
             return -1
-        return position if isinstance(position, int) else -1
+        # A unique index gives a position; anything else (a slice, a mask) is no one user.
+        return int(position) if isinstance(position, (int, np.integer)) else -1
 
     @cached_property
     def item_ids_int(self) -> bool:
@@ -217,7 +218,8 @@ class LoadedModel:
 
     def popular(self, k: int, exclude: np.ndarray) -> list[dict]:
         if not len(exclude) and (k <= TOP_K or len(self.popular_order) <= TOP_K):
-            return self._popular_top[:k]  # the rows are never modified: sharing them is safe
+            # Copies: a caller may modify its answer, the precomputed rows stay as loaded.
+            return [row.copy() for row in self._popular_top[:k]]
         order = self.popular_order
         if len(exclude):
             order = order[~np.isin(order, exclude)]

@@ -80,9 +80,14 @@ class ModelRoot:
         Raises
         ------
         ServiceError
-            403 when the resolved path is outside the root.
+            403 when the resolved path is outside the root; 422 when it is no possible
+            path (a NUL byte, a name longer than the file system allows).
         """
-        resolved = Path(path).resolve()
+        try:
+            resolved = Path(path).resolve()
+            resolved.exists()  # a name too long for the file system raises here, not later
+        except (ValueError, OSError) as exc:
+            raise ServiceError(422, f"{path!r}: not a usable path ({exc})") from exc
         if resolved != self.path and self.path not in resolved.parents:
             raise ServiceError(
                 403,
