@@ -90,6 +90,27 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         "learning_curve.png; one training at a time may write it (OUT.lock beside it)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="with --out: a checkpoint under OUT/checkpoints every N epochs and at the end "
+        "(weights, optimiser and random states), from which --resume continues a killed run",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the killed training in DIR (written with --checkpoint-every) from its "
+        "last checkpoint, with DIR's config.json; with --data, train DIR's finished model "
+        "further on new positives (new users and items included)",
+    )
+    train.add_argument(
+        "--data",
+        dest="new_data",
+        metavar="FILE",
+        help="with --resume: CSV/Parquet file of new interactions (--user-col, --item-col, "
+        "--rating-col, --threshold, --inclusive apply; --epochs sets the epochs)",
+    )
 
 
 def _add_tune_arguments(tune: argparse.ArgumentParser) -> None:

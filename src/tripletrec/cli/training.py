@@ -1,4 +1,8 @@
-"""``tripletrec train`` and ``tripletrec tune``: run configurations from flags, and fitting."""
+"""``tripletrec train`` and ``tripletrec tune``: run configurations from flags, and fitting.
+
+``train --resume`` (continuing a killed run, or ``fit_partial`` on new data) is in
+:mod:`tripletrec.cli.resume`; the run directory's layout in :mod:`tripletrec.cli.runs`.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
+from tripletrec._checks import positive_int
 from tripletrec._system import peak_rss_bytes
 from tripletrec.cli.model_flags import CLI_DEFAULTS, given_model_params
 from tripletrec.cli.outlock import output_lock
+from tripletrec.cli.runs import CHECKPOINTS, refuse_data_parallel, save_run, start_run_directory
 from tripletrec.config import DataSpec, RunConfig
 from tripletrec.data.splits import validation_split
 from tripletrec.evaluation.metrics import metric_key, parse_metric
@@ -66,7 +72,20 @@ def metric_names(text: str) -> tuple[str, ...]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        from tripletrec.cli.resume import cmd_resume
+
+        return cmd_resume(args)
+    if args.new_data is not None:
+        raise TripletrecError("--data names new positives for --resume DIR; give the data first")
     config = run_config(args)
+    every = None
+    if args.checkpoint_every is not None:
+        if not args.out:
+            raise TripletrecError(
+                "--checkpoint-every needs --out: checkpoints go to OUT/checkpoints"
+            )
+        every = positive_int("--checkpoint-every", args.checkpoint_every)
     names = metric_names(args.metrics)
     fraction = config.split.validation_fraction
     if not 0.0 <= fraction < 1.0:
@@ -75,24 +94,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Under torchrun every process trains its shard; rank 0 alone evaluates and saves.
     sparse = config.training.sparse_gradients
     parallel = DataParallel.from_environment(model.device, sparse_gradients=sparse)
-    saves = args.out and (parallel is None or parallel.is_main)
+    out = Path(args.out) if args.out else None
+    saves = out is not None and (parallel is None or parallel.is_main)
     # Taken before the data is loaded: a second training into the same directory fails
     # at once, and the first one's model is never overwritten half-way by another run.
-    with output_lock(args.out) if saves else contextlib.nullcontext():
-        return _train(args, config, names, model, parallel)
+    with output_lock(out) if saves else contextlib.nullcontext():
+        if out is not None and every is not None:
+            refuse_data_parallel(parallel)
+            start_run_directory(out, config, every)
+        return train_run(args, config, names, model, parallel, out, checkpoint_every=every)
 
 
-def _train(
+def train_run(
     args: argparse.Namespace,
     config: RunConfig,
     names: tuple[str, ...],
     model: TripletRecommender,
     parallel: DataParallel | None,
+    out: Path | None,
+    *,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> int:
+    """Fit (checkpointed under ``out`` with ``checkpoint_every``; ``resume``: from the
+    latest checkpoint), evaluate on the test split, save to ``out``."""
     data, train, test = config.prepare()
     fraction = config.split.validation_fraction
     fit = model.fit if parallel is None else partial(parallel.fit, model)
     features = config.data.side_features(data)
+    if out is not None and checkpoint_every is not None:
+        features |= {
+            "checkpoint_dir": out / CHECKPOINTS,
+            "checkpoint_every": checkpoint_every,
+            "resume": resume,
+        }
     validation = None
     if fraction > 0:
         fit_part, validation = validation_split(train, fraction, config.split.random_state)
@@ -126,10 +161,11 @@ def _train(
     for name in names:
         if name != "auc":
             print(f"  {name:<14} {metrics[name]:.4f}")
-    if args.out:
+    if out is not None:
         config.model = model.get_params() | {"verbose": False}
-        model.save(
-            args.out,
+        save_run(
+            model,
+            out,
             metrics=metrics,
             extra_json={
                 "metrics.json": metrics,
@@ -137,8 +173,8 @@ def _train(
                 "history.json": model.history_,
             },
         )
-        _write_learning_curve(model.history_, Path(args.out) / "learning_curve.png")
-        print(f"saved model to {args.out}")
+        write_learning_curve(model.history_, out / "learning_curve.png")
+        print(f"saved model to {out}")
     return 0
 
 
@@ -179,7 +215,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_learning_curve(history: list[dict], path: Path) -> None:
+def write_learning_curve(history: list[dict], path: Path) -> None:
     from tripletrec.plots import plot_learning_curve
 
     if plot_learning_curve(history, path) is None:

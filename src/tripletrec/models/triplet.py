@@ -1,17 +1,18 @@
 """``TripletRecommender``: the bilinear, deep and FM match models behind one estimator.
 
 The estimator holds the hyper-parameters and the fitted state; training itself is
-:func:`tripletrec.training.trainer.fit_triplet_model`, the presets are in
-:mod:`tripletrec.models.presets` and the side-feature matrices in
-:mod:`tripletrec.models._features`.
+:func:`tripletrec.training.trainer.fit_triplet_model` (and, for ``fit_partial``,
+:mod:`tripletrec.training.incremental`), the presets are in :mod:`tripletrec.models.presets`,
+the side-feature matrices in :mod:`tripletrec.models._features`, and scoring and
+persistence in :mod:`tripletrec.models._scorer_hooks`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 
@@ -19,23 +20,25 @@ from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ParameterError
 from tripletrec.models import _features
+from tripletrec.models._scorer_hooks import ScorerHooks
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
 from tripletrec.models.presets import (
     FULL_SOFTMAX_RANKING_BIAS_SCALE,
     PRESETS,
     build_scorer,
     resolved_ranking_bias_scale,
 )
-from tripletrec.models.scorers import FeatureEmbedding, Scorer, count_parameters, scoring
-from tripletrec.training.loop import EpochCallback, resolve_device
+from tripletrec.models.scorers import FeatureEmbedding, Scorer
+from tripletrec.training.checkpoints import CheckpointSettings
+from tripletrec.training.incremental import fit_partial_triplet_model
+from tripletrec.training.loop import EpochCallback
 from tripletrec.training.losses import Loss, resolve_loss
 from tripletrec.training.trainer import fit_triplet_model
 
 __all__ = ["FULL_SOFTMAX_RANKING_BIAS_SCALE", "PRESETS", "TripletRecommender"]
 
 
-class TripletRecommender(RecommenderBase):
+class TripletRecommender(ScorerHooks, RecommenderBase):
     """A recommender trained on (user, positive, negative) triplets.
 
     The defaults are the ``"default"`` preset, the best configuration measured on the
@@ -142,7 +145,13 @@ class TripletRecommender(RecommenderBase):
     history_ : list of dict
         Per-epoch training loss and time.
     fit_seconds_ : float
-        Wall time of the last ``fit``.
+        Wall time of the last ``fit`` (over every process of a resumed one) or
+        ``fit_partial``.
+    optimizer_state_ : tripletrec.training.state.OptimizerState
+        Adam's moments and step counts at the end of the last fit, which ``fit_partial``
+        continues from (kept in memory; not saved with the model).
+    resumed_epoch_ : int
+        Epochs the last ``fit`` restored from a checkpoint (0: none).
     user_map_, item_map_, seen_, item_metadata_
         See :class:`~tripletrec.models.base.RecommenderBase`.
 
@@ -230,17 +239,27 @@ class TripletRecommender(RecommenderBase):
         return cls(**{**PRESETS[name], **overrides})
 
     # ------------------------------------------------------------------ fitting
-    def build_module(self, n_users: int, n_items: int, generator: torch.Generator) -> Scorer:
+    def build_module(
+        self,
+        n_users: int,
+        n_items: int,
+        generator: torch.Generator,
+        *,
+        user_features: sp.csr_matrix | None = None,
+        item_features: sp.csr_matrix | None = None,
+    ) -> Scorer:
         """The untrained scoring network for ``n_users`` x ``n_items``.
 
-        With side features fitted (``user_features_`` / ``item_features_``), the
-        embeddings are sums of feature embeddings.
+        With side features fitted (``user_features_`` / ``item_features_``, or the
+        matrices given instead: ``fit_partial``'s grown ones), the embeddings are sums of
+        feature embeddings.
         """
         ranking_bias_scale = resolved_ranking_bias_scale(self.ranking_bias_scale, self._loss())
+        given = {"user": user_features, "item": item_features}
         features = {
-            "user_features": getattr(self, "user_features_", None),
-            "item_features": getattr(self, "item_features_", None),
-        }
+            f"{side}_features": getattr(self, f"{side}_features_", None) if matrix is None
+            else matrix for side, matrix in given.items()
+        }  # fmt: skip
         module = build_scorer(
             self.get_params(), n_users, n_items, generator, ranking_bias_scale, **features
         )
@@ -265,6 +284,9 @@ class TripletRecommender(RecommenderBase):
         item_features: Features | None = None,
         validation: Interactions | sp.spmatrix | None = None,
         on_epoch_end: EpochCallback | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
     ) -> TripletRecommender:
         """Train on positive interactions (:func:`~tripletrec.training.trainer.fit_triplet_model`).
 
@@ -291,6 +313,16 @@ class TripletRecommender(RecommenderBase):
             epoch's weights are kept.
         on_epoch_end : callable, optional
             ``on_epoch_end(epoch, record)`` after each epoch; returning True stops early.
+        checkpoint_dir : str or path, optional
+            Write a checkpoint there every ``checkpoint_every`` epochs (default 1) and
+            when the fit ends (:mod:`tripletrec.training.checkpoints`; the last two kept).
+        checkpoint_every : int, optional
+            Epochs between checkpoints.
+        resume : bool
+            Continue from the latest checkpoint in ``checkpoint_dir`` (from the first epoch
+            when it has none; ``resumed_epoch_`` says which): the same model as an
+            uninterrupted fit with the same seed. The settings and data must be the
+            checkpoint's. Not in a data-parallel job.
 
         Returns
         -------
@@ -299,6 +331,47 @@ class TripletRecommender(RecommenderBase):
         return fit_triplet_model(
             self, data, user_features=user_features, item_features=item_features,
             validation=validation, on_epoch_end=on_epoch_end,
+            checkpoints=CheckpointSettings.of(checkpoint_dir, checkpoint_every, resume),
+        )  # fmt: skip
+
+    def fit_partial(
+        self,
+        data: Interactions | sp.spmatrix,
+        *,
+        epochs: int | None = None,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+    ) -> TripletRecommender:
+        """Go on training a fitted model with more positives (new users and items welcome).
+
+        New ids extend the id maps; their rows start from their side features, else new
+        users by fold-in and new items as a fresh fit starts them. Training continues from
+        the current weights and optimiser state (``optimizer_state_``, or a loaded
+        model's final checkpoint in ``checkpoint_dir``) on the union of ``seen_`` and
+        ``data``, the learning-rate schedule started again; ``partial_fit_`` counts what
+        was added. See :mod:`tripletrec.training.incremental` and ``docs/training.md``.
+
+        Parameters
+        ----------
+        data : Interactions or scipy sparse matrix
+            The new positives, by raw id (a matrix: indices, for a model fitted on one).
+        epochs : int, optional
+            Epochs over the union (default: 40 % of ``epochs``, at least one).
+        user_features, item_features : Features, optional
+            Side features of the new users / items, for a model fitted with them.
+        checkpoint_dir : str or path, optional
+            Read the optimiser state from this directory's final checkpoint (when the model
+            has none in memory) and write the new final checkpoint there.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        return fit_partial_triplet_model(
+            self, data, epochs=epochs, user_features=user_features,
+            item_features=item_features, checkpoint_dir=checkpoint_dir,
         )  # fmt: skip
 
     def set_training_data(
@@ -339,74 +412,3 @@ class TripletRecommender(RecommenderBase):
         self._check_fitted()
         _features.add_items(self, features)
         return self
-
-    @property
-    def n_parameters_(self) -> int:
-        """Trainable parameters of the fitted network."""
-        return count_parameters(self.module_)
-
-    # ------------------------------------------------------------------ scoring
-    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
-        with scoring(self.module_) as module:
-            device = next(module.parameters()).device
-            users = torch.as_tensor(user_idx, dtype=torch.int64, device=device)
-            items = None if item_idx is None else torch.as_tensor(item_idx, device=device)
-            return module.score_all(users, items, for_ranking=True).float().cpu().numpy()
-
-    def _item_vectors(self) -> np.ndarray:
-        with scoring(self.module_) as module:
-            return module.item_vectors().float().cpu().numpy()
-
-    def _score_histories(
-        self,
-        rows: np.ndarray,
-        items: np.ndarray,
-        n_rows: int,
-        random_state: int,
-        offsets: torch.Tensor | None = None,
-    ) -> np.ndarray:
-        # Fold-in with the loss this model was trained with; see tripletrec.models.foldin.
-        vectors = fold_in(
-            self.module_, rows, items, n_rows, loss=self._loss(), init_scale=self.init_scale,
-            settings=FoldInSettings(random_state=random_state), offsets=offsets,
-        )  # fmt: skip
-        return score_user_vectors(self.module_, vectors)
-
-    def _user_feature_vectors(self, features: Features, user_ids: list) -> torch.Tensor:
-        """New users' vectors from their features alone (no identity embedding)."""
-        matrix = _features.new_user_rows(self, features, user_ids)
-        with torch.no_grad():  # the fold-in's user vector: every user part, concatenated
-            parts = self.module_.user_parts()
-            return torch.cat([part.vectors_of(matrix) for part in parts], dim=1)
-
-    # ------------------------------------------------------------------ persistence
-    def _model_state(self) -> dict[str, np.ndarray]:
-        state = {
-            f"module.{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
-        }
-        return state | _features.state_of(self)
-
-    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
-        if self.device != "cpu" and not torch.cuda.is_available():
-            self.device = "cpu"  # a model trained on a GPU still serves on a CPU-only host
-        prefix = "module."
-        weights = {
-            k[len(prefix) :]: torch.from_numpy(v) for k, v in state.items() if k.startswith(prefix)
-        }
-        _features.load_sides(self, state, fit_summary.get("features", {}))
-        module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
-        module.load_state_dict(weights, strict=True)
-        self.module_ = module.to(resolve_device(self.device)).eval()
-        self.history_ = list(fit_summary.get("history", []))
-        self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
-
-    def _fit_summary(self) -> dict:
-        summary = {
-            "fit_seconds": self.fit_seconds_,
-            "n_parameters": self.n_parameters_,
-            "history": self.history_,
-        }
-        features = _features.summary_of(self)
-        if features:
-            summary["features"] = features
-        return summary

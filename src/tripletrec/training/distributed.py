@@ -41,6 +41,7 @@ too, without ``torchrun``.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,6 +55,7 @@ from tripletrec.exceptions import DataError, ParameterError
 from tripletrec.models.interface import Scorer
 from tripletrec.models.scorers import TripletNet
 from tripletrec.models.triplet import TripletRecommender
+from tripletrec.training.checkpoints import CheckpointSettings
 from tripletrec.training.loop import (
     BatchScores,
     EpochCallback,
@@ -177,6 +179,16 @@ class DataParallelPlan(ParallelPlan):
     ) -> EpochCallback | None:
         return _synchronised(callback, self.context, device)
 
+    def check_single_process(self, feature: str) -> None:
+        # Every rank draws from its own random stream; a checkpoint would need all of them,
+        # written in step. Not supported: refuse before any work.
+        if self.context.distributed:
+            raise ParameterError(
+                f"{feature} is not supported in a data-parallel job ({self.context.world_size} "
+                "processes under torchrun); run it in one process (--sparse-gradients for "
+                "sparse updates without torchrun)"
+            )
+
     def after_training(self, scorer: Scorer) -> None:
         for embedding in self._sparse:
             embedding.sparse = False  # back to normal for serving
@@ -200,6 +212,7 @@ def fit_data_parallel(
     sparse_gradients: bool = False,
     context: DistributedContext | None = None,
     on_epoch_end: EpochCallback | None = None,
+    checkpoints: CheckpointSettings | None = None,
 ) -> TripletRecommender:
     """Fit ``model`` on this rank's shard of ``data``, gradients synchronised by DDP.
 
@@ -221,6 +234,9 @@ def fit_data_parallel(
     context : DistributedContext, optional
         This process's place in the job; default: :func:`init_distributed` (one process
         when not under ``torchrun``).
+    checkpoints : CheckpointSettings, optional
+        Checkpoints, in one process only (:mod:`tripletrec.training.checkpoints`); a job
+        of several processes refuses them with a ``ParameterError``.
 
     Returns
     -------
@@ -231,7 +247,7 @@ def fit_data_parallel(
     plan = DataParallelPlan(context or init_distributed(model.device), sparse_gradients)
     return fit_triplet_model(
         model, data, user_features=user_features, item_features=item_features,
-        validation=validation, on_epoch_end=on_epoch_end, plan=plan,
+        validation=validation, on_epoch_end=on_epoch_end, plan=plan, checkpoints=checkpoints,
     )  # fmt: skip
 
 
@@ -291,8 +307,11 @@ class DataParallel:
         validation: Interactions | sp.spmatrix | None = None,
         user_features: Features | None = None,
         item_features: Features | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
     ) -> TripletRecommender:
-        """:func:`fit_data_parallel` in this job."""
+        """:func:`fit_data_parallel` in this job (checkpoints as ``TripletRecommender.fit``)."""
         return fit_data_parallel(
             model,
             data,
@@ -301,6 +320,7 @@ class DataParallel:
             validation=validation,
             sparse_gradients=self.sparse_gradients,
             context=self.context,
+            checkpoints=CheckpointSettings.of(checkpoint_dir, checkpoint_every, resume),
         )
 
     def summary(self) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -269,6 +269,8 @@ def train_triplets(
     device: torch.device | str = "cpu",
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    first_epoch: int = 0,
+    history: Sequence[dict] = (),
 ) -> list[dict]:
     """Train on (user, positive item) pairs with negatives sampled afresh every epoch.
 
@@ -294,6 +296,13 @@ def train_triplets(
         Show a progress bar with the running loss.
     on_epoch_end : callable, optional
         Called as ``on_epoch_end(epoch, record)``; returning True stops training.
+    first_epoch : int
+        Epochs already done (a resumed fit): training starts with epoch
+        ``first_epoch + 1``, the learning-rate schedule where those epochs left it. ``rng``
+        and the step must be in the state they had then
+        (:mod:`tripletrec.training.checkpoints`).
+    history : sequence of dict
+        The records of the epochs already done; the returned history starts with them.
 
     Returns
     -------
@@ -309,11 +318,14 @@ def train_triplets(
     users_t = torch.as_tensor(users, dtype=torch.int64)
     items_t = torch.as_tensor(items, dtype=torch.int64)
     n = len(users)
-    history: list[dict] = []
-    bar = tqdm(range(schedule.epochs), desc="training", unit="epoch", disable=not progress)
+    records = list(history)
+    bar = tqdm(
+        range(first_epoch, schedule.epochs), desc="training", unit="epoch",
+        disable=not progress, initial=first_epoch, total=schedule.epochs,
+    )  # fmt: skip
     scheduled = schedule.lr_schedule != "constant"
-    total_steps = schedule.epochs * math.ceil(n / schedule.batch_size)
-    steps_done = 0
+    total_steps = schedule.epochs * steps_per_epoch(n, schedule.batch_size)
+    steps_done = first_epoch * steps_per_epoch(n, schedule.batch_size)
     for epoch in bar:
         start = time.perf_counter()
         order = torch.as_tensor(rng.permutation(n))
@@ -346,8 +358,13 @@ def train_triplets(
                 f"training diverged at epoch {epoch + 1} (loss is {record['loss']}); "
                 "lower the learning rate"
             )
-        history.append(record)
+        records.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}")
         if on_epoch_end is not None and on_epoch_end(epoch + 1, record):
             break
-    return history
+    return records
+
+
+def steps_per_epoch(n_positives: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch over ``n_positives`` (the last batch may be short)."""
+    return math.ceil(n_positives / batch_size)

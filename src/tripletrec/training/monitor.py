@@ -63,9 +63,13 @@ class ValidationMonitor:
         return self.patience is not None and epoch - self.best_epoch >= self.patience
 
     def restore_best(self) -> None:
-        """Load the best epoch's weights (with ``patience``) and set ``best_epoch_``."""
+        """Load the best epoch's weights (with ``patience``) and set ``best_epoch_``.
+
+        A fit resumed from its final checkpoint has no best weights to load: its weights
+        are the best epoch's already."""
         if self.best_state is not None:
             self.model.module_.load_state_dict(self.best_state)
+        if self.patience is not None and self.best_epoch > 0:
             self.model.best_epoch_ = self.best_epoch
 
 

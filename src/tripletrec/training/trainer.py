@@ -23,8 +23,16 @@ import torch
 from tripletrec._checks import finite_number, fraction, positive_int
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
+from tripletrec.exceptions import ModelFileError, TripletrecError, first_line
 from tripletrec.models.embeddings import embedding_tables
 from tripletrec.models.scorers import Scorer, TripletNet
+from tripletrec.training.checkpoints import (
+    Checkpoint,
+    CheckpointSettings,
+    check_fingerprint,
+    fingerprint,
+    prepare_directory,
+)
 from tripletrec.training.fused import FusedBilinearStep
 from tripletrec.training.loop import (
     EpochCallback,
@@ -32,6 +40,7 @@ from tripletrec.training.loop import (
     TrainingStep,
     autograd_step,
     resolve_device,
+    steps_per_epoch,
     torch_threads,
     train_triplets,
     with_max_norm,
@@ -39,6 +48,12 @@ from tripletrec.training.loop import (
 from tripletrec.training.losses import Loss, resolve_loss
 from tripletrec.training.monitor import ValidationMonitor, chain_callbacks
 from tripletrec.training.sampling import make_sampler
+from tripletrec.training.state import (
+    Checkpointer,
+    FitState,
+    OptimizerState,
+    optimizers_of,
+)
 
 if TYPE_CHECKING:
     from tripletrec.models.scorers import BilinearScorer
@@ -162,6 +177,9 @@ class ParallelPlan:
         """``callback`` as this process calls it after each epoch."""
         return callback
 
+    def check_single_process(self, feature: str) -> None:
+        """Raise if ``feature`` needs one process and this is part of a larger job."""
+
     def after_training(self, scorer: Scorer) -> None:
         """Undo what only training needed (also when training failed)."""
 
@@ -174,18 +192,24 @@ SINGLE_PROCESS = ParallelPlan()
 
 
 @contextmanager
-def _training_scope(
-    model: TripletRecommender, torch_seed: int, device: torch.device, n_threads: int | None
+def training_scope(
+    model: TripletRecommender,
+    torch_seed: int,
+    device: torch.device,
+    n_threads: int | None,
+    scorer: Scorer | None = None,
 ) -> Iterator[Scorer]:
-    """A fresh scorer in training mode, under a private seeded copy of torch's RNG and
-    ``n_threads`` CPU threads."""
+    """A scorer in training mode (fresh, or ``scorer``), under a private seeded copy of
+    torch's RNG and ``n_threads`` CPU threads."""
     # Dropout draws from torch's global generator: seed a private copy of it so that
     # fitting is reproducible without touching the caller's random state.
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices), torch_threads(n_threads):
         torch.manual_seed(torch_seed)
-        generator = torch.Generator().manual_seed(torch_seed)
-        scorer = model.build_module(model.n_users_, model.n_items_, generator).to(device)
+        if scorer is None:
+            generator = torch.Generator().manual_seed(torch_seed)
+            scorer = model.build_module(model.n_users_, model.n_items_, generator)
+        scorer = scorer.to(device)
         scorer.train()
         yield scorer
 
@@ -199,6 +223,7 @@ def fit_triplet_model(
     validation: Interactions | sp.spmatrix | None = None,
     on_epoch_end: EpochCallback | None = None,
     plan: ParallelPlan = SINGLE_PROCESS,
+    checkpoints: CheckpointSettings | None = None,
 ) -> TripletRecommender:
     """Fit ``model`` in place and return it (see :meth:`TripletRecommender.fit`).
 
@@ -210,13 +235,21 @@ def fit_triplet_model(
         As :meth:`TripletRecommender.fit`; validation runs on the main process only.
     plan : ParallelPlan
         One process (the default) or this process's part of a data-parallel job.
+    checkpoints : CheckpointSettings, optional
+        Write checkpoints (:mod:`tripletrec.training.checkpoints`), and maybe resume from
+        the latest: the fit then goes on exactly as the interrupted one would have.
 
     Returns
     -------
     TripletRecommender
-        ``model``, with ``module_`` (in eval mode), ``history_`` and ``fit_seconds_`` set.
+        ``model``, with ``module_`` (in eval mode), ``history_``, ``fit_seconds_``,
+        ``optimizer_state_`` and ``resumed_epoch_`` set.
     """
     settings = TrainingSettings.of(model)
+    checkpoint = None
+    if checkpoints is not None:
+        plan.check_single_process("checkpointing")
+        checkpoint = prepare_directory(checkpoints)
     device = plan.device(settings.device)
     schedule = plan.per_process(settings.schedule)
     seen = model.set_training_data(data, user_features=user_features, item_features=item_features)
@@ -231,7 +264,7 @@ def fit_triplet_model(
     users, items, rng = plan.shard(users, items, rng)
 
     start = time.perf_counter()
-    with _training_scope(model, torch_seed, device, settings.n_threads) as scorer:
+    with training_scope(model, torch_seed, device, settings.n_threads) as scorer:
         step = plan.training_step(scorer, loss, schedule, settings.n_negatives, log_q)
         step = with_max_norm(step, embedding_tables(scorer), settings.max_norm)
         model.module_ = scorer  # scoring during training (validation, callbacks) uses it
@@ -240,18 +273,65 @@ def fit_triplet_model(
             monitor = ValidationMonitor(
                 model, validation, settings.validation_metric, settings.patience
             )
+        callback = plan.epoch_callback(chain_callbacks(monitor, on_epoch_end), device)
+        first_epoch, done, seconds_before = 0, [], 0.0
+        checkpointer = None
+        if checkpoints is not None:
+            state = FitState(scorer, optimizers_of(step.optimizer), rng, device, monitor)
+            per_epoch = steps_per_epoch(len(users), schedule.batch_size)
+            fitted = fingerprint(model, seen, None if monitor is None else monitor.relevant)
+            if checkpoint is not None:
+                first_epoch = _resume(checkpoint, state, fitted, schedule, per_epoch)
+                done, seconds_before = checkpoint.history, float(checkpoint.meta["fit_seconds"])
+            checkpointer = Checkpointer(
+                checkpoints, state, fingerprint=fitted, epochs=schedule.epochs,
+                steps_per_epoch=per_epoch, history=done, seconds_before=seconds_before,
+                start=start,
+            )  # fmt: skip
+            callback = checkpointer.wrap(callback)
         try:
             history = train_triplets(
                 step, users, items, sampler, schedule, rng, n_negatives=settings.n_negatives,
                 device=device, progress=settings.verbose and plan.is_main,
-                on_epoch_end=plan.epoch_callback(chain_callbacks(monitor, on_epoch_end), device),
+                on_epoch_end=callback, first_epoch=first_epoch, history=done,
             )  # fmt: skip
             if monitor is not None:
                 monitor.restore_best()
         finally:
             plan.after_training(scorer)
+        if checkpointer is not None and not (checkpoint is not None and checkpoint.final):
+            checkpointer.write(len(history), history, final=True)
+        model.optimizer_state_ = OptimizerState.of_step(step, scorer)
     model.module_ = scorer.eval()
     model.history_ = history
-    model.fit_seconds_ = time.perf_counter() - start
+    model.fit_seconds_ = seconds_before + time.perf_counter() - start
+    model.resumed_epoch_ = 0 if checkpoint is None else checkpoint.epoch
     plan.record(model)
     return model
+
+
+def _resume(
+    checkpoint: Checkpoint,
+    state: FitState,
+    fitted: dict,
+    schedule: TrainingSchedule,
+    per_epoch: int,
+) -> int:
+    """Restore ``checkpoint`` into ``state``; the epoch to continue after."""
+    check_fingerprint(checkpoint.meta["fingerprint"], fitted, checkpoint.directory)
+    epoch = checkpoint.epoch
+    if checkpoint.meta.get("steps_done") != epoch * per_epoch or epoch > schedule.epochs:
+        raise ModelFileError(
+            f"{checkpoint.directory}: epoch {epoch} and {checkpoint.meta.get('steps_done')} "
+            f"steps do not fit a schedule of {schedule.epochs} epochs of {per_epoch} steps"
+        )
+    try:
+        state.restore(checkpoint.tensors, checkpoint.meta, final=checkpoint.final)
+    except TripletrecError:
+        raise
+    except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:  # edited files
+        raise ModelFileError(
+            f"{checkpoint.directory}: does not fit this fit ({first_line(exc)})"
+        ) from exc
+    # A finished fit (stopped early, maybe) trains no further.
+    return schedule.epochs if checkpoint.final else epoch

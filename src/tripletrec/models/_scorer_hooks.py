@@ -1,0 +1,102 @@
+"""The :class:`~tripletrec.models.base.RecommenderBase` hooks of an estimator whose fitted
+state is a :class:`~tripletrec.models.interface.Scorer` in ``module_``: scoring by index,
+fold-in scores, and the arrays a saved model holds.
+
+:class:`~tripletrec.models.triplet.TripletRecommender` is the estimator; this mixin keeps
+what it answers to the base contract apart from its hyper-parameters and fitting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from tripletrec.data.features import Features
+from tripletrec.models import _features
+from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
+from tripletrec.models.scorers import count_parameters, scoring
+from tripletrec.training.loop import resolve_device
+
+
+class ScorerHooks:
+    """Scoring and persistence for an estimator holding its fitted scorer in ``module_``.
+
+    The estimator provides ``module_``, ``device``, ``init_scale``, ``_loss()`` and
+    ``build_module()``.
+    """
+
+    module_: Any
+    device: str
+    init_scale: float
+
+    @property
+    def n_parameters_(self) -> int:
+        """Trainable parameters of the fitted network."""
+        return count_parameters(self.module_)
+
+    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
+        with scoring(self.module_) as module:
+            device = next(module.parameters()).device
+            users = torch.as_tensor(user_idx, dtype=torch.int64, device=device)
+            items = None if item_idx is None else torch.as_tensor(item_idx, device=device)
+            return module.score_all(users, items, for_ranking=True).float().cpu().numpy()
+
+    def _item_vectors(self) -> np.ndarray:
+        with scoring(self.module_) as module:
+            return module.item_vectors().float().cpu().numpy()
+
+    def _score_histories(
+        self,
+        rows: np.ndarray,
+        items: np.ndarray,
+        n_rows: int,
+        random_state: int,
+        offsets: torch.Tensor | None = None,
+    ) -> np.ndarray:
+        # Fold-in with the loss this model was trained with; see tripletrec.models.foldin.
+        vectors = fold_in(
+            self.module_, rows, items, n_rows, loss=self._loss(), init_scale=self.init_scale,
+            settings=FoldInSettings(random_state=random_state), offsets=offsets,
+        )  # fmt: skip
+        return score_user_vectors(self.module_, vectors)
+
+    def _user_feature_vectors(self, features: Features, user_ids: list) -> torch.Tensor:
+        """New users' vectors from their features alone (no identity embedding)."""
+        matrix = _features.new_user_rows(self, features, user_ids)
+        with torch.no_grad():  # the fold-in's user vector: every user part, concatenated
+            parts = self.module_.user_parts()
+            return torch.cat([part.vectors_of(matrix) for part in parts], dim=1)
+
+    # ------------------------------------------------------------------ persistence
+    def _model_state(self) -> dict[str, np.ndarray]:
+        state = {
+            f"module.{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
+        }
+        return state | _features.state_of(self)
+
+    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
+        if self.device != "cpu" and not torch.cuda.is_available():
+            self.device = "cpu"  # a model trained on a GPU still serves on a CPU-only host
+        prefix = "module."
+        weights = {
+            k[len(prefix) :]: torch.from_numpy(v) for k, v in state.items() if k.startswith(prefix)
+        }
+        _features.load_sides(self, state, fit_summary.get("features", {}))
+        module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
+        module.load_state_dict(weights, strict=True)
+        self.module_ = module.to(resolve_device(self.device)).eval()
+        self.history_ = list(fit_summary.get("history", []))
+        self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
+
+    def _fit_summary(self) -> dict:
+        summary = {
+            "fit_seconds": self.fit_seconds_,
+            "n_parameters": self.n_parameters_,
+            "history": self.history_,
+        }
+        features = _features.summary_of(self)
+        if features:
+            summary["features"] = features
+        return summary
