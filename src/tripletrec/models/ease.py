@@ -14,7 +14,6 @@ catalogue whose matrices would not fit in the memory available.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -107,32 +106,28 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         limit = self.max_memory_bytes
         if limit is not None:
             limit = positive_int("max_memory_bytes", limit)
-        start = time.perf_counter()
-        seen = self._set_training_data(data)
-        active = self._active_columns(seen)
-        n = len(active)
-        needed = BYTES_PER_ITEM_PAIR * n * n
-        available = _available_memory_bytes() if limit is None else limit
-        if available is not None and needed > available:
-            self._forget_fit()
-            raise DataError(
-                f"EASE needs about {needed / 2**30:.1f} GiB for its {n:,} x {n:,} item "
-                f"matrices and {available / 2**30:.1f} GiB is available; use a model that "
-                "does not invert an items x items matrix (RP3BetaRecommender with top_k, "
-                "TripletRecommender), or fewer items"
-            )
-        x = seen if n == seen.shape[1] else seen[:, active]
-        gram = _gram(sp.csr_matrix(x, dtype=np.float64))
-        gram[np.diag_indices(n)] += l2
-        precision = _spd_inverse(gram)
-        diagonal = np.diag(precision).copy()
-        precision /= -diagonal[None, :]  # in place: B[:, j] = -P[:, j] / P[j, j]
-        np.fill_diagonal(precision, 0.0)
-        self.weights_ = precision.astype(np.float32)
-        self.active_items_ = active
-        self.__dict__.pop("_positions", None)
-        self.fit_seconds_ = time.perf_counter() - start
-        return self
+        return self._fit_weights(data, lambda x: _ease_weights(x, l2, limit))
+
+
+def _ease_weights(x: sp.csr_matrix, l2: float, limit: int | None) -> np.ndarray:
+    """``B`` on the active items of binary ``x``, once the memory it needs is known to fit."""
+    n = x.shape[1]
+    needed = BYTES_PER_ITEM_PAIR * n * n
+    available = _available_memory_bytes() if limit is None else limit
+    if available is not None and needed > available:
+        raise DataError(
+            f"EASE needs about {needed / 2**30:.1f} GiB for its {n:,} x {n:,} item "
+            f"matrices and {available / 2**30:.1f} GiB is available; use a model that "
+            "does not invert an items x items matrix (RP3BetaRecommender with top_k, "
+            "TripletRecommender), or fewer items"
+        )
+    gram = _gram(x)
+    gram[np.diag_indices(n)] += l2
+    precision = _spd_inverse(gram)
+    diagonal = np.diag(precision).copy()
+    precision /= -diagonal[None, :]  # in place: B[:, j] = -P[:, j] / P[j, j]
+    np.fill_diagonal(precision, 0.0)
+    return precision.astype(np.float32)
 
 
 def _gram(x: sp.csr_matrix) -> np.ndarray:

@@ -12,13 +12,18 @@ to anything), so only the *active* items are stored: ``weights_`` is ``W`` restr
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from tripletrec.evaluation.topk import top_k
 from tripletrec.exceptions import TripletrecError
+
+if TYPE_CHECKING:
+    from tripletrec.data.interactions import Interactions
 
 
 class ItemItemMixin:
@@ -35,6 +40,8 @@ class ItemItemMixin:
     n_items_: int
     seen_: sp.csr_matrix
 
+    _set_training_data: Callable[[Any], sp.csr_matrix]
+
     # ------------------------------------------------------------------ fitting helpers
     @staticmethod
     def _active_columns(seen: sp.csr_matrix) -> np.ndarray:
@@ -46,6 +53,28 @@ class ItemItemMixin:
         """Drop fitted state, so that a fit refused half-way leaves an unfitted model."""
         for name in ("seen_", "weights_", "active_items_", "_positions"):
             self.__dict__.pop(name, None)
+
+    def _fit_weights(
+        self,
+        data: Interactions | sp.spmatrix,
+        weights_of: Callable[[sp.csr_matrix], np.ndarray | sp.csr_matrix],
+    ) -> Any:
+        """The fit every item-item model shares: record the training data, restrict it to
+        the active items, compute ``W`` with ``weights_of(x)`` (``x`` the float64 binary
+        matrix of the active items), and time it. A refused fit leaves the model unfitted."""
+        start = time.perf_counter()
+        seen = self._set_training_data(data)
+        active = self._active_columns(seen)
+        x = seen if len(active) == seen.shape[1] else seen[:, active]
+        try:
+            weights = weights_of(sp.csr_matrix(x, dtype=np.float64))
+        except BaseException:
+            self._forget_fit()
+            raise
+        self.weights_, self.active_items_ = weights, active
+        self.__dict__.pop("_positions", None)
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
 
     # ------------------------------------------------------------------ scoring
     def _scores(self, rows: sp.csr_matrix, item_idx: np.ndarray | None) -> np.ndarray:

@@ -14,8 +14,6 @@ with ``P(u -> j) = x_uj / |items of u|``, ``P(i -> u) = x_ui / |users of i|`` an
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -97,38 +95,37 @@ class RP3BetaRecommender(ItemItemMixin, RecommenderBase):
         alpha = finite_number("alpha", self.alpha, low=0.0, low_open=True)
         beta = finite_number("beta", self.beta, low=0.0)
         top_k = None if self.top_k is None else positive_int("top_k", self.top_k)
-        start = time.perf_counter()
-        seen = self._set_training_data(data)
-        active = self._active_columns(seen)
-        n = len(active)
-        x = sp.csr_matrix(seen if n == seen.shape[1] else seen[:, active], dtype=np.float64)
-        user_degree = np.asarray(x.sum(axis=1)).ravel()
-        item_degree = np.asarray(x.sum(axis=0)).ravel()  # >= 1: the items are active
-        # Users with no positive have no outgoing walk; 0 ** -alpha would be inf.
-        user_weight = np.zeros_like(user_degree)
-        np.power(user_degree, -alpha, out=user_weight, where=user_degree > 0)
-        walk_to_items = sp.diags(user_weight) @ x  # P_ui^alpha
-        row_scale = item_degree**-alpha  # P_iu^alpha = diag(row_scale) X'
-        column_scale = item_degree**-beta  # the popularity penalty, pop(j)^-beta
-        to_users = x.T.tocsr()
-        block = max(1, _BLOCK_BYTES // (20 * max(n, 1)))
-        pieces = []
-        dense = None if top_k is not None else np.empty((n, n), np.float32)
-        for first in range(0, n, block):
-            last = min(n, first + block)
-            rows = (to_users[first:last] @ walk_to_items).toarray()
-            rows *= row_scale[first:last, None]
-            rows *= column_scale[None, :]
-            rows[np.arange(last - first), np.arange(first, last)] = 0.0
-            if dense is not None:
-                dense[first:last] = rows
-            else:
-                pieces.append(top_k_per_row(rows, top_k))
-        self.weights_ = dense if dense is not None else _stack(pieces, n)
-        self.active_items_ = active
-        self.__dict__.pop("_positions", None)
-        self.fit_seconds_ = time.perf_counter() - start
-        return self
+        return self._fit_weights(data, lambda x: _walk_weights(x, alpha, beta, top_k))
+
+
+def _walk_weights(
+    x: sp.csr_matrix, alpha: float, beta: float, top_k: int | None
+) -> np.ndarray | sp.csr_matrix:
+    """``W`` on the active items of binary ``x``: dense, or CSR pruned to ``top_k`` per row."""
+    n = x.shape[1]
+    user_degree = np.asarray(x.sum(axis=1)).ravel()
+    item_degree = np.asarray(x.sum(axis=0)).ravel()  # >= 1: the items are active
+    # Users with no positive have no outgoing walk; 0 ** -alpha would be inf.
+    user_weight = np.zeros_like(user_degree)
+    np.power(user_degree, -alpha, out=user_weight, where=user_degree > 0)
+    walk_to_items = sp.diags(user_weight) @ x  # P_ui^alpha
+    row_scale = item_degree**-alpha  # P_iu^alpha = diag(row_scale) X'
+    column_scale = item_degree**-beta  # the popularity penalty, pop(j)^-beta
+    to_users = x.T.tocsr()
+    block = max(1, _BLOCK_BYTES // (20 * max(n, 1)))
+    pieces = []
+    dense = None if top_k is not None else np.empty((n, n), np.float32)
+    for first in range(0, n, block):
+        last = min(n, first + block)
+        rows = (to_users[first:last] @ walk_to_items).toarray()
+        rows *= row_scale[first:last, None]
+        rows *= column_scale[None, :]
+        rows[np.arange(last - first), np.arange(first, last)] = 0.0
+        if dense is not None:
+            dense[first:last] = rows
+        else:
+            pieces.append(top_k_per_row(rows, top_k))
+    return dense if dense is not None else _stack(pieces, n)
 
 
 def _stack(pieces: list[sp.csr_matrix], n: int) -> sp.csr_matrix:
