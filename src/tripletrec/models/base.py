@@ -226,10 +226,10 @@ class RecommenderBase(ABC):
 
         Returns
         -------
-        item_ids : numpy.ndarray, shape (n_users, k)
-            Raw item ids, best first. Where a user has fewer than ``k`` candidate items the
-            row is padded with -1 (integer ids) or None (other ids).
-        scores : numpy.ndarray of float32, shape (n_users, k)
+        item_ids : numpy.ndarray, shape (n_users, min(k, n_items))
+            Raw item ids, best first. Where a user has fewer candidate items than columns
+            the row is padded with -1 (integer ids) or None (other ids).
+        scores : numpy.ndarray of float32, shape (n_users, min(k, n_items))
             Their scores; padding has score -inf.
         """
         self._check_fitted()
@@ -255,8 +255,8 @@ class RecommenderBase(ABC):
 
         Returns
         -------
-        item_ids : numpy.ndarray, shape (n_queries, k)
-        similarities : numpy.ndarray of float32, shape (n_queries, k)
+        item_ids : numpy.ndarray, shape (n_queries, min(k, n_items))
+        similarities : numpy.ndarray of float32, shape (n_queries, min(k, n_items))
         """
         self._check_fitted()
         # At most every item, as recommend: a larger k would only add padding columns (and
@@ -308,7 +308,7 @@ class RecommenderBase(ABC):
 
         Returns
         -------
-        item_ids, scores : numpy.ndarray, shape (n_histories, k)
+        item_ids, scores : numpy.ndarray, shape (n_histories, min(k, n_items))
             As :meth:`recommend`, rows in the order of ``histories``.
 
         Raises
