@@ -152,6 +152,7 @@ def train_run(
         "validation_fraction": fraction,
         "n_validation_positives": 0 if validation is None else len(validation),
         **({} if parallel is None else parallel.summary()),
+        **_training_summary(model),
         "peak_rss_mb": peak_rss_bytes() / 2**20,
     }
     print(
@@ -176,6 +177,15 @@ def train_run(
         write_learning_curve(model.history_, out / "learning_curve.png")
         print(f"saved model to {out}")
     return 0
+
+
+def _training_summary(model: object) -> dict:
+    """What metrics.json says of the training: the negatives and loss kind the fit used
+    (``negatives="auto"`` resolved); nothing for an estimator without them."""
+    negatives = getattr(model, "negatives_", None)
+    if negatives is None:
+        return {}
+    return {"training": {"negatives": negatives, "loss_kind": model._loss().kind}}  # type: ignore[attr-defined]
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -29,6 +29,8 @@ class ScorerHooks:
 
     module_: Any
     device: str
+    negatives: str
+    negatives_: str
     init_scale: float
 
     @property
@@ -84,6 +86,11 @@ class ScorerHooks:
             k[len(prefix) :]: torch.from_numpy(v) for k, v in state.items() if k.startswith(prefix)
         }
         _features.load_sides(self, state, fit_summary.get("features", {}))
+        # Before build_module: the "auto" ranking bias follows the fitted loss. A file saved
+        # before "auto" existed names its negatives in the parameters; one without them
+        # at all had the full softmax, the default of its day.
+        negatives = self.negatives if self.negatives != "auto" else "all"
+        self.negatives_ = str(fit_summary.get("negatives", negatives))
         module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
         module.load_state_dict(weights, strict=True)
         self.module_ = module.to(resolve_device(self.device)).eval()
@@ -93,6 +100,7 @@ class ScorerHooks:
     def _fit_summary(self) -> dict:
         summary = {
             "fit_seconds": self.fit_seconds_,
+            "negatives": self.negatives_,
             "n_parameters": self.n_parameters_,
             "history": self.history_,
         }

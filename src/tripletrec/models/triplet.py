@@ -90,7 +90,11 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         :mod:`tripletrec.training.losses`.
     margin : float
         Margin of the hinge losses.
-    negatives : {"uniform", "exclude_positives", "popularity", "all", "in_batch"}
+    negatives : {"auto", "uniform", "exclude_positives", "popularity", "all", "in_batch"}
+        ``"auto"`` (the default) is chosen once per fit from the data's shape and kept as
+        ``negatives_``: with ``loss="softmax"``, ``"all"`` while training positives x items
+        is at most :data:`~tripletrec.training.losses.FULL_SOFTMAX_PAIR_BUDGET`, else
+        ``"in_batch"``; ``"uniform"`` with the other losses. Otherwise:
         Negatives drawn uniformly from all items (the notebook), uniformly but redrawn when
         they hit one of the user's training positives, or with probability proportional to
         ``(count + 1) ** negative_alpha``; redrawn every epoch. ``"all"``: no sampling,
@@ -142,6 +146,8 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
     ----------
     module_ : tripletrec.models.scorers.Scorer
         The fitted scoring network.
+    negatives_ : str
+        The negatives the fit used: ``negatives``, or what ``"auto"`` resolved to.
     history_ : list of dict
         Per-epoch training loss and time.
     fit_seconds_ : float
@@ -180,7 +186,7 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         dot_factors: int = 0,
         loss: str = "softmax",
         margin: float = 1.0,
-        negatives: str = "all",
+        negatives: str = "auto",
         n_negatives: int = 1,
         negative_alpha: float = 0.75,
         epochs: int = 10,
@@ -271,10 +277,15 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
                     embedding.identity_dropout = float(self.identity_dropout)
         return module
 
+    def _negatives(self) -> str:
+        """The fitted negatives (``negatives_``); before a fit, ``negatives`` as given."""
+        return getattr(self, "negatives_", self.negatives)
+
     def _loss(self) -> Loss:
-        """The training loss (:func:`~tripletrec.training.losses.resolve_loss`)."""
+        """The training loss (:func:`~tripletrec.training.losses.resolve_loss`) of the
+        fitted negatives, which fold-in and the ``"auto"`` ranking bias follow."""
         n_items = self.n_items_ if hasattr(self, "item_map_") else None
-        return resolve_loss(self.loss, self.margin, self.negatives, n_items)
+        return resolve_loss(self.loss, self.margin, self._negatives(), n_items)
 
     def fit(
         self,

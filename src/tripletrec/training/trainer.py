@@ -10,6 +10,7 @@ the synchronised callback) is a :class:`ParallelPlan`; the default plan is one p
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ from tripletrec.training.loop import (
     train_triplets,
     with_max_norm,
 )
-from tripletrec.training.losses import Loss, resolve_loss
+from tripletrec.training.losses import Loss, resolve_loss, resolve_negatives
 from tripletrec.training.monitor import ValidationMonitor, chain_callbacks
 from tripletrec.training.sampling import make_sampler
 from tripletrec.training.state import (
@@ -64,7 +65,10 @@ if TYPE_CHECKING:
 class TrainingSettings:
     """The training hyper-parameters of a :class:`TripletRecommender`, checked and resolved.
 
-    :meth:`of` is the one place where a model's settings are checked before a fit.
+    :meth:`of` is the one place where a model's settings are checked before a fit. With
+    ``negatives="auto"``, ``negatives`` stays "auto" and ``loss`` is what "auto" is on
+    small data until :meth:`for_data` (or :meth:`with_negatives`, for a fitted model)
+    resolves them.
     """
 
     loss: Loss
@@ -92,7 +96,8 @@ class TrainingSettings:
         schedule = TrainingSchedule(
             model.epochs, model.batch_size, model.learning_rate, model.l2, model.lr_schedule
         )
-        loss = resolve_loss(model.loss, model.margin, model.negatives)
+        small = resolve_negatives(model.negatives, model.loss, 0, 0)
+        loss = resolve_loss(model.loss, model.margin, small)
         # Settings of the model's structure, used when it is built.
         fraction("identity_dropout", model.identity_dropout, high_open=True)
         if model.ranking_bias_scale != "auto":
@@ -112,6 +117,17 @@ class TrainingSettings:
             patience=_optional(model.patience, "patience"),
             validation_metric=model.validation_metric,
         )
+
+    def with_negatives(self, negatives: str) -> TrainingSettings:
+        """These settings with ``negatives`` (resolved, not ``"auto"``) and its loss."""
+        loss = resolve_loss(self.loss.name, self.loss.margin, negatives, self.loss.n_items)
+        return dataclasses.replace(self, negatives=negatives, loss=loss)
+
+    def for_data(self, n_positives: int, n_items: int) -> TrainingSettings:
+        """These settings for ``n_positives`` training positives over ``n_items`` items,
+        ``negatives="auto"`` resolved (:func:`~tripletrec.training.losses.resolve_negatives`)."""
+        negatives = resolve_negatives(self.negatives, self.loss.name, n_positives, n_items)
+        return self.with_negatives(negatives)
 
 
 def _optional(value: object, name: str, finite: bool = False) -> float | int | None:
@@ -242,8 +258,8 @@ def fit_triplet_model(
     Returns
     -------
     TripletRecommender
-        ``model``, with ``module_`` (in eval mode), ``history_``, ``fit_seconds_``,
-        ``optimizer_state_`` and ``resumed_epoch_`` set.
+        ``model``, with ``module_`` (in eval mode), ``negatives_``, ``history_``,
+        ``fit_seconds_``, ``optimizer_state_`` and ``resumed_epoch_`` set.
     """
     settings = TrainingSettings.of(model)
     checkpoint = None
@@ -253,6 +269,9 @@ def fit_triplet_model(
     device = plan.device(settings.device)
     schedule = plan.per_process(settings.schedule)
     seen = model.set_training_data(data, user_features=user_features, item_features=item_features)
+    # Resolved before the scorer is built: the "auto" ranking bias follows the loss kind.
+    settings = settings.for_data(seen.nnz, model.n_items_)
+    model.negatives_ = settings.negatives
     loss = settings.loss.with_n_items(model.n_items_)
     users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
     sampler = make_sampler(settings.negatives, seen, settings.negative_alpha)
