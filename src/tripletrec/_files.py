@@ -10,6 +10,7 @@ umask), because results, figures and exports are meant to be shared.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -145,3 +146,13 @@ def json_lists_to_tuples(params: dict[str, Any]) -> dict[str, Any]:
     return {
         key: tuple(value) if isinstance(value, list) else value for key, value in params.items()
     }
+
+
+def sha256_of_file(path: str | Path) -> str:
+    """The SHA-256 hex digest of the file at ``path``, read in blocks: the checksum that
+    model directories and checkpoints record for their tensor files."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,7 +18,6 @@ what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -38,6 +37,7 @@ from tripletrec._files import (
     json_lists_to_tuples,
     read_json_object,
     replace_directory,
+    sha256_of_file,
     staging_directory,
     write_json_atomic,
 )
@@ -86,14 +86,6 @@ _RESTORE_ERRORS = (
     OverflowError,
     TripletrecError,
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(
@@ -156,7 +148,7 @@ def save_model(
             else json.loads(metadata.to_json(orient="split")),
             "metrics": metrics or {},
             "fit": model._fit_summary(),
-            "weights_sha256": _sha256(staging / WEIGHTS_FILE),
+            "weights_sha256": sha256_of_file(staging / WEIGHTS_FILE),
         }
         write_json_atomic(staging / MODEL_FILE, manifest)
         for name, payload in (extra_json or {}).items():
@@ -260,7 +252,7 @@ def load_model(path: str | Path) -> RecommenderBase:
     if not weights_path.is_file():
         raise ModelFileError(f"{printable(path)}: missing {WEIGHTS_FILE}")
     try:
-        digest = _sha256(weights_path)
+        digest = sha256_of_file(weights_path)
     except OSError as exc:
         raise ModelFileError(f"{printable(weights_path)}: cannot read ({first_line(exc)})") from exc
     if digest != manifest["weights_sha256"]:

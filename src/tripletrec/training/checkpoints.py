@@ -48,6 +48,7 @@ from tripletrec._files import (
     json_default,
     read_json_object,
     replace_directory,
+    sha256_of_file,
     staging_directory,
     write_json_atomic,
 )
@@ -233,7 +234,7 @@ def write_checkpoint(
             "library_version": __version__,
             "epoch": epoch,
             **meta,
-            "state_sha256": _sha256(staging / STATE_FILE),
+            "state_sha256": sha256_of_file(staging / STATE_FILE),
         }
         write_json_atomic(staging / META_FILE, payload)
         replace_directory(staging, target)  # an existing one of the same epoch is replaced
@@ -276,7 +277,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
             f"{meta_path}: not a {FORMAT_NAME} file of version {FORMAT_VERSION} "
             f"(found {meta.get('format')!r} version {meta.get('format_version')!r})"
         )
-    if _sha256(state_path) != meta.get("state_sha256"):
+    if sha256_of_file(state_path) != meta.get("state_sha256"):
         raise ModelFileError(f"{state_path}: checksum mismatch (the file is corrupt or truncated)")
     try:
         tensors = load_file(str(state_path))
@@ -286,14 +287,6 @@ def read_checkpoint(path: Path) -> Checkpoint:
         if key not in meta:
             raise ModelFileError(f"{meta_path}: missing field {key!r}")
     return Checkpoint(path, meta, tensors)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_meta(
