@@ -1,10 +1,6 @@
 """The HTTP service: every endpoint, every bad input (never a 500), reload under load."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -12,6 +8,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from _serve_process import serve_process
 
 import tripletrec as tr
 
@@ -247,31 +244,11 @@ def test_cli_serve_starts_answers_and_shuts_down_gracefully(served, tmp_path):
     path = served[2]
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    # Port 0: the server binds a free port itself and reports it, so no other process can
-    # take the port between choosing and binding it.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tripletrec", "serve", str(path), "--port", "0",
-         "--token-file", str(token_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
-        line = process.stdout.readline().decode()
-        assert line.startswith(f"serving {path} on http://127.0.0.1:"), (
-            line + process.stderr.read().decode()
-        )
-        base = line.split()[3]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    assert json.loads(r.read())["status"] == "ok"
-                    break
-            except OSError:
-                assert process.poll() is None, process.stderr.read().decode()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+    with serve_process(str(path), "--token-file", str(token_file), start_timeout=60) as (
+        line,
+        base,
+    ):
+        assert line.startswith(f"serving {path} on http://127.0.0.1:"), line
         reload = urllib.request.Request(f"{base}/reload", method="POST")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(reload, timeout=30)
@@ -279,14 +256,6 @@ def test_cli_serve_starts_answers_and_shuts_down_gracefully(served, tmp_path):
         reload.add_header("Authorization", f"Bearer {TOKEN}")
         with urllib.request.urlopen(reload, timeout=30) as r:
             assert json.loads(r.read())["status"] == "reloaded"
-        process.send_signal(signal.SIGTERM)
-        # uvicorn finishes in-flight requests, then re-raises the signal it caught.
-        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-        assert b"Traceback" not in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_serve_refuses_a_missing_model_directory(tmp_path, capsys):

@@ -4,15 +4,10 @@ them."""
 
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
+from _serve_process import serve_process
 
 import tripletrec as tr
 
@@ -213,31 +208,5 @@ def test_answers_beyond_what_orjson_encodes_still_go_out(paths, monkeypatch):
 
 
 def test_serve_two_workers_on_a_free_port(paths):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tripletrec", "serve", str(paths[0]), "--port", "0",
-         "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
-        line = process.stdout.readline().decode()
-        assert line.startswith("serving ") and ":0 " not in line, line
-        base = line.split()[3]
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    assert json.loads(r.read())["status"] == "ok"
-                    break
-            except OSError:
-                assert process.poll() is None, process.stderr.read().decode()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.3)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
-        assert b"Traceback" not in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serve_process(str(paths[0]), "--workers", "2") as (line, _):
+        assert line.startswith("serving ")
