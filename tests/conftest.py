@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import settings
@@ -83,6 +85,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BUNDLED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def small_csv(tmp_path) -> Path:
+    """A CSV of implicit feedback (columns ``u``, ``i``): about 2,000 pairs of 60 users x
+    40 items, for command-line tests that train in a second."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"u": rng.integers(0, 60, 2500), "i": rng.integers(0, 40, 2500)})
+    path = tmp_path / "small.csv"
+    df.drop_duplicates().to_csv(path, index=False)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-import pandas as pd
 import pytest
 
 import tripletrec.cli.querying
@@ -20,15 +18,6 @@ from tripletrec.exceptions import TrainingDivergedError
 
 TINY = ["--user-col", "u", "--item-col", "i", "--epochs", "1", "--batch-size", "256",
         "--n-factors", "8", "--quiet"]  # fmt: skip
-
-
-@pytest.fixture
-def small_csv(tmp_path):
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"u": rng.integers(0, 60, 2500), "i": rng.integers(0, 40, 2500)})
-    path = tmp_path / "small.csv"
-    df.drop_duplicates().to_csv(path, index=False)
-    return path
 
 
 def _one_line(err: str) -> str:

@@ -4,8 +4,6 @@ import argparse
 import inspect
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from tripletrec.cli import main
@@ -118,15 +116,6 @@ def test_a_parameter_without_a_flag_yet_gets_one():
     assert flags["tempo"].kwargs["choices"] == ("slow", "fast")
     assert flags["tempo"].help == "How fast."
     assert flags["damping"].kwargs["type"]("none") is None
-
-
-@pytest.fixture
-def small_csv(tmp_path):
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"u": rng.integers(0, 60, 2500), "i": rng.integers(0, 40, 2500)})
-    path = tmp_path / "small.csv"
-    df.drop_duplicates().to_csv(path, index=False)
-    return path
 
 
 def test_flags_round_trip_through_config_json_and_train_config(small_csv, tmp_path, capsys):

@@ -45,6 +45,8 @@ class TestTripletRecommenderBilinearCosine(RecommenderContract):
 class TestTripletRecommenderDeep(RecommenderContract):
     """The notebook's MLP with dropout, margin loss."""
 
+    explains = False  # no vector space to split a score over the history
+
     def make_estimator(self) -> TripletRecommender:
         # The MLP alone needs more, smaller steps than the others to separate the blocks.
         return TripletRecommender.from_preset(
@@ -55,6 +57,8 @@ class TestTripletRecommenderDeep(RecommenderContract):
 
 class TestTripletRecommenderDeepNeuMF(RecommenderContract):
     """The MLP beside a dot product, sampled softmax."""
+
+    explains = False  # no vector space to split a score over the history
 
     def make_estimator(self) -> TripletRecommender:
         return TripletRecommender.from_preset(
@@ -86,6 +90,7 @@ class TestTripletRecommenderWithFeatures(RecommenderContract):
 
 
 class TestRandomRecommender(RecommenderContract):
+    explains = False  # scores that do not come from the history
     supports_history = False
     trainable = False
     no_answer_reason = "random scores do not depend on the data: there is no answer to find"
@@ -95,6 +100,7 @@ class TestRandomRecommender(RecommenderContract):
 
 
 class TestPopularityRecommender(RecommenderContract):
+    explains = False  # scores that do not come from the history
     supports_history = False
     trainable = False
     no_similarity_reason = "popularity has no notion of similarity (the most popular items)"

@@ -43,7 +43,8 @@ def test_train_records_validation_metrics_per_epoch(run_dir):
 def test_validation_fraction_zero_fits_on_all_train_positives(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(plots, "_pyplot", lambda: None)  # as if matplotlib were missing
     out = tmp_path / "run"
-    code = main(["train", "anime-tv", *QUICK[:-1], "--epochs", "1", "--quiet",
+    # Not --quiet, which silences notes; captured stderr is no terminal, so no bar either.
+    code = main(["train", "anime-tv", *QUICK[:-1], "--epochs", "1",
                  "--validation-fraction", "0", "--out", str(out)])  # fmt: skip
     assert code == 0
     history = json.loads((out / "history.json").read_text())

@@ -11,6 +11,7 @@ from tripletrec.data.splits import (
     random_split,
     validation_split,
 )
+from tripletrec.data.summary import DataSummary, describe
 from tripletrec.evaluation.protocols import evaluate, evaluate_sampled
 from tripletrec.exceptions import (
     DataError,
@@ -23,6 +24,7 @@ from tripletrec.exceptions import (
 )
 from tripletrec.models.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
 from tripletrec.models.ease import EASERecommender
+from tripletrec.models.explain import Explanation
 from tripletrec.models.rp3beta import RP3BetaRecommender
 from tripletrec.models.triplet import PRESETS, TripletRecommender
 from tripletrec.persistence import load_model, save_model
@@ -30,7 +32,9 @@ from tripletrec.persistence import load_model, save_model
 __all__ = [
     "PRESETS",
     "DataError",
+    "DataSummary",
     "EASERecommender",
+    "Explanation",
     "IdMap",
     "Interactions",
     "ItemKNNRecommender",
@@ -45,6 +49,7 @@ __all__ = [
     "TripletrecError",
     "UnknownIdError",
     "__version__",
+    "describe",
     "evaluate",
     "evaluate_sampled",
     "fraction_per_user_split",

@@ -1,12 +1,16 @@
 """PNG plots of runs and comparisons; matplotlib is optional (``pip install tripletrec[plot]``).
 
-Every function returns the path written, or None when matplotlib is not installed, so a
-caller can skip the figure with a note instead of failing. Figures are written through a
-temporary file and a rename: a crash never leaves a half-written PNG.
+Every ``plot_*`` function returns the path written, and every ``*_figure`` function the
+figure (for pages that inline it, :func:`figure_png`), or None when matplotlib is not
+installed, so a caller can skip the figure with a note instead of failing. Figures are
+written through a temporary file and a rename: a crash never leaves a half-written PNG.
 """
 
 from __future__ import annotations
 
+import io
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,15 +19,21 @@ import numpy as np
 
 from tripletrec._files import atomic_path
 
+#: Resolution of every PNG tripletrec draws.
+DPI = 120
+
 
 def _pyplot() -> Any:
-    """matplotlib's pyplot on the non-interactive Agg backend, or None if not installed."""
+    """matplotlib's pyplot (on the non-interactive Agg backend unless the user chose one), or
+    None if not installed."""
     try:
         import matplotlib
     except ImportError:
         return None
-    # Agg needs no display: the CLI and the benchmarks run on headless machines.
-    matplotlib.use("Agg", force=True)
+    # Agg needs no display: the CLI and the benchmarks run on headless machines. A backend
+    # the user chose (a notebook's inline one, MPLBACKEND, pyplot already in use) is kept.
+    if "matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -32,8 +42,75 @@ def _pyplot() -> Any:
 def _save_atomic(figure: Any, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, format="png")
+        figure.savefig(tmp, dpi=DPI, format="png")
     return path
+
+
+def figure_png(figure: Any) -> bytes:
+    """``figure`` as PNG bytes (for pages that inline their images)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=DPI, format="png")
+    return buffer.getvalue()
+
+
+def close_figure(figure: Any) -> None:
+    """Release ``figure`` (pyplot keeps every open figure alive until it is closed)."""
+    plt = _pyplot()
+    if plt is not None:
+        plt.close(figure)
+
+
+#: The validation metrics drawn in a learning curve, when the history has them.
+CURVE_METRICS = ("validation_auc", "validation_ndcg@10")
+
+
+def learning_curve_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Any | None:
+    """Training loss and validation metrics per epoch of one run or several overlaid.
+
+    Parameters
+    ----------
+    runs : mapping of str to sequence of dict
+        Run label -> its history: one record per epoch with ``epoch`` and ``loss``, and
+        optionally ``validation_auc`` and ``validation_ndcg@10`` (as ``tripletrec train``
+        writes to ``history.json``). With one run the label is not shown.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure (close it with :func:`close_figure`), or None when matplotlib is missing.
+    """
+    plt = _pyplot()
+    if plt is None:
+        return None
+    histories = list(runs.values())
+    validation = [
+        key for key in CURVE_METRICS if any(key in r for history in histories for r in history)
+    ]
+    figure, axes = plt.subplots(1, 1 + bool(validation), figsize=(5 + 4 * bool(validation), 3.5))
+    axes = np.atleast_1d(axes)
+    several = len(runs) > 1
+    for run, (label, history) in enumerate(runs.items()):
+        # Overlaid runs: one colour per run, one line style per metric.
+        colour = {"color": f"C{run % 10}"} if several else {}
+        epochs = [record["epoch"] for record in history]
+        losses = [record["loss"] for record in history]
+        axes[0].plot(epochs, losses, marker="o", label=label, **colour)
+        for style, key in zip(("-", "--", ":"), validation):
+            metric = key.removeprefix("validation_")
+            values = [record.get(key, np.nan) for record in history]
+            shown = f"{label}: {metric}" if several else metric
+            axes[1].plot(epochs, values, marker="o", linestyle=style, label=shown, **colour)
+    axes[0].set(xlabel="epoch", ylabel="training loss", title="loss")
+    if several:
+        axes[0].legend(fontsize="small")
+    if validation:
+        axes[1].set(xlabel="epoch", ylabel="validation metric", title="validation")
+        axes[1].legend(fontsize="small")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole
+    figure.tight_layout()
+    return figure
 
 
 def plot_learning_curve(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:
@@ -52,30 +129,13 @@ def plot_learning_curve(history: Sequence[Mapping[str, Any]], path: str | Path) 
     Path or None
         ``path``, or None when matplotlib is missing (nothing is written).
     """
-    plt = _pyplot()
-    if plt is None:
+    figure = learning_curve_figure({"": history})
+    if figure is None:
         return None
-    epochs = [record["epoch"] for record in history]
-    validation = [
-        key for key in ("validation_auc", "validation_ndcg@10") if any(key in r for r in history)
-    ]
-    figure, axes = plt.subplots(1, 1 + bool(validation), figsize=(5 + 4 * bool(validation), 3.5))
-    axes = np.atleast_1d(axes)
-    axes[0].plot(epochs, [record["loss"] for record in history], marker="o")
-    axes[0].set(xlabel="epoch", ylabel="training loss", title="loss")
-    if validation:
-        for key in validation:
-            values = [record.get(key, np.nan) for record in history]
-            axes[1].plot(epochs, values, marker="o", label=key.removeprefix("validation_"))
-        axes[1].set(xlabel="epoch", ylabel="validation metric", title="validation")
-        axes[1].legend()
-    for axis in axes:
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
     try:
         return _save_atomic(figure, path)
     finally:
-        plt.close(figure)
+        close_figure(figure)
 
 
 def plot_tradeoff(

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from tripletrec._checks import finite_number, is_number, positive_int
 from tripletrec.config import RunConfig
 from tripletrec.data.splits import validation_split
@@ -222,6 +224,7 @@ def tune(
     random_state: int | None = 0,
     search_space: Mapping[str, Any] | None = None,
     verbose: bool = False,
+    progress: bool = False,
 ) -> TuningResult:
     """Search the model's hyper-parameters on a validation split of the training positives.
 
@@ -262,6 +265,8 @@ def tune(
         :func:`default_search_space` of the config's model.
     verbose : bool, default False
         Print one line per trial (value, best so far, parameters) to stderr.
+    progress : bool, default False
+        Show a progress bar over the trials (tqdm, on stderr), with the best value so far.
 
     Returns
     -------
@@ -300,21 +305,25 @@ def tune(
             model.fit(fit_part, **features)
         return float(evaluate(model, fit_part, validation, [metric_name])[metric_name])
 
+    bar = tqdm(total=n_trials, desc="tuning", unit="trial", disable=not progress)
+
     def report(study: Any, trial: Any) -> None:
-        if not verbose:
-            return
-        value = "failed" if trial.value is None else f"{trial.value:.4f}"
         try:
             best = f"{study.best_value:.4f}"
         except ValueError:  # no trial has completed yet
             best = "-"
+        bar.set_postfix_str(f"best {metric_name} {best}", refresh=False)
+        bar.update()
+        if not verbose:
+            return
+        value = "failed" if trial.value is None else f"{trial.value:.4f}"
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.user_attrs["params"].items())
         seconds = _seconds(trial)
-        print(
+        # tqdm.write: the line goes above the bar instead of through it.
+        tqdm.write(
             f"trial {trial.number + 1}/{n_trials}  {metric_name} {value}  (best {best})  "
             f"{seconds:.1f} s  {params}",
             file=sys.stderr,
-            flush=True,
         )
 
     previous = optuna.logging.get_verbosity()
@@ -338,6 +347,7 @@ def tune(
         if n_trials > 1 and (left is None or left > 0):
             study.optimize(objective, n_trials=n_trials - 1, timeout=left, callbacks=[report])
     finally:
+        bar.close()
         optuna.logging.set_verbosity(previous)
     seconds = time.perf_counter() - start
 

@@ -19,16 +19,18 @@ __all__ = ["main"]
 
 
 def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
-    from tripletrec.cli import querying, training
+    from tripletrec.cli import describing, querying, reporting, training
 
     return {
         "datasets": querying.cmd_datasets,
+        "data": describing.cmd_data,
         "train": training.cmd_train,
         "tune": training.cmd_tune,
         "evaluate": querying.cmd_evaluate,
         "recommend": querying.cmd_recommend,
         "serve": querying.cmd_serve,
         "index": querying.cmd_index,
+        "report": reporting.cmd_report,
     }
 
 

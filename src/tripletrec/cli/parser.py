@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tripletrec.cli.model_flags import add_model_flags
+from tripletrec.cli.progress import add_quiet_flag
 from tripletrec.config import SplitSpec
 from tripletrec.models.presets import PRESETS
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth_arguments(
         command("datasets", "list the bundled datasets; 'datasets synth' writes synthetic data")
     )
+    _add_data_arguments(command("data", "explore a dataset: 'data describe' summarises it"))
     _add_train_arguments(command("train", "train a model, report test metrics, save it"))
     _add_tune_arguments(
         command("tune", "search hyper-parameters on a validation split, write the best config")
@@ -46,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--n-lists", type=int, help="inverted lists (default about 2 sqrt(n))")
     index.add_argument("--nprobe", type=int, help="lists scanned per query (default n_lists/32)")
     index.add_argument("--seed", type=int, default=0, help="seed of the clustering (0)")
+    add_quiet_flag(index)
+
+    report = command("report", "HTML report of a run, or of several runs side by side")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run directories of tripletrec train --out")  # fmt: skip
+    report.add_argument(
+        "--out",
+        help="the HTML file to write (default: RUN_DIR/report.html for one run, "
+        "./comparison.html for several)",
+    )
     return parser
 
 
@@ -73,6 +85,40 @@ def _add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``data describe``: the data exploration of :func:`tripletrec.describe`."""
+    actions = parser.add_subparsers(dest="data_action", required=True, metavar="{describe}")
+    describe = actions.add_parser(
+        "describe",
+        help="users, items, sparsity, rating histogram, positives, item popularity (the "
+        "long tail) and history lengths of a dataset or file",
+    )
+    describe.add_argument(
+        "data", nargs="?", help="bundled dataset name or CSV/Parquet file (default anime-tv)"
+    )
+    describe.add_argument(
+        "--data-path", help="folder of a dataset that is not bundled (movielens-100k)"
+    )
+    describe.add_argument("--user-col", help="user id column of a data file (default user_id)")
+    describe.add_argument("--item-col", help="item id column of a data file (default item_id)")
+    describe.add_argument("--rating-col", help="rating column of a data file (default: none)")
+    describe.add_argument(
+        "--threshold",
+        type=float,
+        help="positives are ratings above this (default: the dataset's own rule; none for "
+        "a file, whose rows are then described without a positives section)",
+    )
+    describe.add_argument(
+        "--inclusive", action="store_true", default=None, help="positives are ratings >= threshold"
+    )
+    describe.add_argument(
+        "--out", help="directory for summary.json and the PNGs (matplotlib) of the figures"
+    )
+    add_quiet_flag(describe)
+    describe.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help=DEBUG_HELP)  # fmt: skip
+
+
 def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     _add_run_arguments(
         train,
@@ -86,10 +132,11 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--out",
-        help="directory for the model, metrics.json, config.json, history.json and "
-        "learning_curve.png; one training at a time may write it (OUT.lock beside it)",
+        help="directory for the model, metrics.json, config.json, history.json, "
+        "learning_curve.png and report.html; one training at a time may write it (OUT.lock "
+        "beside it)",
     )
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_flag(train)
     train.add_argument(
         "--checkpoint-every",
         type=int,
@@ -133,7 +180,7 @@ def _add_tune_arguments(tune: argparse.ArgumentParser) -> None:
         help="file for the best config, for 'train --config' (best_config.json); the trial "
         "log goes to tuning.json next to it",
     )
-    tune.add_argument("--quiet", action="store_true", help="no line per trial")
+    add_quiet_flag(tune, also="no line per trial")
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) -> None:
@@ -200,6 +247,7 @@ def _add_evaluate_arguments(ev: argparse.ArgumentParser) -> None:
     )
     ev.add_argument("--sample-seed", type=int, default=0, help="sampled: seed of the negatives (0)")
     ev.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
+    add_quiet_flag(ev)
 
 
 def _add_recommend_arguments(rec: argparse.ArgumentParser) -> None:
@@ -215,7 +263,7 @@ def _add_recommend_arguments(rec: argparse.ArgumentParser) -> None:
     rec.add_argument(
         "--chunk-users", type=int, default=2048, help="with --all: users per chunk (2048)"
     )
-    rec.add_argument("--quiet", action="store_true", help="with --all: no progress bar")
+    add_quiet_flag(rec)
 
 
 def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tripletrec.cli.parser import DEFAULT_METRICS, DEFAULT_SAMPLED_METRICS
+from tripletrec.cli.progress import progress_enabled
 from tripletrec.cli.training import metric_names
 from tripletrec.config import RunConfig
 from tripletrec.data.datasets import list_datasets
@@ -78,7 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         cases = f"{results['n_cases']:,} test positives of {results['n_users']:,} users"
         header = f"{cases}, each ranked among {args.negatives} sampled negatives"
     else:
-        results = evaluate(model, train, test, names)
+        results = evaluate(model, train, test, names, progress=progress_enabled(args))
         header = f"{results['n_users']:,} users evaluated, full ranking"
     results = {"protocol": args.protocol, **results}
     print(f"{config.data.source}: {header}")
@@ -159,7 +160,7 @@ def _cmd_recommend_all(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
     stats = write_all_recommendations(
         model, args.out, k=args.k, filter_seen=not args.keep_seen,
-        chunk_users=args.chunk_users, progress=not args.quiet,
+        chunk_users=args.chunk_users, progress=progress_enabled(args),
     )  # fmt: skip
     print(
         f"wrote top {args.k} for {stats['n_users']:,} users to {args.out} "
@@ -211,7 +212,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     settings = IndexSettings(n_lists=args.n_lists, nprobe=args.nprobe, random_state=args.seed)
-    path, index = build_model_index(args.model_dir, settings)
+    path, index = build_model_index(args.model_dir, settings, progress=progress_enabled(args))
     print(
         f"indexed {len(index):,} items in {time.perf_counter() - start:.2f} s "
         f"({index.settings.n_lists} lists, nprobe {index.settings.nprobe}) -> {path}"

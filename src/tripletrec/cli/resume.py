@@ -17,6 +17,7 @@ from pathlib import Path
 from tripletrec._checks import positive_int
 from tripletrec.cli.model_flags import given_model_params
 from tripletrec.cli.outlock import output_lock
+from tripletrec.cli.progress import progress_enabled
 from tripletrec.cli.runs import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -29,6 +30,7 @@ from tripletrec.config import DataSpec, RunConfig
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.triplet import TripletRecommender
 from tripletrec.persistence import MODEL_FILE
+from tripletrec.report import write_run_report
 from tripletrec.training.checkpoints import latest_checkpoint
 from tripletrec.training.distributed import DataParallel, launched_by_torchrun
 
@@ -81,7 +83,7 @@ def _continue(args: argparse.Namespace, directory: Path, config: RunConfig) -> i
         )
     if args.checkpoint_every is not None:
         every = positive_int("--checkpoint-every", args.checkpoint_every)
-    model = config.build_model().set_params(verbose=not args.quiet)
+    model = config.build_model().set_params(verbose=progress_enabled(args))
     parallel = DataParallel.from_environment(
         model.device, sparse_gradients=config.training.sparse_gradients
     )
@@ -119,7 +121,7 @@ def _train_on(args: argparse.Namespace, directory: Path, config: RunConfig) -> i
         raise TripletrecError("--rating-col needs --threshold: which ratings are positives?")
     spec = spec.resolved()
     positives = spec.positives(spec.load())
-    model = TripletRecommender.load(directory).set_params(verbose=not args.quiet)
+    model = TripletRecommender.load(directory).set_params(verbose=progress_enabled(args))
     checkpoints = directory / CHECKPOINTS
     if latest_checkpoint(checkpoints) is None:
         print(
@@ -149,6 +151,8 @@ def _train_on(args: argparse.Namespace, directory: Path, config: RunConfig) -> i
             "history.json": model.history_,
         },
     )
-    write_learning_curve(model.history_, directory / "learning_curve.png")
+    write_learning_curve(model.history_, directory / "learning_curve.png", args)
+    # The data summary is of the data config.json names: the run's first fit.
+    write_run_report(directory, model=model)
     print(f"saved model to {directory}")
     return 0

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
+import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from tripletrec._checks import positive_int
 from tripletrec._system import peak_rss_bytes
 from tripletrec.cli.model_flags import CLI_DEFAULTS, given_model_params
 from tripletrec.cli.outlock import output_lock
+from tripletrec.cli.progress import is_quiet, note, progress_enabled
 from tripletrec.cli.runs import CHECKPOINTS, refuse_data_parallel, save_run, start_run_directory
 from tripletrec.config import DataSpec, RunConfig
 from tripletrec.data.splits import validation_split
@@ -24,6 +26,7 @@ from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.presets import PRESETS
 from tripletrec.models.triplet import TripletRecommender
+from tripletrec.report import write_run_report
 from tripletrec.training.distributed import DataParallel
 
 
@@ -32,18 +35,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     config = RunConfig.read(args.config) if args.config else RunConfig()
     if args.data is not None:
         config.data = DataSpec(source=args.data)
-    data_overrides = {
-        "path": args.data_path,
-        "user_col": args.user_col,
-        "item_col": args.item_col,
-        "rating_col": args.rating_col,
-        "threshold": args.threshold,
-        "inclusive": args.inclusive,
-        "features": args.features,
-    }
-    for key, value in data_overrides.items():
-        if value is not None:
-            setattr(config.data, key, value)
+    for key, value in data_flags(args).items():
+        setattr(config.data, key, value)
     if config.data.rating_col is not None and config.data.threshold is None:
         raise TripletrecError("--rating-col needs --threshold: which ratings are positives?")
     config.data = config.data.resolved()
@@ -61,6 +54,21 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     for name, value in CLI_DEFAULTS.items():
         config.model.setdefault(name, value)
     return config
+
+
+def data_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`DataSpec` fields that the data flags give (those not given left out;
+    a command without ``--features`` gives none)."""
+    given = {
+        "path": args.data_path,
+        "user_col": args.user_col,
+        "item_col": args.item_col,
+        "rating_col": args.rating_col,
+        "threshold": args.threshold,
+        "inclusive": args.inclusive,
+        "features": getattr(args, "features", None),
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def metric_names(text: str) -> tuple[str, ...]:
@@ -90,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     fraction = config.split.validation_fraction
     if not 0.0 <= fraction < 1.0:
         raise TripletrecError(f"--validation-fraction must be in [0, 1), got {fraction}")
-    model = config.build_model().set_params(verbose=not args.quiet)
+    model = config.build_model().set_params(verbose=progress_enabled(args))
     # Under torchrun every process trains its shard; rank 0 alone evaluates and saves.
     sparse = config.training.sparse_gradients
     parallel = DataParallel.from_environment(model.device, sparse_gradients=sparse)
@@ -118,7 +126,9 @@ def train_run(
 ) -> int:
     """Fit (checkpointed under ``out`` with ``checkpoint_every``; ``resume``: from the
     latest checkpoint), evaluate on the test split, save to ``out``."""
+    started = time.perf_counter()
     data, train, test = config.prepare()
+    prepare_seconds = time.perf_counter() - started
     fraction = config.split.validation_fraction
     fit = model.fit if parallel is None else partial(parallel.fit, model)
     features = config.data.side_features(data)
@@ -139,10 +149,14 @@ def train_run(
         if not parallel.is_main:
             return 0
     # Test rankings exclude the whole train part, validation rows included.
-    results = evaluate(model, train, test, names)
+    started = time.perf_counter()
+    results = evaluate(model, train, test, names, progress=progress_enabled(args))
+    evaluate_seconds = time.perf_counter() - started
     metrics = {
         **{name: results[name] for name in names},
         "fit_seconds": model.fit_seconds_,
+        "prepare_seconds": prepare_seconds,
+        "evaluate_seconds": evaluate_seconds,
         "n_users": data.n_users,
         "n_items": data.n_items,
         "n_train_positives": len(train),
@@ -174,7 +188,9 @@ def train_run(
                 "history.json": model.history_,
             },
         )
-        write_learning_curve(model.history_, out / "learning_curve.png")
+        write_learning_curve(model.history_, out / "learning_curve.png", args)
+        # From what is in memory: the report reloads neither the model nor the data.
+        write_run_report(out, model=model, data=data)
         print(f"saved model to {out}")
     return 0
 
@@ -210,7 +226,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     result = tune(
         config, n_trials=args.trials, timeout_seconds=args.timeout, metric=args.metric,
         validation_fraction=fraction, random_state=config.split.random_state,
-        search_space=space, verbose=not args.quiet,
+        search_space=space, verbose=not is_quiet(args), progress=progress_enabled(args),
     )  # fmt: skip
     write_json_atomic(out, result.best_config.to_dict())
     write_json_atomic(trial_log, result.summary())
@@ -225,12 +241,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_learning_curve(history: list[dict], path: Path) -> None:
+def write_learning_curve(history: list[dict], path: Path, args: argparse.Namespace) -> None:
     from tripletrec.plots import plot_learning_curve
 
     if plot_learning_curve(history, path) is None:
-        print(
-            "tripletrec: note: matplotlib is not installed, so no learning_curve.png "
-            "(pip install tripletrec[plot])",
-            file=sys.stderr,
+        note(
+            args,
+            f"matplotlib is not installed, so no {path.name} (pip install tripletrec[plot])",
         )

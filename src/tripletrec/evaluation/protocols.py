@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from tripletrec._checks import positive_int
 from tripletrec._keys import contains, pair_keys
@@ -66,6 +67,7 @@ def evaluate(
     exclude_train: bool = True,
     per_user: bool = False,
     items: Sequence | np.ndarray | None = None,
+    progress: bool = False,
 ) -> dict:
     """Full-ranking metrics of ``model`` on ``test``.
 
@@ -89,6 +91,9 @@ def evaluate(
         Rank these items only, instead of the whole catalogue (the cold-item protocol:
         the held-out items, see :func:`tripletrec.data.splits.cold_item_split`). Test
         positives outside them are ignored.
+    progress : bool, default False
+        Show a progress bar over the users (tqdm) when they take more than one block of
+        :data:`EVAL_CHUNK_USERS`.
 
     Returns
     -------
@@ -113,14 +118,17 @@ def evaluate(
 
     names = [metric_key(*parse_metric(name)) for name in metrics]  # "NDCG" -> "ndcg@10"
     values: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for start in range(0, len(users), EVAL_CHUNK_USERS):
-        rows = users[start : start + EVAL_CHUNK_USERS]
-        scores = model.score_indices(rows, candidates)
-        block = ranking_metrics(
-            scores, relevant[rows], None if exclude is None else exclude[rows], metrics=names
-        )
-        for name in names:
-            values[name].append(block[name])
+    shown = progress and len(users) > EVAL_CHUNK_USERS
+    with tqdm(total=len(users), desc="evaluating", unit="user", disable=not shown) as bar:
+        for start in range(0, len(users), EVAL_CHUNK_USERS):
+            rows = users[start : start + EVAL_CHUNK_USERS]
+            scores = model.score_indices(rows, candidates)
+            block = ranking_metrics(
+                scores, relevant[rows], None if exclude is None else exclude[rows], metrics=names
+            )
+            for name in names:
+                values[name].append(block[name])
+            bar.update(len(rows))
     per_user_values = {name: np.concatenate(parts) for name, parts in values.items()}
     result: dict = {name: float(np.nanmean(v)) for name, v in per_user_values.items()}
     result["n_users"] = len(users)

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from tripletrec.data.features import Features
+from tripletrec.exceptions import ParameterError
 from tripletrec.models import _features
+from tripletrec.models.explain import ridge_contributions
 from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
 from tripletrec.models.scorers import count_parameters, scoring
 from tripletrec.training.loop import resolve_device
@@ -48,6 +50,19 @@ class ScorerHooks:
     def _item_vectors(self) -> np.ndarray:
         with scoring(self.module_) as module:
             return module.item_vectors().float().cpu().numpy()
+
+    def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
+        """The ridge (ALS-style) split of the score over the history, on the item vectors
+        of the ranking vector space; an approximation (see :mod:`tripletrec.models.explain`)."""
+        with scoring(self.module_) as module:
+            space = module.vector_space(for_ranking=True)
+        if space is None:
+            raise ParameterError(
+                f"cannot explain the scores of a {type(self.module_).__name__}: it has no "
+                "user/item vector space to split a score over the history"
+            )
+        vectors = space.item_vectors.detach().double().cpu().numpy()
+        return ridge_contributions(vectors, history, item_idx), False
 
     def _score_histories(
         self,

@@ -23,7 +23,14 @@ from tripletrec import _registry
 from tripletrec._checks import positive_int
 from tripletrec.data.interactions import IdMap, Interactions
 from tripletrec.evaluation.topk import columns_mask, one_per_row, top_k
-from tripletrec.exceptions import DataError, ModelFileError, NotFittedError, TripletrecError
+from tripletrec.exceptions import (
+    DataError,
+    ModelFileError,
+    NotFittedError,
+    ParameterError,
+    TripletrecError,
+)
+from tripletrec.models import explain as _explain
 from tripletrec.models.histories import history_indices
 
 if TYPE_CHECKING:
@@ -407,6 +414,49 @@ class RecommenderBase(ABC):
     def _user_feature_vectors(self, features: Features, user_ids: list) -> Any:
         """Vectors of new users from their side features; override."""
         raise TripletrecError(f"this {type(self).__name__} was fitted without user features")
+
+    def explain(
+        self, user_or_history: Any, item: Any, *, n: int = _explain.DEFAULT_REASONS
+    ) -> _explain.Explanation:
+        """Why ``item`` scores as it does: the history items that contributed most.
+
+        Exact for item-item models (the score is a sum over the history); for factor
+        models the ridge decomposition of implicit feedback ALS, an approximation (see
+        :mod:`tripletrec.models.explain`).
+
+        Parameters
+        ----------
+        user_or_history : raw user id, or sequence of raw item ids
+            A known user (explained by their training items), or a new user's history
+            (unknown item ids ignored, as by :meth:`recommend_from_history`).
+        item : raw item id
+            The item to explain.
+        n : int, default 5
+            History items to list, most contributing first.
+
+        Returns
+        -------
+        Explanation
+
+        Raises
+        ------
+        UnknownIdError
+            If the user or ``item`` is unknown.
+        DataError
+            If the history is empty or has no item the model knows.
+        ParameterError
+            If ``n`` is not a positive integer, or the model's scores cannot be split
+            over a history (random, popularity, the deep model).
+        """
+        return _explain.explain(self, user_or_history, item, n)
+
+    def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
+        """What each of the distinct item indices ``history`` adds to the score of item
+        ``item_idx``, and whether they add up to it exactly; override."""
+        raise ParameterError(
+            f"{type(self).__name__} cannot explain a score: its scores do not come from "
+            "the user's history"
+        )
 
     def item_names(self, item_ids: Any) -> np.ndarray | None:
         """Names of raw item ids from the item metadata, or None without metadata."""

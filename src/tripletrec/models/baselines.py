@@ -226,6 +226,11 @@ class ItemKNNRecommender(_BaselineMixin, RecommenderBase):
     def _item_vectors(self) -> np.ndarray:
         return self.similarity_.T.toarray()
 
+    def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
+        # The score is X[user] @ S: history item j adds S[j, item], exactly.
+        column = self.similarity_[history][:, [item_idx]]
+        return np.asarray(column.toarray(), dtype=np.float64).ravel(), True
+
     def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Each query item's ``k`` nearest neighbours by the fitted (pruned) cosine.
 

@@ -129,6 +129,17 @@ class ItemItemMixin:
         x.data[:] = 1.0  # an item listed twice in a history counts once, as in training
         return self._scores(x, None)
 
+    def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
+        """``W[i, item]`` for each history item ``i``: exactly what it adds to the score
+        (items without training positives add and receive nothing)."""
+        positions = self._active_positions()
+        rows, column = positions[history], positions[item_idx]
+        out = np.zeros(len(history), np.float64)
+        known = rows >= 0
+        if column >= 0 and known.any():
+            out[known] = _dense(self.weights_[rows[known]][:, [column]]).ravel()
+        return out, True
+
     def _item_vectors(self) -> np.ndarray:
         """Row ``i`` of ``W`` (over the active items): the scores that liking ``i`` alone
         gives every item. Two items are similar when liking either leads to the same

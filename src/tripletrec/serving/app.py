@@ -11,6 +11,18 @@ Endpoints (OpenAPI schema and a try-it page at ``/docs``):
     items the model does not know are listed in ``"unknown_items"``.
 ``GET /similar?item=ID&k=10``
     Items most similar to an item; an unknown item is a 404.
+``GET /explain?user=ID&item=ID&n=5``, ``POST /explain``
+    ``{"history": [item ids], "item": ID, "n": 5}``: why ``item`` scores as it does for a
+    known user or a new user's history, the history items it owes most to and their shares
+    (:mod:`tripletrec.models.explain`); unknown user or item: 404, a model that cannot
+    explain (popularity, random, deep): 422.
+``GET /items?query=TEXT&limit=10``, ``GET /users?query=TEXT&limit=10``
+    Items whose id or name contains the text (any case), most popular first; known users
+    by id. An empty query gives the most popular items, the first users.
+``GET /history?user=ID``
+    A known user's training items, with names; an unknown user is a 404.
+``GET /``
+    The explorer page (:mod:`tripletrec.serving.page`) over these endpoints.
 ``GET /health``, ``GET /model``
     Liveness; model metadata and training metrics.
 ``POST /reload`` (admin: ``Authorization: Bearer <token>``)
@@ -36,15 +48,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from tripletrec.exceptions import TripletrecError, UnknownIdError
+from tripletrec.models.explain import DEFAULT_REASONS
 from tripletrec.serving.hotpath import HotPath, dumps
 from tripletrec.serving.loaded import (
     CACHE_ENTRIES,
     DEFAULT_K,
+    DEFAULT_MATCHES,
     MAX_HISTORY,
     MAX_K,
+    MAX_MATCHES,
     LoadedModel,
     ServiceError,
 )
+from tripletrec.serving.page import add_explorer
 from tripletrec.serving.service import Service
 
 try:
@@ -70,6 +86,11 @@ ENV_MODEL_DIR, ENV_WATCH = "TRIPLETREC_MODEL_DIR", "TRIPLETREC_WATCH_SECONDS"
 ENV_TOKEN, ENV_MODEL_ROOT = "TRIPLETREC_TOKEN", "TRIPLETREC_MODEL_ROOT"
 
 
+# ---------------------------------------------------------------------- query values
+_SearchText = Annotated[str, Query(max_length=200, description="part of an id or name, any case")]
+_Matches = Annotated[int, Query(ge=1, le=MAX_MATCHES, description="most matches returned")]
+
+
 # ---------------------------------------------------------------------- request bodies
 class HistoryRequest(BaseModel):
     """A user the model has never seen, given by the items they liked."""
@@ -83,6 +104,16 @@ class HistoryRequest(BaseModel):
     k: int = Field(DEFAULT_K, ge=1, le=MAX_K)
     exclude: list[int | str] = Field(default_factory=list, max_length=MAX_HISTORY)
     filter_history: bool = True
+
+
+class ExplainRequest(BaseModel):
+    """An item to explain for a user the model has never seen."""
+
+    history: list[int | str] = Field(
+        ..., min_length=1, max_length=MAX_HISTORY, description="raw item ids the user liked"
+    )
+    item: int | str = Field(..., description="raw id of the item to explain")
+    n: int = Field(DEFAULT_REASONS, ge=1, le=MAX_HISTORY, description="history items listed")
 
 
 class ReloadRequest(BaseModel):
@@ -279,6 +310,37 @@ def create_app(
         k: Annotated[int, Query(ge=1, le=MAX_K)] = DEFAULT_K,
     ) -> JSONResponse:
         return _JSON(service.similar(item, k))
+
+    @app.get("/explain")
+    def explain(
+        user: Annotated[str, Query(min_length=1, max_length=200, description="raw user id")],
+        item: Annotated[str, Query(min_length=1, max_length=200, description="raw item id")],
+        n: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = DEFAULT_REASONS,
+    ) -> JSONResponse:
+        # A plain def: a factor model's split reads every item vector, off the event loop.
+        return _JSON(service.explain(user, item, n))
+
+    @app.post("/explain")
+    def explain_history(request: ExplainRequest) -> JSONResponse:
+        return _JSON(service.explain_history(request.history, request.item, request.n))
+
+    @app.get("/items")
+    def items(query: _SearchText = "", limit: _Matches = DEFAULT_MATCHES) -> JSONResponse:
+        # A plain def: a query scans the whole catalogue, off the event loop.
+        return _JSON(service.items(query, limit))
+
+    @app.get("/users")
+    def users(query: _SearchText = "", limit: _Matches = DEFAULT_MATCHES) -> JSONResponse:
+        return _JSON(service.users(query, limit))
+
+    @app.get("/history")
+    async def history(
+        user: Annotated[str, Query(min_length=1, max_length=200, description="raw user id")],
+        limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = MAX_HISTORY,
+    ) -> JSONResponse:
+        return _JSON(service.history(user, limit))
+
+    add_explorer(app)
 
     @app.post("/reload", dependencies=[Depends(admin)])
     def reload(request: Annotated[ReloadRequest | None, Body()] = None) -> dict:

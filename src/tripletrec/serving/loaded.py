@@ -25,6 +25,7 @@ import pandas as pd
 
 from tripletrec.evaluation.topk import top_k_masked
 from tripletrec.exceptions import TripletrecError, UnknownIdError
+from tripletrec.serving.search import TextSearch
 
 #: Largest k any endpoint accepts.
 MAX_K = 1000
@@ -35,6 +36,8 @@ DEFAULT_K = 10
 TOP_K = 100
 #: Longest history POST /recommend accepts.
 MAX_HISTORY = 2000
+#: Most matches GET /items and GET /users return; the number when a request does not say.
+MAX_MATCHES, DEFAULT_MATCHES = 100, 10
 #: Score matrices up to this many entries (users x items) are precomputed at load time.
 CACHE_ENTRIES = 20_000_000
 _INT_TEXT = re.compile(r"-?\d{1,18}")
@@ -141,6 +144,14 @@ class LoadedModel:
         except ServiceError:
             return str(value)
 
+    def parse_history(self, history: Sequence[Any]) -> tuple[list, list]:
+        """``history`` as the model's id type, and the values in it the model does not know
+        (each once, in order of appearance: listed back as ``"unknown_items"``)."""
+        parsed = [self.lenient_id(v) for v in history]
+        known = self.model.item_map_.to_index(parsed, strict=False) >= 0
+        unknown = list(dict.fromkeys(v for v, ok in zip(history, known.tolist()) if not ok))
+        return parsed, unknown
+
     def item_index(self, raw: Any) -> int:
         raw_id = self.parse_id(raw, "item", self.item_ids_int)
         try:
@@ -165,6 +176,16 @@ class LoadedModel:
     def user_ids_int(self) -> bool:
         return bool(np.issubdtype(self.model.user_map_.ids.dtype, np.integer))
 
+    @cached_property
+    def item_search(self) -> TextSearch:
+        """Items by id or name, most popular first (``GET /items``); built on first use."""
+        return TextSearch(self.item_ids, self.item_names, self.popular_order)
+
+    @cached_property
+    def user_search(self) -> TextSearch:
+        """Known users by id, in index order (``GET /users``); built on first use."""
+        return TextSearch(self.model.user_map_.to_list(), None)
+
     def exclude_indices(self, values: Sequence[Any]) -> np.ndarray:
         """Indices of the known items among ``values`` (unknown ones cannot be returned)."""
         parsed = [self.parse_id(v, "exclude item", self.item_ids_int) for v in values]
@@ -184,6 +205,12 @@ class LoadedModel:
                 row["name"] = self.item_names[i]
             out.append(row)
         return out
+
+    def labels(self, idx: np.ndarray) -> list[dict]:
+        """``{"item_id", "name"}`` of each item index (the name where the model has one)."""
+        if self.item_names is None:
+            return [{"item_id": self.item_ids[i]} for i in idx.tolist()]
+        return [{"item_id": self.item_ids[i], "name": self.item_names[i]} for i in idx.tolist()]
 
     def recommend_user(self, user_idx: int, k: int, exclude: np.ndarray) -> list[dict]:
         top = self.top_items

@@ -291,13 +291,23 @@ def has_index(model_dir: str | Path) -> bool:
 
 
 def build_model_index(
-    model_dir: str | Path, settings: IndexSettings | None = None
+    model_dir: str | Path, settings: IndexSettings | None = None, *, progress: bool = False
 ) -> tuple[Path, ANNIndex]:
-    """Build the approximate index of the saved bilinear model in ``model_dir``."""
+    """Build the approximate index of the saved bilinear model in ``model_dir``;
+    ``progress``: a bar over the steps (load, cluster and fill, save)."""
+    from tqdm.auto import tqdm
+
     from tripletrec.persistence import load_model, read_manifest
 
-    model = load_model(model_dir)
-    _, items = model_vectors(model)
-    index = ANNIndex.build(items, settings)
-    path = index.save(model_dir, read_manifest(model_dir)["weights_sha256"])
+    with tqdm(total=3, desc="index", unit="step", disable=not progress) as bar:
+        bar.set_postfix_str("loading")
+        model = load_model(model_dir)
+        _, items = model_vectors(model)
+        bar.update()
+        bar.set_postfix_str("clustering")
+        index = ANNIndex.build(items, settings)
+        bar.update()
+        bar.set_postfix_str("saving")
+        path = index.save(model_dir, read_manifest(model_dir)["weights_sha256"])
+        bar.update()
     return path, index

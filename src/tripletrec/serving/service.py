@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tripletrec.exceptions import TripletrecError
 from tripletrec.serving.loaded import CACHE_ENTRIES, MAX_HISTORY, LoadedModel, ServiceError
 from tripletrec.serving.security import AdminToken, ModelRoot
@@ -115,9 +117,7 @@ class Service:
         the request is refused (422).
         """
         current = self.current
-        parsed = [current.lenient_id(v) for v in history]
-        known = current.model.item_map_.to_index(parsed, strict=False) >= 0
-        unknown = list(dict.fromkeys(v for v, ok in zip(history, known.tolist()) if not ok))
+        parsed, unknown = current.parse_history(history)
         excluded = current.exclude_indices(exclude)
         raw_exclude = current.model.item_map_.ids[excluded] if len(excluded) else None
         # The whole history, unknown ids included: the model ignores them itself (and
@@ -137,6 +137,63 @@ class Service:
         items, scores = current.model.similar_items([raw], k=k)
         idx = current.model.item_map_.to_index(items[0], strict=False)
         return {"item": current.item_ids[item_idx], "k": k, "items": current.rows(idx, scores[0])}
+
+    def explain(self, user: str, item: str, n: int) -> dict:
+        """``GET /explain``: the training items of a known user that ``item``'s score
+        comes from (see :mod:`tripletrec.models.explain`); an unknown user or item is a 404,
+        a model that cannot explain its scores a 422."""
+        current = self.current
+        raw_user = current.parse_id(user, "user", current.user_ids_int)
+        if current.user_index(raw_user) < 0:
+            raise ServiceError(404, f"unknown user {raw_user!r}: no history to explain by")
+        raw_item = current.model.item_map_.ids[current.item_index(item)]
+        return {"user": raw_user} | current.model.explain(raw_user, raw_item, n=n).to_dict()
+
+    def explain_history(self, history: Sequence[Any], item: Any, n: int) -> dict:
+        """``POST /explain``: as ``GET /explain`` for a new user's history; the history's
+        unknown items are ignored and listed under ``"unknown_items"``, as by
+        ``POST /recommend``."""
+        current = self.current
+        parsed, unknown = current.parse_history(history)
+        raw_item = current.model.item_map_.ids[current.item_index(item)]
+        explanation = current.model.explain(parsed, raw_item, n=n)
+        return {"user": None, "unknown_items": unknown} | explanation.to_dict()
+
+    def items(self, query: str = "", limit: int = 10) -> dict:
+        """``GET /items``: items whose id or name contains ``query`` (any case), exact
+        matches first, then prefixes, then the rest, each by popularity; an empty query
+        gives the most popular items. ``"matches"`` counts all matching items."""
+        current = self.current
+        idx, matches = current.item_search.search(query, limit)
+        rows = current.labels(idx)
+        for row, count in zip(rows, current.popularity[idx].tolist()):
+            row["popularity"] = int(count)
+        return {"query": query, "limit": limit, "matches": matches, "items": rows}
+
+    def users(self, query: str = "", limit: int = 10) -> dict:
+        """``GET /users``: known users whose id contains ``query``, exact and prefix
+        matches first; an empty query gives the first users."""
+        current = self.current
+        idx, matches = current.user_search.search(query, limit)
+        counts = np.diff(current.model.seen_.indptr)[idx].tolist()
+        users = current.model.user_map_.ids[idx].tolist()
+        rows = [{"user": u, "n_items": n} for u, n in zip(users, counts)]
+        return {"query": query, "limit": limit, "matches": matches, "users": rows}
+
+    def history(self, user: str, limit: int = MAX_HISTORY) -> dict:
+        """``GET /history``: a known user's training items (the items that
+        ``GET /recommend`` filters out), most popular first; an unknown user is a 404."""
+        current = self.current
+        raw_user = current.parse_id(user, "user", current.user_ids_int)
+        user_idx = current.user_index(raw_user)
+        if user_idx < 0:
+            raise ServiceError(404, f"unknown user {raw_user!r}: no training history")
+        seen = current.model.seen_
+        idx = seen.indices[seen.indptr[user_idx] : seen.indptr[user_idx + 1]]
+        # Most popular first, ties by item index: the same order as GET /items.
+        idx = idx[np.lexsort((idx, -current.popularity[idx]))]
+        body = {"user": raw_user, "n_items": len(idx), "limit": limit}
+        return body | {"items": current.labels(idx[:limit])}
 
     # ------------------------------------------------------------------ admin endpoints
     def authorize(self, authorization: str | None) -> None:

@@ -3,10 +3,10 @@
 :class:`RecommenderContract` holds ``test_*`` methods that check any
 :class:`~tripletrec.models.base.RecommenderBase` estimator against the documented contract:
 scikit-learn parameters, fitting, scoring, recommending, similar items, raw and index ids,
-errors, fold-in of new users, persistence, the HTTP service and training callbacks. A test
-module subclasses it once per estimator configuration (a class name starting with ``Test``)
-and says how to build the estimator; an estimator defined outside tripletrec can run the
-same checks::
+errors, fold-in of new users, explanations, persistence, the HTTP service and training
+callbacks. A test module subclasses it once per estimator configuration (a class name
+starting with ``Test``) and says how to build the estimator; an estimator defined outside
+tripletrec can run the same checks::
 
     from tripletrec.testing import RecommenderContract
 

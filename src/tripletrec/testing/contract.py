@@ -11,7 +11,14 @@ import pytest
 import scipy.sparse as sp
 
 from tripletrec.data.interactions import Interactions
-from tripletrec.exceptions import ModelFileError, NotFittedError, TripletrecError, UnknownIdError
+from tripletrec.exceptions import (
+    DataError,
+    ModelFileError,
+    NotFittedError,
+    ParameterError,
+    TripletrecError,
+    UnknownIdError,
+)
 from tripletrec.models.base import RecommenderBase
 from tripletrec.persistence import MODEL_FILE, WEIGHTS_FILE, load_model
 from tripletrec.testing.data import BlockData, block_data
@@ -44,6 +51,9 @@ class RecommenderContract:
     trainable: bool = True
     #: Why the estimator cannot find the known answers of :func:`block_data`; None: it must.
     no_answer_reason: str | None = None
+    #: ``explain`` splits a score over the user's history; otherwise it must raise
+    #: :class:`~tripletrec.exceptions.ParameterError`.
+    explains: bool = True
     #: Why ``similar_items`` does not follow the blocks; None: each item's most similar
     #: item is in its block.
     no_similarity_reason: str | None = None
@@ -279,6 +289,46 @@ class RecommenderContract:
         if self.no_answer_reason is None:
             np.testing.assert_array_equal(items[:, 0], self.expected_top_items(toy))
 
+    # ------------------------------------------------------------------ explanations
+    def test_explain_splits_the_score_over_the_history_or_refuses(self, fitted, toy) -> None:
+        user, item = toy.user_ids[4], toy.held_out[4]
+        if not self.explains:
+            with pytest.raises(ParameterError, match="cannot explain"):
+                fitted.explain(user, item)
+            return
+        history = toy.histories()[4]
+        whole = fitted.explain(user, item, n=len(history))
+        assert sorted(whole.items.tolist()) == sorted(history)
+        assert whole.history_size == len(history) and whole.item == item
+        assert (np.diff(whole.contributions) <= 0).all()  # most contributing first
+        assert np.isclose(whole.contributions.sum(), whole.explained_score)
+        assert np.isclose(whole.score, fitted.score([user], [item])[0, 0], rtol=1e-6)
+        if whole.exact:
+            assert np.isclose(whole.explained_score, whole.score, rtol=1e-5, atol=1e-6)
+        if np.abs(whole.contributions).sum() > 0:
+            assert np.isclose(np.abs(whole.shares).sum(), 1.0)
+        top = fitted.explain(user, item, n=2)
+        np.testing.assert_array_equal(top.items, whole.items[:2])
+        np.testing.assert_array_equal(top.shares, whole.shares[:2])
+        # The same history given as a new user's (reordered, an item twice, an unknown one)
+        # is split the same way.
+        given = fitted.explain([UNKNOWN_ITEM, *history[::-1], history[0]], item, n=len(history))
+        np.testing.assert_array_equal(given.items, whole.items)
+        np.testing.assert_allclose(given.contributions, whole.contributions, rtol=1e-6)
+        if self.no_answer_reason is None:  # the held-out item owes most to its own block
+            blocks = toy.blocks[toy.interactions.item_map.to_index(top.items[:1])]
+            assert blocks[0] == toy.blocks[4]
+        calls = [
+            (UnknownIdError, lambda: fitted.explain(UNKNOWN_USER, item)),
+            (UnknownIdError, lambda: fitted.explain(user, UNKNOWN_ITEM)),
+            (DataError, lambda: fitted.explain([], item)),
+            (DataError, lambda: fitted.explain([UNKNOWN_ITEM], item)),
+            (ParameterError, lambda: fitted.explain(user, item, n=0)),
+        ]
+        for error, call in calls:
+            with pytest.raises(error):
+                call()
+
     # ------------------------------------------------------------------ persistence
     def test_save_and_load_give_identical_answers(self, fitted, saved, toy) -> None:
         loaded = load_model(saved)
@@ -341,6 +391,13 @@ class RecommenderContract:
                 assert [row["item_id"] for row in response.json()["items"]] == list(expected[0])
             else:  # a clean refusal, not an internal error
                 assert 400 <= response.status_code < 500 and response.json()["detail"]
+            response = client.get("/explain", params={"user": str(user), "item": str(item)})
+            if self.explains:
+                assert response.status_code == 200, response.text
+                expected = fitted.explain(user, item).items.tolist()
+                assert [row["item_id"] for row in response.json()["items"]] == expected
+            else:
+                assert response.status_code == 422 and response.json()["detail"]
 
     # ------------------------------------------------------------------ training
     def test_scoring_in_on_epoch_end_leaves_training_unchanged(self, toy) -> None:
