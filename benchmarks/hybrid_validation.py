@@ -1,0 +1,181 @@
+"""Would the default gain from an item-item term? The default, EASE, and their per-user
+blend, on validation splits of the training positives only (never test).
+
+Protocol: the split of ``compare.py`` (random 80/20 row split, seed 42; positives rating
+> 7 on anime-tv and anime-5k, >= 4 on MovieLens-100k, skipped with a note when
+``../shared/data`` is absent), then ``tripletrec.validation_split(train, 0.2,
+random_state=0)`` carves the validation positives out of the *training* positives. Every
+model is fitted on the rest and scored with full-ranking AUC and NDCG@10 on the validation
+positives.
+
+The blend scores ``(1 - w) z(default) + w z(EASE)``, where ``z`` standardises each user's
+scores over the catalogue (mean 0, std 1), so that neither model's scale decides. EASE's
+``l2`` runs over ``compare.py``'s grid and ``w`` over :data:`WEIGHTS`; EASE alone and every
+blend are scored on the same validation positives, so both sides are selected on the same
+split. LightFM WARP and implicit ALS appear at ``compare.py``'s most frequent choices for
+reference when installed.
+
+Run: ``python benchmarks/hybrid_validation.py [--datasets anime-tv,movielens-100k,anime-5k]``.
+Writes ``results/hybrid_validation.md`` and ``results/hybrid_validation.json``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "2")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import tripletrec as tr  # noqa: E402
+from tripletrec._files import write_text_atomic  # noqa: E402
+from tripletrec.models.base import RecommenderBase  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import run_environment, write_results  # noqa: E402
+from compare import EASE_L2_GRID, THREADS, _fit_implicit, _fit_lightfm, load  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+METRICS = ("auc", "ndcg@10")
+WEIGHTS = (0.1, 0.2, 0.3, 0.5)
+#: Peer settings for reference (compare.py's usual choices on these data sets).
+PEERS = {
+    "LightFM WARP": (_fit_lightfm, "warp", {"learning_rate": 0.02, "epochs": 40}),
+    "implicit ALS": (
+        _fit_implicit, "als", {"alpha": 10.0, "regularization": 100.0, "iterations": 15}
+    ),
+}  # fmt: skip
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """Each row (a user's scores over the items) to mean 0 and standard deviation 1."""
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    return centred / np.maximum(centred.std(axis=1, keepdims=True), 1e-12)
+
+
+class Blend(RecommenderBase):
+    """``(1 - weight) z(first) + weight z(second)``: a scoring wrapper for this study."""
+
+    def __init__(self) -> None:
+        pass
+
+    @classmethod
+    def of(
+        cls, first: RecommenderBase, second: RecommenderBase, weight: float, train
+    ) -> Blend:
+        blend = cls()
+        blend._set_training_data(train)
+        blend.first, blend.second, blend.weight = first, second, weight
+        return blend
+
+    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
+        first = standardised(self.first._score_block(user_idx, item_idx))
+        second = standardised(self.second._score_block(user_idx, item_idx))
+        return ((1.0 - self.weight) * first + self.weight * second).astype(np.float32)
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.first._item_vectors()
+
+    def _model_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
+        return None
+
+
+def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) -> list[dict]:
+    """One row per model: the default, each peer, EASE per ``l2``, the blend per (l2, w)."""
+    rows = []
+
+    def row(model_name: str, settings: str, model: RecommenderBase, seconds: float) -> None:
+        scores = tr.evaluate(model, fit_part, validation, METRICS)
+        rows.append(
+            {"dataset": dataset, "model": model_name, "settings": settings, "seconds": seconds}
+            | {metric: scores[metric] for metric in METRICS}
+        )
+        print(f"  {model_name:<14} {settings:<18} AUC {scores['auc']:.4f} "
+              f"NDCG@10 {scores['ndcg@10']:.4f}", flush=True)  # fmt: skip
+
+    for name, (factory, loss, settings) in PEERS.items():
+        try:
+            fit = factory(loss)
+        except ImportError:
+            continue
+        model = fit(fit_part, settings, 0)
+        row(name, "", model, model.fit_seconds_)
+    start = time.perf_counter()
+    default = tr.TripletRecommender(random_state=0).fit(fit_part)
+    row("default", "", default, time.perf_counter() - start)
+    for l2 in EASE_L2_GRID:
+        start = time.perf_counter()
+        ease = tr.EASERecommender(l2=l2).fit(fit_part)
+        row("EASE", f"l2 {l2:g}", ease, time.perf_counter() - start)
+        for weight in WEIGHTS:
+            row("blend", f"l2 {l2:g}, w {weight}", Blend.of(default, ease, weight, fit_part), 0.0)
+    return rows
+
+
+def best(rows: list[dict], model: str, metric: str) -> dict:
+    return max((r for r in rows if r["model"] == model), key=lambda r: r[metric])
+
+
+def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+    lines = [
+        "# The default, EASE and their blend on validation splits",
+        "",
+        f"`{environment['command'].strip()}` — {environment['date']}, "
+        f"{environment['machine']}; wall time {environment['wall_seconds']:.0f} s.",
+        "",
+        "Validation positives: 20 % of each data set's *training* positives (the test rows "
+        "of compare.py are never read). Blend = (1 - w) z(default) + w z(EASE), z per user. "
+        "EASE and the blend are each shown at their best setting for the metric, selected "
+        "on this same split.",
+        "",
+        "| data | model | best for AUC: settings, AUC, NDCG@10 | best for NDCG@10: settings, "
+        "AUC, NDCG@10 |",
+        "|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        subset = [r for r in rows if r["dataset"] == dataset]
+        for model in dict.fromkeys(r["model"] for r in subset):
+            cells = []
+            for metric in METRICS:
+                chosen = best(subset, model, metric)
+                cells.append(
+                    f"{chosen['settings'] or '-'}: {chosen['auc']:.4f}, {chosen['ndcg@10']:.4f}"
+                )
+            lines.append(f"| {dataset} | {model} | {cells[0]} | {cells[1]} |")
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="anime-tv,movielens-100k,anime-5k")
+    parser.add_argument("--out", default=str(HERE / "results" / "hybrid_validation"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    rows: list[dict] = []
+    for dataset in args.datasets.split(","):
+        loaded = load(dataset)
+        if loaded is None:
+            continue
+        train, _test = loaded  # the test positives are never looked at here
+        fit_part, validation = tr.validation_split(train, 0.2, random_state=0)
+        print(f"{dataset}: {len(fit_part):,} fit / {len(validation):,} validation positives")
+        rows += study(dataset, fit_part, validation)
+    environment = run_environment(
+        "hybrid_validation.py", argv if argv is not None else sys.argv[1:], 1, started
+    )
+    write_results(Path(args.out), rows, environment, write_markdown)
+
+
+if __name__ == "__main__":
+    main()
