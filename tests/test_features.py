@@ -255,6 +255,22 @@ def test_feature_weight_scales_features_next_to_the_identity(anime):
             _fit(train, items, epochs=1, feature_weight=bad)
 
 
+def test_added_items_take_their_names_from_item_metadata(anime):
+    train, _, items = anime
+    model = _fit(train, items, epochs=1)
+    known = model.item_map_.ids[:2]
+    names_before = model.item_names(known)
+    new = items.table.iloc[:2].rename(index={items.table.index[0]: "new-1",
+                                             items.table.index[1]: "new-2"})  # fmt: skip
+    features = Features(new, items.categorical, items.multi_valued, items.numeric)
+    metadata = pd.DataFrame({"name": ["First New", "Second New"]}, index=["new-1", "new-2"])
+    model.add_items(features, item_metadata=metadata)
+    assert list(model.item_names(["new-2", "new-1"])) == ["Second New", "First New"]
+    assert list(model.item_names(known)) == list(names_before)  # known names are kept
+    with pytest.raises(TripletrecError, match="item_metadata must be a pandas DataFrame"):
+        model.add_items(features, item_metadata={"name": ["x"]})
+
+
 def test_add_items_needs_a_model_with_item_features(anime):
     train, _, items = anime
     model = tr.TripletRecommender(random_state=0, epochs=1).fit(train)

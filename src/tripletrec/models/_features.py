@@ -65,8 +65,11 @@ def fit_sides(
         setattr(model, f"{side}_features_", matrix)
 
 
-def add_items(model: TripletRecommender, features: Features) -> None:
-    """Extend a fitted ``model`` with the items of ``features`` it does not know."""
+def add_items(
+    model: TripletRecommender, features: Features, metadata: pd.DataFrame | None = None
+) -> None:
+    """Extend a fitted ``model`` with the items of ``features`` it does not know, and its
+    item metadata with ``metadata`` (indexed by raw item id)."""
     encoder = getattr(model, "item_encoder_", None)
     if encoder is None:
         raise TripletrecError(
@@ -85,8 +88,7 @@ def add_items(model: TripletRecommender, features: Features) -> None:
     model.seen_ = sp.csr_matrix(
         (seen.data, seen.indices, seen.indptr), shape=(model.n_users_, len(item_map))
     )
-    if model.item_metadata_ is not None:
-        model.item_metadata_ = model.item_metadata_.reindex(item_map.ids)
+    model.item_metadata_ = grown_metadata(model.item_metadata_, metadata, item_map)
     model.module_.set_item_features(model.item_features_)
 
 
@@ -174,3 +176,16 @@ def load_sides(model: TripletRecommender, state: dict[str, np.ndarray], summary:
             )
         setattr(model, f"{side}_encoder_", encoder)
         setattr(model, f"{side}_features_", matrix)
+
+
+def grown_metadata(
+    known: pd.DataFrame | None, given: pd.DataFrame | None, item_map: IdMap
+) -> pd.DataFrame | None:
+    """Item metadata over the grown item map: the model's, completed by the new data's."""
+    if known is None and given is None:
+        return None
+    if known is None or given is None:
+        table = known if given is None else given
+    else:
+        table = known.combine_first(given)
+    return table.reindex(item_map.ids)

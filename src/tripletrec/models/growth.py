@@ -36,7 +36,7 @@ import torch
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import IdMap, Interactions
 from tripletrec.exceptions import DataError, TripletrecError
-from tripletrec.models._features import feature_rows
+from tripletrec.models._features import feature_rows, grown_metadata
 from tripletrec.models.base import SCORE_CHUNK_USERS
 from tripletrec.models.embeddings import FeatureEmbedding
 from tripletrec.models.foldin import FoldInSettings, fold_in
@@ -133,7 +133,7 @@ def grow(
     _fold_in_new_users(model, scorer, user_idx, item_idx, n_users, n_items, seed)
     return Growth(
         user_map, item_map, seen.tocsr(), given.tocsr(), side_features["user"],
-        side_features["item"], _metadata(model.item_metadata_, metadata, item_map),
+        side_features["item"], grown_metadata(model.item_metadata_, metadata, item_map),
         scorer.train(), shape[0] - n_users, shape[1] - n_items,
     )  # fmt: skip
 
@@ -263,16 +263,3 @@ def _fold_in_new_users(
                 dim = part.embedding_dim
                 part.weight[targets] = vectors[:, offset : offset + dim].to(part.weight.dtype)
                 offset += dim
-
-
-def _metadata(
-    known: pd.DataFrame | None, given: pd.DataFrame | None, item_map: IdMap
-) -> pd.DataFrame | None:
-    """Item metadata over the grown item map: the model's, completed by the new data's."""
-    if known is None and given is None:
-        return None
-    if known is None or given is None:
-        table = known if given is None else given
-    else:
-        table = known.combine_first(given)
-    return table.reindex(item_map.ids)

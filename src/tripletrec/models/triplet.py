@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -404,7 +405,9 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         _features.fit_sides(self, user_features, item_features)
         return seen
 
-    def add_items(self, features: Features) -> TripletRecommender:
+    def add_items(
+        self, features: Features, item_metadata: pd.DataFrame | None = None
+    ) -> TripletRecommender:
         """Add items the model has never seen, without retraining, from their features.
 
         New items are represented by their side features alone (no identity embedding);
@@ -415,11 +418,19 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         ----------
         features : Features
             Rows for the new items, with the columns the model was fitted with.
+        item_metadata : pandas.DataFrame, optional
+            Metadata of the new items, indexed by raw item id (a ``name`` column gives
+            :meth:`item_names`); without it their metadata is missing (NaN).
 
         Returns
         -------
         self
         """
         self._check_fitted()
-        _features.add_items(self, features)
+        if item_metadata is not None and not isinstance(item_metadata, pd.DataFrame):
+            raise ParameterError(
+                "item_metadata must be a pandas DataFrame indexed by raw item id, got "
+                f"{type(item_metadata).__name__}"
+            )
+        _features.add_items(self, features, item_metadata)
         return self
