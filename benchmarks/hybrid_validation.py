@@ -12,8 +12,10 @@ The blend scores ``(1 - w) z(default) + w z(EASE)``, where ``z`` standardises ea
 scores over the catalogue (mean 0, std 1), so that neither model's scale decides. EASE's
 ``l2`` runs over ``compare.py``'s grid and ``w`` over :data:`WEIGHTS`; EASE alone and every
 blend are scored on the same validation positives, so both sides are selected on the same
-split. LightFM WARP and implicit ALS appear at ``compare.py``'s most frequent choices for
-reference when installed.
+split. The rows "blend, w W, inner l2" follow a rule a default could: EASE's ``l2`` chosen
+by NDCG@10 on an inner split of the fit part (EASE fits alone), the weight fixed; nothing
+of theirs is selected on the validation positives. LightFM WARP and implicit ALS appear at
+``compare.py``'s most frequent choices for reference when installed.
 
 Run: ``python benchmarks/hybrid_validation.py [--datasets anime-tv,movielens-100k,anime-5k]``.
 Writes ``results/hybrid_validation.md`` and ``results/hybrid_validation.json``.
@@ -67,9 +69,7 @@ class Blend(RecommenderBase):
         pass
 
     @classmethod
-    def of(
-        cls, first: RecommenderBase, second: RecommenderBase, weight: float, train
-    ) -> Blend:
+    def of(cls, first: RecommenderBase, second: RecommenderBase, weight: float, train) -> Blend:
         blend = cls()
         blend._set_training_data(train)
         blend.first, blend.second, blend.weight = first, second, weight
@@ -113,13 +113,33 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
     start = time.perf_counter()
     default = tr.TripletRecommender(random_state=0).fit(fit_part)
     row("default", "", default, time.perf_counter() - start)
+    eases = {}
     for l2 in EASE_L2_GRID:
         start = time.perf_counter()
-        ease = tr.EASERecommender(l2=l2).fit(fit_part)
-        row("EASE", f"l2 {l2:g}", ease, time.perf_counter() - start)
+        eases[l2] = tr.EASERecommender(l2=l2).fit(fit_part)
+        row("EASE", f"l2 {l2:g}", eases[l2], time.perf_counter() - start)
         for weight in WEIGHTS:
-            row("blend", f"l2 {l2:g}, w {weight}", Blend.of(default, ease, weight, fit_part), 0.0)
+            blend = Blend.of(default, eases[l2], weight, fit_part)
+            row("blend", f"l2 {l2:g}, w {weight}", blend, 0.0)
+    # A rule a default could follow: EASE's l2 from an inner split of the fit part (EASE
+    # fits only, never the validation positives), the weight fixed.
+    l2 = inner_l2(fit_part)
+    for weight in WEIGHTS:
+        blend = Blend.of(default, eases[l2], weight, fit_part)
+        row(f"blend, w {weight}, inner l2", f"l2 {l2:g}", blend, 0.0)
     return rows
+
+
+def inner_l2(fit_part: tr.Interactions) -> float:
+    """The EASE ``l2`` of the grid with the best NDCG@10 on an inner split of ``fit_part``."""
+    inner_fit, inner_validation = tr.validation_split(fit_part, 0.2, random_state=1)
+    scores = {
+        l2: tr.evaluate(
+            tr.EASERecommender(l2=l2).fit(inner_fit), inner_fit, inner_validation, ["ndcg@10"]
+        )["ndcg@10"]
+        for l2 in EASE_L2_GRID
+    }
+    return max(scores, key=scores.get)
 
 
 def best(rows: list[dict], model: str, metric: str) -> dict:
