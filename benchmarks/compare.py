@@ -67,6 +67,7 @@ from tripletrec.models.base import RecommenderBase  # noqa: E402
 from tripletrec.plots import plot_tradeoff  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _blend import EASE_L2_GRID, fit_rule  # noqa: E402
 from _results import mean_std, package_versions  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -79,6 +80,8 @@ N_FACTORS = 64
 VALIDATION_FRACTION = 0.2
 #: Presets that differ from another only with side features (benchmarks/cold_start.py).
 SIDE_FEATURE_PRESETS = ("cold-start",)
+#: The row of ``--hybrid``: the default blended with EASE (``_blend.py``), not a preset.
+BLEND_NAME = "default + EASE blend (w 0.3, inner l2)"
 #: Data sets on which only the default preset runs: the other presets are not candidates
 #: for the large-catalogue target and would double the run.
 LARGE_CATALOGUES = ("anime-5k",)
@@ -98,8 +101,6 @@ REFERENCE = {
     ("movielens-100k", "RP3beta (for AUC)"): (0.935, 0.268, 0.09),
     ("movielens-100k", "RP3beta (for NDCG@10)"): (0.925, 0.285, 0.04),
 }
-#: The EASE ``l2`` grid: eight log-spaced values from 1 to 5,000 (two significant digits).
-EASE_L2_GRID = [float(f"{value:.2g}") for value in np.geomspace(1.0, 5000.0, 8)]
 
 
 # ---------------------------------------------------------------------------- peers
@@ -233,6 +234,16 @@ def _fit_tripletrec(preset: str) -> Callable[[tr.Interactions, dict, int], Recom
     return fit
 
 
+def _fit_blend_rule(train: tr.Interactions, settings: dict, seed: int) -> RecommenderBase:
+    """The research candidate of ``_blend.py``, timed whole: the default's fit, the inner
+    split that picks EASE's l2, and EASE's fit."""
+    start = time.perf_counter()
+    model = fit_rule(train, seed)
+    model.fit_seconds_ = time.perf_counter() - start
+    print(f"    {BLEND_NAME}: EASE l2 {model.l2:g} from the inner split", flush=True)
+    return model
+
+
 def _fit_baseline(cls: type) -> Callable[[tr.Interactions, dict, int], RecommenderBase]:
     def fit(train: tr.Interactions, settings: dict, seed: int) -> RecommenderBase:
         params = dict(settings)
@@ -251,9 +262,12 @@ def _grid(**axes: list) -> list[dict]:
     return [dict(zip(axes, values)) for values in product(*axes.values())]
 
 
-def candidates(quick: bool, presets: list[str]) -> list[Candidate]:
-    """Every model to benchmark, skipping peers that cannot be imported (with a note)."""
+def candidates(quick: bool, presets: list[str], hybrid: bool = False) -> list[Candidate]:
+    """Every model to benchmark, skipping peers that cannot be imported (with a note);
+    ``hybrid`` adds the research blend of ``_blend.py``."""
     out = [Candidate(f"tripletrec {name}", "tripletrec", _fit_tripletrec(name)) for name in presets]
+    if hybrid:
+        out.append(Candidate(BLEND_NAME, "research", _fit_blend_rule))
     out += [
         Candidate("random", "baseline", _fit_baseline(tr.RandomRecommender)),
         Candidate("popularity", "baseline", _fit_baseline(tr.PopularityRecommender)),
@@ -393,6 +407,11 @@ def main(argv: list[str] | None = None) -> None:
         help="tripletrec presets (default: every preset but notebook-* and cold-start)",
     )
     parser.add_argument("--out", help="output stem (default results/compare[-quick])")
+    parser.add_argument(
+        "--hybrid",
+        action="store_true",
+        help="add the research blend of _blend.py (the default + EASE, l2 from an inner split)",
+    )
     args = parser.parse_args(argv)
     n_seeds = args.seeds or (1 if args.quick else 3)
     presets = (
@@ -422,7 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     with threadpool_limits(limits=THREADS), warnings.catch_warnings():
         # implicit warns when its input is not CSR of float32, and about BLAS threads.
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        models = candidates(args.quick, presets)
+        models = candidates(args.quick, presets, args.hybrid)
         other_presets = {f"tripletrec {name}" for name in presets if name != "default"}
         for dataset in args.datasets.split(","):
             loaded = load(dataset)

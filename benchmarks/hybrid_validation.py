@@ -8,8 +8,8 @@ random_state=0)`` carves the validation positives out of the *training* positive
 model is fitted on the rest and scored with full-ranking AUC and NDCG@10 on the validation
 positives.
 
-The blend scores ``(1 - w) z(default) + w z(EASE)``, where ``z`` standardises each user's
-scores over the catalogue (mean 0, std 1), so that neither model's scale decides. EASE's
+The blend (``_blend.py``) scores ``(1 - w) z(default) + w z(EASE)``, where ``z``
+standardises each user's scores over the catalogue (mean 0, std 1). EASE's
 ``l2`` runs over ``compare.py``'s grid and ``w`` over :data:`WEIGHTS`; EASE alone and every
 blend are scored on the same validation positives, so both sides are selected on the same
 split. The rows "blend, w W, inner l2" follow a rule a default could: EASE's ``l2`` chosen
@@ -33,7 +33,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
@@ -41,8 +40,9 @@ from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _blend import EASE_L2_GRID, Blend, inner_l2  # noqa: E402
 from _results import run_environment, write_results  # noqa: E402
-from compare import EASE_L2_GRID, THREADS, _fit_implicit, _fit_lightfm, load  # noqa: E402
+from compare import THREADS, _fit_implicit, _fit_lightfm, load  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("auc", "ndcg@10")
@@ -54,40 +54,6 @@ PEERS = {
         _fit_implicit, "als", {"alpha": 10.0, "regularization": 100.0, "iterations": 15}
     ),
 }  # fmt: skip
-
-
-def standardised(scores: np.ndarray) -> np.ndarray:
-    """Each row (a user's scores over the items) to mean 0 and standard deviation 1."""
-    centred = scores - scores.mean(axis=1, keepdims=True)
-    return centred / np.maximum(centred.std(axis=1, keepdims=True), 1e-12)
-
-
-class Blend(RecommenderBase):
-    """``(1 - weight) z(first) + weight z(second)``: a scoring wrapper for this study."""
-
-    def __init__(self) -> None:
-        pass
-
-    @classmethod
-    def of(cls, first: RecommenderBase, second: RecommenderBase, weight: float, train) -> Blend:
-        blend = cls()
-        blend._set_training_data(train)
-        blend.first, blend.second, blend.weight = first, second, weight
-        return blend
-
-    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
-        first = standardised(self.first._score_block(user_idx, item_idx))
-        second = standardised(self.second._score_block(user_idx, item_idx))
-        return ((1.0 - self.weight) * first + self.weight * second).astype(np.float32)
-
-    def _item_vectors(self) -> np.ndarray:
-        return self.first._item_vectors()
-
-    def _model_state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
-        return None
 
 
 def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) -> list[dict]:
@@ -128,18 +94,6 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
         blend = Blend.of(default, eases[l2], weight, fit_part)
         row(f"blend, w {weight}, inner l2", f"l2 {l2:g}", blend, 0.0)
     return rows
-
-
-def inner_l2(fit_part: tr.Interactions) -> float:
-    """The EASE ``l2`` of the grid with the best NDCG@10 on an inner split of ``fit_part``."""
-    inner_fit, inner_validation = tr.validation_split(fit_part, 0.2, random_state=1)
-    scores = {
-        l2: tr.evaluate(
-            tr.EASERecommender(l2=l2).fit(inner_fit), inner_fit, inner_validation, ["ndcg@10"]
-        )["ndcg@10"]
-        for l2 in EASE_L2_GRID
-    }
-    return max(scores, key=scores.get)
 
 
 def best(rows: list[dict], model: str, metric: str) -> dict:

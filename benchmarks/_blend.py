@@ -1,0 +1,75 @@
+"""The default blended with EASE: a research candidate for a history-aware default.
+
+``(1 - w) z(default) + w z(EASE)``, where ``z`` standardises each user's scores over the
+catalogue (mean 0, std 1) so that neither model's scale decides. Used by
+``hybrid_validation.py`` (on validation splits) and by ``compare.py --hybrid`` (the rule
+chosen there, measured on test); not part of the library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tripletrec as tr
+from tripletrec.models.base import RecommenderBase
+
+#: The EASE ``l2`` grid: eight log-spaced values from 1 to 5,000 (two significant digits).
+EASE_L2_GRID = [float(f"{value:.2g}") for value in np.geomspace(1.0, 5000.0, 8)]
+#: The blend's weight on EASE under the rule (chosen in hybrid_validation.py).
+RULE_WEIGHT = 0.3
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """Each row (a user's scores over the items) to mean 0 and standard deviation 1."""
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    return centred / np.maximum(centred.std(axis=1, keepdims=True), 1e-12)
+
+
+class Blend(RecommenderBase):
+    """``(1 - weight) z(first) + weight z(second)``: a scoring wrapper for the studies."""
+
+    def __init__(self) -> None:
+        pass
+
+    @classmethod
+    def of(cls, first: RecommenderBase, second: RecommenderBase, weight: float, train) -> Blend:
+        blend = cls()
+        blend._set_training_data(train)
+        blend.first, blend.second, blend.weight = first, second, weight
+        return blend
+
+    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
+        first = standardised(self.first._score_block(user_idx, item_idx))
+        second = standardised(self.second._score_block(user_idx, item_idx))
+        return ((1.0 - self.weight) * first + self.weight * second).astype(np.float32)
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.first._item_vectors()
+
+    def _model_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
+        return None
+
+
+def inner_l2(train: tr.Interactions) -> float:
+    """The EASE ``l2`` of the grid with the best NDCG@10 on an inner split of ``train``
+    (EASE fits alone: nothing outside ``train`` is looked at)."""
+    inner_fit, inner_validation = tr.validation_split(train, 0.2, random_state=1)
+    scores = {
+        l2: tr.evaluate(
+            tr.EASERecommender(l2=l2).fit(inner_fit), inner_fit, inner_validation, ["ndcg@10"]
+        )["ndcg@10"]
+        for l2 in EASE_L2_GRID
+    }
+    return max(scores, key=scores.get)
+
+
+def fit_rule(train: tr.Interactions, seed: int) -> Blend:
+    """The rule: the default, EASE with :func:`inner_l2`, blended with :data:`RULE_WEIGHT`."""
+    default = tr.TripletRecommender(random_state=seed).fit(train)
+    l2 = inner_l2(train)
+    blend = Blend.of(default, tr.EASERecommender(l2=l2).fit(train), RULE_WEIGHT, train)
+    blend.l2 = l2
+    return blend
