@@ -186,7 +186,7 @@ def admin_token(token_file: str | None) -> str | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from tripletrec.serving.app import run_server
+        from tripletrec.serving.server import run_server
     except ImportError as exc:
         raise TripletrecError("serve needs FastAPI: pip install 'tripletrec[serve]'") from exc
     if not 0 <= args.port < 65536 or args.workers < 1:

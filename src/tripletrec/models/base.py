@@ -31,7 +31,7 @@ from tripletrec.exceptions import (
     TripletrecError,
 )
 from tripletrec.models import explain as _explain
-from tripletrec.models.histories import history_indices
+from tripletrec.models.histories import history_blocks
 
 if TYPE_CHECKING:
     from tripletrec.data.features import Features
@@ -370,33 +370,8 @@ class RecommenderBase(ABC):
         random_state: int,
         user_features: Features | None = None,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-        """Fold in ``histories`` in blocks of users: ``(first row, rows, items, scores)``,
-        rows relative to the block. Bad histories raise here, before any block."""
-        offsets = None
-        if isinstance(histories, Mapping):
-            user_ids, histories = list(histories.keys()), list(histories.values())
-            if user_features is not None:
-                offsets = self._user_feature_vectors(user_features, user_ids)
-        elif user_features is not None:
-            raise DataError(
-                "with user_features, give histories as a mapping {new user id: [item ids]} "
-                "so that each history is matched to its features by id"
-            )
-        rows, items = history_indices(histories, self.item_map_, allow_empty=offsets is not None)
-        n_rows = len(histories)
-        bounds = np.searchsorted(rows, np.arange(0, n_rows + SCORE_CHUNK_USERS, SCORE_CHUNK_USERS))
-
-        def blocks() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-            for start, lo, hi in zip(range(0, n_rows, SCORE_CHUNK_USERS), bounds[:-1], bounds[1:]):
-                n_block = min(SCORE_CHUNK_USERS, n_rows - start)
-                block_rows, block_items = rows[lo:hi] - start, items[lo:hi]
-                block_offsets = None if offsets is None else offsets[start : start + n_block]
-                scores = self._score_histories(
-                    block_rows, block_items, n_block, random_state, block_offsets
-                )
-                yield start, block_rows, block_items, scores
-
-        return blocks()
+        """Fold in ``histories`` in blocks of users (``histories.history_blocks``)."""
+        return history_blocks(self, histories, random_state, user_features, SCORE_CHUNK_USERS)
 
     def _score_histories(
         self,
