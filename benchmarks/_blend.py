@@ -1,9 +1,8 @@
-"""The default blended with EASE: a research candidate for a history-aware default.
+"""The default blended with EASE, for the validation study that chose
+``tripletrec.HybridRecommender``'s rule (``hybrid_validation.py``).
 
-``(1 - w) z(default) + w z(EASE)``, where ``z`` standardises each user's scores over the
-catalogue (mean 0, std 1) so that neither model's scale decides. Used by
-``hybrid_validation.py`` (on validation splits) and by ``compare.py --hybrid`` (the rule
-chosen there, measured on test); not part of the library.
+``(1 - w) z(default) + w z(EASE)`` (``tripletrec.models.hybrid.standardised``) from two
+models fitted once, so that a grid of weights and ``l2`` costs no refits.
 """
 
 from __future__ import annotations
@@ -12,17 +11,10 @@ import numpy as np
 
 import tripletrec as tr
 from tripletrec.models.base import RecommenderBase
+from tripletrec.models.hybrid import standardised
 
 #: The EASE ``l2`` grid: eight log-spaced values from 1 to 5,000 (two significant digits).
 EASE_L2_GRID = [float(f"{value:.2g}") for value in np.geomspace(1.0, 5000.0, 8)]
-#: The blend's weight on EASE under the rule (chosen in hybrid_validation.py).
-RULE_WEIGHT = 0.3
-
-
-def standardised(scores: np.ndarray) -> np.ndarray:
-    """Each row (a user's scores over the items) to mean 0 and standard deviation 1."""
-    centred = scores - scores.mean(axis=1, keepdims=True)
-    return centred / np.maximum(centred.std(axis=1, keepdims=True), 1e-12)
 
 
 class Blend(RecommenderBase):
@@ -64,12 +56,3 @@ def inner_l2(train: tr.Interactions) -> float:
         for l2 in EASE_L2_GRID
     }
     return max(scores, key=scores.get)
-
-
-def fit_rule(train: tr.Interactions, seed: int) -> Blend:
-    """The rule: the default, EASE with :func:`inner_l2`, blended with :data:`RULE_WEIGHT`."""
-    default = tr.TripletRecommender(random_state=seed).fit(train)
-    l2 = inner_l2(train)
-    blend = Blend.of(default, tr.EASERecommender(l2=l2).fit(train), RULE_WEIGHT, train)
-    blend.l2 = l2
-    return blend

@@ -1,20 +1,21 @@
-"""Fit time of the default against catalogue size: where ``negatives="auto"`` leaves the
-full softmax.
+"""Fit time of the default against catalogue size: where ``batch_by="auto"`` groups the
+full softmax's batches by user, and where ``negatives="auto"`` leaves it.
 
 Protocol: synthetic implicit feedback (:func:`tripletrec.data.synthetic.generate_synthetic`,
 seed 0) with 1,000 / 3,000 / 10,000 / 30,000 / 100,000 items and a fixed 10 positives per
 item (so 10,000 to 1,000,000 positives, 20 per user on average): positives and items grow
 together, as they do in real catalogues, and the full softmax's cost (positives x items x
-factors per epoch) grows with the square of the catalogue. Per size, the default
+factors per epoch with shuffled positives) grows with the square of the catalogue; with
+per-user batches it is about users x items x factors. Per size, the default
 ``TripletRecommender`` (one seed, 2 threads) is fitted for ``--epochs`` (2) epochs;
-reported: items, positives, users, positives x items against the budget
-(``FULL_SOFTMAX_PAIR_BUDGET``), the negatives "auto" resolved to, and seconds per epoch
-(the mean of the epochs' times in ``history_``).
+reported: items, positives, users, positives x items and users x items against the
+budgets (``PER_POSITIVE_PAIR_BUDGET``, ``FULL_SOFTMAX_PAIR_BUDGET``), what "auto"
+resolved to, and seconds per epoch (the mean of the epochs' times in ``history_``).
 
-Where "auto" left the full softmax, the full softmax's epoch is measured capped: one epoch
-with ``negatives="all"`` on the whole catalogue but a random ``--cap`` (20,000) of the
-positives, scaled up by positives / cap (an epoch's cost is linear in the positives at a
-fixed catalogue), so the growth it avoids is visible without spending minutes on it.
+Beside it, one epoch of the full softmax (``negatives="all"``) with each grouping. Where
+that epoch would score more than ``FULL_SOFTMAX_PAIR_BUDGET`` pairs it is measured on
+about ``--cap`` (20,000) positives and scaled (see :func:`full_softmax_epoch`), so the
+growth that "auto" avoids is visible without spending minutes on it.
 
 Run: ``python benchmarks/catalogue_size.py [--epochs 2] [--cap 20000] [--out PATH]``
 (a few minutes); writes ``results/catalogue_size.md`` and ``.json``. ``--quick``: small
@@ -69,49 +70,72 @@ def seconds_per_epoch(model: tr.TripletRecommender) -> float:
     return float(np.mean([record["seconds"] for record in model.history_]))
 
 
-def capped_full_softmax(data: sp.csr_matrix, cap: int) -> tuple[float, int]:
-    """Seconds of one full-softmax epoch over all of ``data``, measured on ``cap`` of its
-    positives (at random) and scaled by positives / cap; and the positives measured."""
+def _rows_of(data: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     coo = data.tocoo()
-    keep = np.random.default_rng(SEED).permutation(coo.nnz)[: min(cap, coo.nnz)]
-    part = sp.csr_matrix(
+    return sp.csr_matrix(
         (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=data.shape, dtype=np.float32
     )
+
+
+def full_softmax_epoch(data: sp.csr_matrix, batch_by: str, cap: int) -> tuple[float, str]:
+    """Seconds of one full-softmax epoch over all of ``data`` with ``batch_by``, and how it
+    was measured: a whole epoch while it scores at most the budget's pairs, else one epoch
+    on about ``cap`` positives, scaled to the whole. Shuffled positives cost positives x
+    items, so the subset is random positives, scaled by positives / subset; per-user
+    batches cost users x items, so it is every positive of random users, scaled by
+    users / subset users."""
+    pairs = losses.full_softmax_pairs(batch_by, data.nnz, data.shape[0], data.shape[1])
+    part, scale, how = data, 1.0, "1 epoch"
+    if pairs > losses.FULL_SOFTMAX_PAIR_BUDGET:
+        coo = data.tocoo()
+        rng = np.random.default_rng(SEED)
+        if batch_by == "positive":
+            keep = rng.permutation(coo.nnz)[: min(cap, coo.nnz)]
+        else:
+            n_users = max(1, round(data.shape[0] * cap / data.nnz))
+            users = rng.permutation(data.shape[0])[:n_users]
+            keep = np.flatnonzero(np.isin(coo.row, users))
+        part = _rows_of(data, keep)
+        measured_users = len(np.unique(coo.row[keep]))
+        scale = (
+            data.nnz / part.nnz
+            if batch_by == "positive"
+            else data.shape[0] / max(measured_users, 1)
+        )
+        how = f"{part.nnz:,} positives, scaled"
     model = tr.TripletRecommender(
-        negatives="all", epochs=1, random_state=SEED, n_threads=THREADS
+        negatives="all", batch_by=batch_by, epochs=1, random_state=SEED, n_threads=THREADS
     ).fit(part)
-    return seconds_per_epoch(model) * data.nnz / part.nnz, int(part.nnz)
+    return seconds_per_epoch(model) * scale, how
 
 
 def measure(n_items: int, epochs: int, cap: int) -> dict:
     data = synthetic_matrix(n_items)
     model = tr.TripletRecommender(epochs=epochs, random_state=SEED, n_threads=THREADS)
     model.fit(data)
-    pairs = data.nnz * n_items
     row = {
         "n_items": n_items,
         "n_users": data.shape[0],
         "n_positives": int(data.nnz),
-        "pairs": pairs,
+        "pairs": data.nnz * n_items,
+        "user_pairs": data.shape[0] * n_items,
         "budget": losses.FULL_SOFTMAX_PAIR_BUDGET,
+        "per_positive_budget": losses.PER_POSITIVE_PAIR_BUDGET,
         "negatives": model.negatives_,
+        "batch_by": model.batch_by_,
         "loss_kind": model._loss().kind,
         "epochs": epochs,
         "seconds_per_epoch": seconds_per_epoch(model),
         "fit_seconds": model.fit_seconds_,
     }
-    if model.negatives_ == "all":
-        row |= {"full_softmax_seconds_per_epoch": row["seconds_per_epoch"], "full_how": "fit"}
-    else:
-        seconds, measured = capped_full_softmax(data, cap)
-        row |= {
-            "full_softmax_seconds_per_epoch": seconds,
-            "full_how": f"1 epoch on {measured:,} positives, scaled",
-        }
+    for batch_by in ("positive", "user"):
+        seconds, how = full_softmax_epoch(data, batch_by, cap)
+        row |= {f"full_{batch_by}_seconds_per_epoch": seconds, f"full_{batch_by}_how": how}
     print(
         f"{n_items:>7,} items {data.nnz:>9,} positives: {model.negatives_:<8} "
-        f"{row['seconds_per_epoch']:8.2f} s/epoch; full softmax "
-        f"{row['full_softmax_seconds_per_epoch']:8.2f} s/epoch ({row['full_how']})",
+        f"{model.batch_by_:<8} {row['seconds_per_epoch']:8.2f} s/epoch; full softmax "
+        f"{row['full_positive_seconds_per_epoch']:8.2f} ({row['full_positive_how']}) "
+        f"per user {row['full_user_seconds_per_epoch']:8.2f} ({row['full_user_how']})",
         flush=True,
     )
     return row
@@ -125,26 +149,34 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         f"one seed, {THREADS} threads; torch {environment['versions']['torch']}. Synthetic "
         f"data (seed {SEED}), {POSITIVES_PER_ITEM} positives per item, "
         f"{POSITIVES_PER_USER} per user on average; the default `TripletRecommender()` "
-        f'(`negatives="auto"`), epochs: {rows[0]["epochs"]}. Budget: positives x items <= '
-        f"{rows[0]['budget']:.3g} keeps the full softmax.",
+        f'(`negatives="auto"`, `batch_by="auto"`), epochs: {rows[0]["epochs"]}. '
+        f"The full softmax groups its batches by user above "
+        f"{rows[0]['per_positive_budget']:.3g} positive x item pairs and stays while an "
+        f"epoch scores at most {rows[0]['budget']:.3g} pairs (users x items when grouped).",
         "",
-        "| items | positives | users | positives x items | auto -> | default s/epoch "
-        "| full softmax s/epoch | full softmax measured as |",
-        "|---|---|---|---|---|---|---|---|",
+        "| items | positives | users | positives x items | users x items | auto -> "
+        "| default s/epoch | full softmax, shuffled positives, s/epoch "
+        "| full softmax, per-user batches, s/epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['n_items']:,} | {row['n_positives']:,} | {row['n_users']:,} | "
-            f"{row['pairs']:.3g} | {row['negatives']} | {row['seconds_per_epoch']:.2f} | "
-            f"{row['full_softmax_seconds_per_epoch']:.2f} | {row['full_how']} |"
+            f"{row['pairs']:.3g} | {row['user_pairs']:.3g} | "
+            f"{row['negatives']}, {row['batch_by']} | {row['seconds_per_epoch']:.2f} | "
+            f"{row['full_positive_seconds_per_epoch']:.2f} ({row['full_positive_how']}) | "
+            f"{row['full_user_seconds_per_epoch']:.2f} ({row['full_user_how']}) |"
         )
     lines += [
         "",
-        "An epoch of the full softmax costs positives x items x factors; of the in-batch "
-        "softmax, positives x batch size x factors, whatever the catalogue. Above the "
-        "budget the full softmax's epoch is one epoch on a random subset of the positives "
-        "over the whole catalogue, scaled by positives / subset (linear at a fixed "
-        "catalogue). Quality is not measured here.",
+        "An epoch of the full softmax costs positives x items x factors with shuffled "
+        "positives, about users x items x factors with per-user batches; the in-batch "
+        "softmax costs positives x batch size x factors, whatever the catalogue. Where an "
+        "epoch would score more than the budget's pairs it is measured on a subset and "
+        "scaled: random positives (scaled by positives / subset) for shuffled positives, "
+        "every positive of random users (scaled by users / subset users) for per-user "
+        "batches. Quality is not measured here (`user_batches.py` compares the two "
+        "groupings on validation splits).",
         "",
     ]
     write_text_atomic(path, "\n".join(lines))
@@ -166,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SIZES
     if args.quick:
         sizes, losses.FULL_SOFTMAX_PAIR_BUDGET = QUICK_SIZES, QUICK_BUDGET
+        losses.PER_POSITIVE_PAIR_BUDGET = QUICK_BUDGET // 10
     rows = [measure(n_items, args.epochs, args.cap) for n_items in sizes]
     environment = run_environment("catalogue_size.py", sys.argv[1:], 1, started)
     write_results(args.out, rows, environment, write_markdown)

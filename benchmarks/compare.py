@@ -51,7 +51,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from itertools import product  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -67,7 +67,7 @@ from tripletrec.models.base import RecommenderBase  # noqa: E402
 from tripletrec.plots import plot_tradeoff  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _blend import EASE_L2_GRID, fit_rule  # noqa: E402
+from _blend import EASE_L2_GRID  # noqa: E402
 from _results import mean_std, package_versions  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -80,8 +80,8 @@ N_FACTORS = 64
 VALIDATION_FRACTION = 0.2
 #: Presets that differ from another only with side features (benchmarks/cold_start.py).
 SIDE_FEATURE_PRESETS = ("cold-start",)
-#: The row of ``--hybrid``: the default blended with EASE (``_blend.py``), not a preset.
-BLEND_NAME = "default + EASE blend (w 0.3, inner l2)"
+#: The row of ``--hybrid``: ``tripletrec.HybridRecommender()``, the default blended with EASE.
+HYBRID_NAME = "tripletrec HybridRecommender"
 #: Data sets on which only the default preset runs: the other presets are not candidates
 #: for the large-catalogue target and would double the run.
 LARGE_CATALOGUES = ("anime-5k",)
@@ -234,13 +234,11 @@ def _fit_tripletrec(preset: str) -> Callable[[tr.Interactions, dict, int], Recom
     return fit
 
 
-def _fit_blend_rule(train: tr.Interactions, settings: dict, seed: int) -> RecommenderBase:
-    """The research candidate of ``_blend.py``, timed whole: the default's fit, the inner
-    split that picks EASE's l2, and EASE's fit."""
-    start = time.perf_counter()
-    model = fit_rule(train, seed)
-    model.fit_seconds_ = time.perf_counter() - start
-    print(f"    {BLEND_NAME}: EASE l2 {model.l2:g} from the inner split", flush=True)
+def _fit_hybrid(train: tr.Interactions, settings: dict, seed: int) -> RecommenderBase:
+    """``HybridRecommender`` at its defaults, timed whole: the factor model's fit, the
+    inner split that picks EASE's l2, and EASE's fit."""
+    model = _fit_baseline(tr.HybridRecommender)(train, settings, seed)
+    print(f"    {HYBRID_NAME}: EASE l2 {model.l2_:g} from the inner split", flush=True)
     return model
 
 
@@ -264,10 +262,10 @@ def _grid(**axes: list) -> list[dict]:
 
 def candidates(quick: bool, presets: list[str], hybrid: bool = False) -> list[Candidate]:
     """Every model to benchmark, skipping peers that cannot be imported (with a note);
-    ``hybrid`` adds the research blend of ``_blend.py``."""
+    ``hybrid`` adds ``HybridRecommender``."""
     out = [Candidate(f"tripletrec {name}", "tripletrec", _fit_tripletrec(name)) for name in presets]
     if hybrid:
-        out.append(Candidate(BLEND_NAME, "research", _fit_blend_rule))
+        out.append(Candidate(HYBRID_NAME, "tripletrec", _fit_hybrid))
     out += [
         Candidate("random", "baseline", _fit_baseline(tr.RandomRecommender)),
         Candidate("popularity", "baseline", _fit_baseline(tr.PopularityRecommender)),
@@ -362,6 +360,21 @@ def load(name: str) -> tuple[tr.Interactions, tr.Interactions] | None:
     return rule.positives(train), rule.positives(test)
 
 
+def validation_parts(
+    names: str, fraction: float = VALIDATION_FRACTION
+) -> Iterator[tuple[str, tr.Interactions, tr.Interactions]]:
+    """``(name, fit part, validation part)`` of each comma-separated data set that is
+    present: ``fraction`` of its *training* positives held out (``validation_split``,
+    seed 0); its test positives are never read."""
+    for name in names.split(","):
+        loaded = load(name)
+        if loaded is None:
+            continue
+        fit_part, validation = tr.validation_split(loaded[0], fraction, random_state=0)
+        print(f"{name}: {len(fit_part):,} fit / {len(validation):,} validation positives")
+        yield name, fit_part, validation
+
+
 def tune(
     candidate: Candidate, train: tr.Interactions, cache: dict | None = None
 ) -> tuple[dict, list[dict]]:
@@ -410,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--hybrid",
         action="store_true",
-        help="add the research blend of _blend.py (the default + EASE, l2 from an inner split)",
+        help="add tripletrec.HybridRecommender (the default + EASE, l2 from an inner split)",
     )
     args = parser.parse_args(argv)
     n_seeds = args.seeds or (1 if args.quick else 3)

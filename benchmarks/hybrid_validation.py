@@ -42,7 +42,7 @@ from tripletrec.models.base import RecommenderBase  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _blend import EASE_L2_GRID, Blend, inner_l2  # noqa: E402
 from _results import run_environment, write_results  # noqa: E402
-from compare import THREADS, _fit_implicit, _fit_lightfm, load  # noqa: E402
+from compare import THREADS, _fit_implicit, _fit_lightfm, validation_parts  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("auc", "ndcg@10")
@@ -137,13 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
     rows: list[dict] = []
-    for dataset in args.datasets.split(","):
-        loaded = load(dataset)
-        if loaded is None:
-            continue
-        train, _test = loaded  # the test positives are never looked at here
-        fit_part, validation = tr.validation_split(train, 0.2, random_state=0)
-        print(f"{dataset}: {len(fit_part):,} fit / {len(validation):,} validation positives")
+    for dataset, fit_part, validation in validation_parts(args.datasets):
         rows += study(dataset, fit_part, validation)
     environment = run_environment(
         "hybrid_validation.py", argv if argv is not None else sys.argv[1:], 1, started

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 from hypothesis import settings
 
@@ -85,6 +86,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BUNDLED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def small_positives() -> sp.csr_matrix:
+    """30 users x 20 items of random positives: every user has one, every item is someone's."""
+    rng = np.random.default_rng(0)
+    dense = rng.random((30, 20)) < 0.25
+    dense[np.arange(30), rng.integers(0, 20, 30)] = True
+    dense[rng.integers(0, 30, 20), np.arange(20)] = True
+    return sp.csr_matrix(dense.astype(np.float32))
 
 
 @pytest.fixture

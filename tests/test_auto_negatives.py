@@ -19,12 +19,8 @@ SMALL = dict(n_factors=4, epochs=2, batch_size=64, random_state=3)
 
 
 @pytest.fixture(scope="module")
-def data() -> sp.csr_matrix:
-    rng = np.random.default_rng(0)
-    dense = rng.random((30, 20)) < 0.25
-    dense[np.arange(30), rng.integers(0, 20, 30)] = True  # every user has a positive
-    dense[rng.integers(0, 30, 20), np.arange(20)] = True  # every item is someone's
-    return sp.csr_matrix(dense.astype(np.float32))
+def data(small_positives) -> sp.csr_matrix:
+    return small_positives
 
 
 def _pairs(data: sp.csr_matrix) -> int:
@@ -148,4 +144,6 @@ def test_train_records_the_negatives_in_metrics_json(tmp_path):
     argv = ["train", str(csv), "--user-col", "u", "--item-col", "i", "--quiet"]
     assert main([*argv, "--epochs", "1", "--n-factors", "4", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["training"] == {"negatives": "all", "loss_kind": "full_softmax"}
+    assert metrics["training"] == {
+        "negatives": "all", "loss_kind": "full_softmax", "batch_by": "positive"
+    }  # fmt: skip

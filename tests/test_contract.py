@@ -15,6 +15,7 @@ import numpy as np
 import tripletrec
 from tripletrec import (
     EASERecommender,
+    HybridRecommender,
     ItemKNNRecommender,
     PopularityRecommender,
     RandomRecommender,
@@ -135,6 +136,16 @@ class TestRP3BetaRecommender(RecommenderContract):
 
     def make_estimator(self) -> RP3BetaRecommender:
         return RP3BetaRecommender(alpha=1.0, beta=0.5)
+
+
+class TestHybridRecommender(RecommenderContract):
+    """The default factor model and EASE, blended; l2 chosen on an inner split."""
+
+    trainable = False  # fit trains the factor model inside, without epoch callbacks
+
+    def make_estimator(self) -> HybridRecommender:
+        factor = dict(n_factors=8, learning_rate=0.05, epochs=30, batch_size=32)
+        return HybridRecommender(factor=factor, random_state=0)
 
 
 def _estimator_classes() -> set[type[RecommenderBase]]:

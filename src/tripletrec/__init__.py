@@ -25,6 +25,7 @@ from tripletrec.exceptions import (
 from tripletrec.models.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
 from tripletrec.models.ease import EASERecommender
 from tripletrec.models.explain import Explanation
+from tripletrec.models.hybrid import HybridRecommender
 from tripletrec.models.rp3beta import RP3BetaRecommender
 from tripletrec.models.triplet import PRESETS, TripletRecommender
 from tripletrec.persistence import load_model, save_model
@@ -35,6 +36,7 @@ __all__ = [
     "DataSummary",
     "EASERecommender",
     "Explanation",
+    "HybridRecommender",
     "IdMap",
     "Interactions",
     "ItemKNNRecommender",

@@ -196,12 +196,13 @@ def train_run(
 
 
 def _training_summary(model: object) -> dict:
-    """What metrics.json says of the training: the negatives and loss kind the fit used
-    (``negatives="auto"`` resolved); nothing for an estimator without them."""
+    """What metrics.json says of the training: the negatives, loss kind and batch
+    grouping the fit used (``"auto"`` resolved); nothing for an estimator without them."""
     negatives = getattr(model, "negatives_", None)
     if negatives is None:
         return {}
-    return {"training": {"negatives": negatives, "loss_kind": model._loss().kind}}  # type: ignore[attr-defined]
+    training = {"negatives": negatives, "loss_kind": model._loss().kind}  # type: ignore[attr-defined]
+    return {"training": training | {"batch_by": model._batch_by()}}  # type: ignore[attr-defined]
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

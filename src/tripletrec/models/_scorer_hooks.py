@@ -33,6 +33,7 @@ class ScorerHooks:
     device: str
     negatives: str
     negatives_: str
+    batch_by_: str
     init_scale: float
 
     @property
@@ -106,6 +107,8 @@ class ScorerHooks:
         # at all had the full softmax, the default of its day.
         negatives = self.negatives if self.negatives != "auto" else "all"
         self.negatives_ = str(fit_summary.get("negatives", negatives))
+        # Files from before batch_by existed were trained on shuffled positives.
+        self.batch_by_ = str(fit_summary.get("batch_by", "positive"))
         module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
         module.load_state_dict(weights, strict=True)
         self.module_ = module.to(resolve_device(self.device)).eval()
@@ -116,6 +119,7 @@ class ScorerHooks:
         summary = {
             "fit_seconds": self.fit_seconds_,
             "negatives": self.negatives_,
+            "batch_by": self.batch_by_,
             "n_parameters": self.n_parameters_,
             "history": self.history_,
         }

@@ -93,8 +93,10 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         Margin of the hinge losses.
     negatives : {"auto", "uniform", "exclude_positives", "popularity", "all", "in_batch"}
         ``"auto"`` (the default) is chosen once per fit from the data's shape and kept as
-        ``negatives_``: with ``loss="softmax"``, ``"all"`` while training positives x items
-        is at most :data:`~tripletrec.training.losses.FULL_SOFTMAX_PAIR_BUDGET`, else
+        ``negatives_``: with ``loss="softmax"``, ``"all"`` while the score pairs of one
+        epoch (positives x items, or about users x items with per-user batches; see
+        ``batch_by``) are at most
+        :data:`~tripletrec.training.losses.FULL_SOFTMAX_PAIR_BUDGET`, else
         ``"in_batch"``; ``"uniform"`` with the other losses. Otherwise:
         Negatives drawn uniformly from all items (the notebook), uniformly but redrawn when
         they hit one of the user's training positives, or with probability proportional to
@@ -108,6 +110,16 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         Exponent of the popularity sampler.
     epochs, batch_size, learning_rate, l2 : number
         Adam optimisation settings; ``l2`` is Adam's weight decay.
+    batch_by : {"auto", "positive", "user"}
+        What each epoch shuffles into batches of ``batch_size`` positives: the positives
+        one by one, or the users, each user's positives staying together. The full
+        softmax scores every item once per distinct user of a batch, so grouping by user
+        cuts its epoch from positives x items scores to about users x items.
+        ``"auto"`` (the default) is chosen once per fit and kept as ``batch_by_``:
+        ``"user"`` for the full softmax when training positives x items exceeds
+        :data:`~tripletrec.training.losses.PER_POSITIVE_PAIR_BUDGET`, else
+        ``"positive"`` (which ranks slightly better where it is affordable). ``"user"``
+        cannot train ``negatives="in_batch"``.
     max_norm : float or None
         After every step, rescale embedding rows longer than this to this length (a
         max-norm constraint, an alternative or complement to ``l2``).
@@ -149,6 +161,8 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         The fitted scoring network.
     negatives_ : str
         The negatives the fit used: ``negatives``, or what ``"auto"`` resolved to.
+    batch_by_ : str
+        What the fit's batches grouped: ``batch_by``, or what ``"auto"`` resolved to.
     history_ : list of dict
         Per-epoch training loss and time.
     fit_seconds_ : float
@@ -194,6 +208,7 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         batch_size: int = 3072,
         learning_rate: float = 0.04,
         l2: float = 3.5e-5,
+        batch_by: Literal["auto", "positive", "user"] = "auto",
         max_norm: float | None = 2.0,
         lr_schedule: str = "linear",
         init_scale: float = 0.01,
@@ -226,6 +241,7 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.l2 = l2
+        self.batch_by = batch_by
         self.max_norm = max_norm
         self.lr_schedule = lr_schedule
         self.init_scale = init_scale
@@ -281,6 +297,11 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
     def _negatives(self) -> str:
         """The fitted negatives (``negatives_``); before a fit, ``negatives`` as given."""
         return getattr(self, "negatives_", self.negatives)
+
+    def _batch_by(self) -> str:
+        """The fitted batch grouping (``batch_by_``); before a fit, ``batch_by`` as given
+        (``"auto"`` taken as ``"positive"``)."""
+        return getattr(self, "batch_by_", "positive" if self.batch_by == "auto" else self.batch_by)
 
     def _loss(self) -> Loss:
         """The training loss (:func:`~tripletrec.training.losses.resolve_loss`) of the

@@ -102,8 +102,9 @@ def fit_partial_triplet_model(
         ``model``, grown and trained; ``history_`` gains this call's epochs (numbered on
         from the last, with ``partial_fit``: which call), ``fit_seconds_`` is this call's.
     """
-    # The negatives resolved by the first fit: "auto" is not chosen again on grown data.
-    settings = TrainingSettings.of(model).with_negatives(model._negatives())
+    # The negatives and batches resolved by the first fit: "auto" is not chosen again on
+    # grown data.
+    settings = TrainingSettings.of(model).with_negatives(model._negatives(), model._batch_by())
     plan.check_single_process("fit_partial")
     one_of("train_on", train_on, ("all", "new"))
     if epochs is None:

@@ -2,7 +2,9 @@
 
 One epoch = every training positive once, in a fresh random order, each paired with a
 freshly drawn negative. Sampling is done for the whole epoch at once with NumPy; the loop
-runs once per mini-batch, never once per interaction.
+runs once per mini-batch, never once per interaction. With ``batch_by="user"`` the order
+keeps each user's positives together (users in a fresh random order), so that a batch of
+the full softmax holds few users and computes each one's normaliser once.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class TrainingSchedule:
     lr_schedule : {"constant", "linear", "cosine"}
         The step size over training: constant, or decayed from ``learning_rate`` to zero
         at the last step, linearly or along a half cosine.
+    batch_by : {"positive", "user"}
+        What an epoch shuffles: the positives one by one, or the users, each user's
+        positives staying together (:func:`epoch_order`).
     """
 
     epochs: int
@@ -72,6 +77,7 @@ class TrainingSchedule:
     learning_rate: float
     l2: float = 0.0
     lr_schedule: str = "constant"
+    batch_by: str = "positive"
 
     def __post_init__(self) -> None:
         # Checked and stored as plain Python numbers (frozen: set through object).
@@ -83,6 +89,7 @@ class TrainingSchedule:
             ),
             "l2": finite_number("l2", self.l2, low=0.0),
             "lr_schedule": one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+            "batch_by": one_of("batch_by", self.batch_by, BATCH_BY),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -98,6 +105,21 @@ class TrainingSchedule:
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
+BATCH_BY = ("positive", "user")
+
+
+def epoch_order(users: np.ndarray, rng: np.random.Generator, batch_by: str) -> np.ndarray:
+    """The order in which an epoch visits the positives of ``users`` (a permutation).
+
+    ``"positive"``: a uniform shuffle. ``"user"``: the users in a uniform random order,
+    each user's positives contiguous and shuffled among themselves, so consecutive
+    batches cover few users (a user may straddle two batches).
+    """
+    order = rng.permutation(len(users))
+    if batch_by == "positive" or len(users) == 0:
+        return order
+    user_rank = rng.permutation(int(users.max()) + 1)
+    return order[np.argsort(user_rank[users[order]], kind="stable")]
 
 
 @contextmanager
@@ -328,7 +350,7 @@ def train_triplets(
     steps_done = first_epoch * steps_per_epoch(n, schedule.batch_size)
     for epoch in bar:
         start = time.perf_counter()
-        order = torch.as_tensor(rng.permutation(n))
+        order = torch.as_tensor(epoch_order(users, rng, schedule.batch_by))
         epoch_users = users_t[order]
         drawn = sampler(epoch_users.numpy(), rng, n_negatives)
         epoch_users = epoch_users.to(device)

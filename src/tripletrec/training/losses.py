@@ -317,27 +317,79 @@ def resolve_loss(
     return Loss(name, margin, implicit or "sampled_softmax", n_items)
 
 
-#: ``negatives="auto"`` keeps the full softmax while ``n_positives * n_items`` (the score
-#: pairs of one epoch, times the factors its cost) is at most this; beyond it an epoch is
-#: too slow and "auto" takes the in-batch softmax. Large enough for the benchmark data
-#: (the bundled anime-5k has about 1.5e9 pairs), small enough that a 100,000-item
-#: catalogue with a million positives does not qualify.
+#: ``negatives="auto"`` keeps the full softmax while the score pairs of one epoch
+#: (:func:`full_softmax_pairs`, times the factors its cost) are at most this; beyond it an
+#: epoch is too slow and "auto" takes the in-batch softmax. Per-user batches count about
+#: users x items pairs, so the bundled anime-5k (about 3.4e7) and synthetic catalogues of
+#: 30,000 items (``benchmarks/catalogue_size.py``) keep the full softmax; 100,000 items
+#: with 50,000 users do not.
 FULL_SOFTMAX_PAIR_BUDGET = 2_000_000_000
 
+#: ``batch_by="auto"`` keeps shuffled positives for the full softmax while
+#: ``n_positives * n_items`` is at most this, and groups each user's positives above it.
+#: Shuffled positives rank slightly better where they are affordable, grouping is many
+#: times faster above (``benchmarks/user_batches.py`` has both, on validation splits):
+#: MovieLens-100k stays below it, the bundled anime-5k is above.
+PER_POSITIVE_PAIR_BUDGET = 250_000_000
 
-def resolve_negatives(negatives: str, loss: str, n_positives: int, n_items: int) -> str:
+
+def resolve_batch_by(batch_by: str, negatives: str, n_positives: int, n_items: int) -> str:
+    """What a fit's batches group: ``batch_by`` itself, or ``"auto"`` resolved.
+
+    ``"auto"`` is ``"user"`` for the full softmax (``negatives="all"``) when
+    ``n_positives * n_items > PER_POSITIVE_PAIR_BUDGET``, else ``"positive"``: only the
+    full softmax scores every item once per distinct user of a batch.
+
+    Raises
+    ------
+    ParameterError
+        For ``"user"`` with in-batch negatives: a batch of few users would make their own
+        positives each other's negatives.
+    """
+    if batch_by == "auto":
+        pairs = int(n_positives) * int(n_items)
+        return "user" if negatives == "all" and pairs > PER_POSITIVE_PAIR_BUDGET else "positive"
+    if batch_by == "user" and negatives == "in_batch":
+        raise ParameterError(
+            "batch_by='user' cannot train in-batch negatives: a user's positives would be "
+            "each other's negatives; use batch_by='positive'"
+        )
+    return batch_by
+
+
+def full_softmax_pairs(batch_by: str, n_positives: int, n_users: int, n_items: int) -> int:
+    """The (user, item) scores of one full-softmax epoch: ``n_positives * n_items`` for
+    shuffled positives, about ``n_users * n_items`` for per-user batches (``batch_by``
+    ``"auto"`` resolved as for the full softmax)."""
+    # Python integers: the product of two large counts must not overflow.
+    grouped = resolve_batch_by(batch_by, "all", n_positives, n_items) == "user"
+    return (int(n_users) if grouped else int(n_positives)) * int(n_items)
+
+
+def resolve_negatives(
+    negatives: str,
+    loss: str,
+    n_positives: int,
+    n_items: int,
+    *,
+    n_users: int | None = None,
+    batch_by: str = "positive",
+) -> str:
     """The negatives a fit uses: ``negatives`` itself, or ``"auto"`` resolved from the shape.
 
-    ``"auto"`` with ``loss="softmax"`` is ``"all"`` (the full softmax) when
-    ``n_positives * n_items <= FULL_SOFTMAX_PAIR_BUDGET``, else ``"in_batch"`` (the
-    in-batch softmax, log-q corrected); with a pairwise loss it is ``"uniform"``.
+    ``"auto"`` with ``loss="softmax"`` is ``"all"`` (the full softmax) when its epoch
+    scores at most ``FULL_SOFTMAX_PAIR_BUDGET`` pairs (:func:`full_softmax_pairs` with
+    ``batch_by``; without ``n_users``, ``n_positives * n_items``), else ``"in_batch"``
+    (the in-batch softmax, log-q corrected); with a pairwise loss it is ``"uniform"``.
     """
     if negatives != "auto":
         return negatives
     if loss != "softmax":
         return "uniform"
-    # Python integers: the product of two large counts must not overflow.
-    pairs = int(n_positives) * int(n_items)
+    if n_users is None:
+        pairs = int(n_positives) * int(n_items)
+    else:
+        pairs = full_softmax_pairs(batch_by, n_positives, n_users, n_items)
     return "all" if pairs <= FULL_SOFTMAX_PAIR_BUDGET else "in_batch"
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from tripletrec._checks import finite_number, fraction, positive_int
+from tripletrec._checks import finite_number, fraction, one_of, positive_int
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ModelFileError, TripletrecError, first_line
@@ -36,6 +36,7 @@ from tripletrec.training.checkpoints import (
 )
 from tripletrec.training.fused import FusedBilinearStep
 from tripletrec.training.loop import (
+    BATCH_BY,
     EpochCallback,
     TrainingSchedule,
     TrainingStep,
@@ -46,7 +47,12 @@ from tripletrec.training.loop import (
     train_triplets,
     with_max_norm,
 )
-from tripletrec.training.losses import Loss, resolve_loss, resolve_negatives
+from tripletrec.training.losses import (
+    Loss,
+    resolve_batch_by,
+    resolve_loss,
+    resolve_negatives,
+)
 from tripletrec.training.monitor import ValidationMonitor, chain_callbacks
 from tripletrec.training.sampling import make_sampler
 from tripletrec.training.state import (
@@ -68,12 +74,14 @@ class TrainingSettings:
     :meth:`of` is the one place where a model's settings are checked before a fit. With
     ``negatives="auto"``, ``negatives`` stays "auto" and ``loss`` is what "auto" is on
     small data until :meth:`for_data` (or :meth:`with_negatives`, for a fitted model)
-    resolves them.
+    resolves them; ``batch_by="auto"`` likewise, and ``schedule.batch_by`` is the resolved
+    value (``"positive"`` until then).
     """
 
     loss: Loss
     schedule: TrainingSchedule
     negatives: str
+    batch_by: str
     n_negatives: int
     negative_alpha: float
     max_norm: float | None
@@ -93,11 +101,14 @@ class TrainingSettings:
         ParameterError
             With a one-line message naming the hyper-parameter.
         """
+        batch_by = one_of("batch_by", model.batch_by, ("auto", *BATCH_BY))
         schedule = TrainingSchedule(
-            model.epochs, model.batch_size, model.learning_rate, model.l2, model.lr_schedule
-        )
+            model.epochs, model.batch_size, model.learning_rate, model.l2, model.lr_schedule,
+            batch_by="positive" if batch_by == "auto" else batch_by,
+        )  # fmt: skip
         small = resolve_negatives(model.negatives, model.loss, 0, 0)
         loss = resolve_loss(model.loss, model.margin, small)
+        resolve_batch_by(batch_by, model.negatives, 0, 0)  # an impossible pair fails here
         # Settings of the model's structure, used when it is built.
         fraction("identity_dropout", model.identity_dropout, high_open=True)
         if model.ranking_bias_scale != "auto":
@@ -107,6 +118,7 @@ class TrainingSettings:
             loss=loss,
             schedule=schedule,
             negatives=model.negatives,
+            batch_by=batch_by,
             n_negatives=positive_int("n_negatives", model.n_negatives),
             negative_alpha=finite_number("negative_alpha", model.negative_alpha),
             max_norm=_optional(model.max_norm, "max_norm", finite=True),
@@ -118,16 +130,27 @@ class TrainingSettings:
             validation_metric=model.validation_metric,
         )
 
-    def with_negatives(self, negatives: str) -> TrainingSettings:
-        """These settings with ``negatives`` (resolved, not ``"auto"``) and its loss."""
+    def with_negatives(self, negatives: str, batch_by: str) -> TrainingSettings:
+        """These settings with ``negatives`` and its loss, and batches grouped by
+        ``batch_by`` (both resolved, not ``"auto"``)."""
         loss = resolve_loss(self.loss.name, self.loss.margin, negatives, self.loss.n_items)
-        return dataclasses.replace(self, negatives=negatives, loss=loss)
+        batch_by = resolve_batch_by(batch_by, negatives, 0, 0)
+        schedule = dataclasses.replace(self.schedule, batch_by=batch_by)
+        return dataclasses.replace(
+            self, negatives=negatives, loss=loss, batch_by=batch_by, schedule=schedule
+        )
 
-    def for_data(self, n_positives: int, n_items: int) -> TrainingSettings:
-        """These settings for ``n_positives`` training positives over ``n_items`` items,
-        ``negatives="auto"`` resolved (:func:`~tripletrec.training.losses.resolve_negatives`)."""
-        negatives = resolve_negatives(self.negatives, self.loss.name, n_positives, n_items)
-        return self.with_negatives(negatives)
+    def for_data(self, n_positives: int, n_users: int, n_items: int) -> TrainingSettings:
+        """These settings for ``n_positives`` training positives of ``n_users`` users over
+        ``n_items`` items, ``negatives="auto"`` and ``batch_by="auto"`` resolved
+        (:func:`~tripletrec.training.losses.resolve_negatives`,
+        :func:`~tripletrec.training.losses.resolve_batch_by`)."""
+        negatives = resolve_negatives(
+            self.negatives, self.loss.name, n_positives, n_items,
+            n_users=n_users, batch_by=self.batch_by,
+        )  # fmt: skip
+        batch_by = resolve_batch_by(self.batch_by, negatives, n_positives, n_items)
+        return self.with_negatives(negatives, batch_by)
 
 
 def _optional(value: object, name: str, finite: bool = False) -> float | int | None:
@@ -258,7 +281,7 @@ def fit_triplet_model(
     Returns
     -------
     TripletRecommender
-        ``model``, with ``module_`` (in eval mode), ``negatives_``, ``history_``,
+        ``model``, with ``module_`` (in eval mode), ``negatives_``, ``batch_by_``, ``history_``,
         ``fit_seconds_``, ``optimizer_state_`` and ``resumed_epoch_`` set.
     """
     settings = TrainingSettings.of(model)
@@ -267,11 +290,11 @@ def fit_triplet_model(
         plan.check_single_process("checkpointing")
         checkpoint = prepare_directory(checkpoints)
     device = plan.device(settings.device)
-    schedule = plan.per_process(settings.schedule)
     seen = model.set_training_data(data, user_features=user_features, item_features=item_features)
     # Resolved before the scorer is built: the "auto" ranking bias follows the loss kind.
-    settings = settings.for_data(seen.nnz, model.n_items_)
-    model.negatives_ = settings.negatives
+    settings = settings.for_data(seen.nnz, model.n_users_, model.n_items_)
+    schedule = plan.per_process(settings.schedule)
+    model.negatives_, model.batch_by_ = settings.negatives, settings.batch_by
     loss = settings.loss.with_n_items(model.n_items_)
     users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
     sampler = make_sampler(settings.negatives, seen, settings.negative_alpha)

@@ -1,0 +1,247 @@
+"""The default factor model and EASE, blended per user: a history-aware recommender.
+
+A low-rank factor model (:class:`~tripletrec.models.triplet.TripletRecommender`) ranks the
+whole catalogue well (AUC) but cannot represent item-to-item structure finer than its
+rank: a sequel, a second season. EASE (:class:`~tripletrec.models.ease.EASERecommender`)
+is full rank on items and ranks the top of the list well, but leans on co-occurrence
+alone. :class:`HybridRecommender` fits both on the same positives and ranks by
+
+``(1 - weight) * z(factor scores) + weight * z(EASE scores)``
+
+where ``z`` standardises a user's scores over the catalogue (mean 0, standard deviation 1),
+so that neither model's scale decides. EASE's ``l2`` is chosen on an inner split of the
+training positives (``benchmarks/hybrid_validation.py`` chose this rule and the weight on
+validation splits of the training positives of three data sets;
+``benchmarks/compare.py`` measures it on test).
+
+New users: the EASE part scores a history exactly, the factor part folds it in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from tripletrec._checks import finite_number, fraction
+from tripletrec._files import json_lists_to_tuples
+from tripletrec.data.interactions import Interactions
+from tripletrec.evaluation.protocols import evaluate
+from tripletrec.exceptions import ParameterError
+from tripletrec.models.base import RecommenderBase
+from tripletrec.models.ease import EASERecommender
+from tripletrec.models.triplet import TripletRecommender
+
+#: EASE ``l2`` values ``l2="auto"`` chooses from: log-spaced, from light shrinkage (trust
+#: co-occurrences) to heavy (lean on popularity).
+L2_GRID = (38.0, 130.0, 440.0, 1500.0)
+#: Share of the training positives held out to choose ``l2``, and the cut-off judged.
+INNER_FRACTION = 0.2
+INNER_K = 10
+#: Floor of a user's score spread in the standardisation (a constant row stays 0).
+_MIN_SPREAD = 1e-12
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """Each row (a user's scores over the catalogue) to mean 0 and standard deviation 1."""
+    scores = np.asarray(scores, dtype=np.float64)
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    return centred / np.maximum(centred.std(axis=1, keepdims=True), _MIN_SPREAD)
+
+
+class HybridRecommender(RecommenderBase):
+    """The default factor model and EASE, blended per user on standardised scores.
+
+    Parameters
+    ----------
+    weight : float, default 0.3
+        EASE's share of the blend, in [0, 1]: 0 ranks as the factor model alone, 1 as
+        EASE alone. 0.3 was chosen on validation splits of the training positives of
+        anime-tv, MovieLens-100k and anime-5k (``benchmarks/hybrid_validation.py``).
+    l2 : float or "auto", default "auto"
+        EASE's ridge penalty. ``"auto"`` fits EASE for each value of :data:`L2_GRID` on
+        80 % of the training positives and keeps the one with the best NDCG@10 on the
+        other 20 % (EASE alone: the factor model is fitted once, on everything).
+    factor : mapping, optional
+        Hyper-parameters of the factor model, passed to
+        :class:`~tripletrec.models.triplet.TripletRecommender` (its defaults when None);
+        ``random_state`` is this estimator's.
+    random_state : int or None
+        Seed of the factor model and of the inner split: the same seed on the same data
+        gives the same model.
+
+    Attributes
+    ----------
+    factor_ : TripletRecommender
+        The fitted factor model.
+    item_item_ : EASERecommender
+        The fitted EASE model.
+    l2_ : float
+        The ``l2`` EASE was fitted with (``"auto"`` resolved).
+    fit_seconds_ : float
+        Wall time of the last ``fit``, both models and the choice of ``l2`` included.
+    user_map_, item_map_, seen_, item_metadata_
+        See :class:`~tripletrec.models.base.RecommenderBase`.
+
+    Notes
+    -----
+    Scoring needs every item's score of a user (the standardisation is over the
+    catalogue), so there is no vector space to search approximately. EASE refuses
+    catalogues whose items x items matrices do not fit in memory; so does this model.
+    """
+
+    def __init__(
+        self,
+        weight: float = 0.3,
+        l2: float | Literal["auto"] = "auto",
+        factor: Mapping[str, Any] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.weight = weight
+        self.l2 = l2
+        self.factor = factor
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def _factor_model(self) -> TripletRecommender:
+        params = {} if self.factor is None else json_lists_to_tuples(dict(self.factor))
+        try:
+            return TripletRecommender(**{**params, "random_state": self.random_state})
+        except TypeError as exc:  # an unknown name in ``factor``
+            raise ParameterError(f"factor: {exc}") from exc
+
+    def fit(self, data: Interactions | sp.spmatrix) -> HybridRecommender:
+        """Fit the factor model and EASE on the training positives of ``data``.
+
+        Parameters
+        ----------
+        data : Interactions or scipy.sparse matrix
+            Training positives (users x items; any non-zero is a positive).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ParameterError
+            If ``weight`` is outside [0, 1], ``l2`` is neither "auto" nor a positive
+            number, or ``factor`` has a bad hyper-parameter.
+        DataError
+            For bad data, or a catalogue too large for EASE.
+        """
+        fraction("weight", self.weight)
+        if self.l2 != "auto":
+            finite_number("l2", self.l2, low=0.0, low_open=True)
+        factor = self._factor_model()
+        start = time.perf_counter()
+        seen = self._set_training_data(data)
+        l2 = float(self.l2) if self.l2 != "auto" else self._chosen_l2(seen)
+        self.item_item_ = EASERecommender(l2=l2).fit(data)
+        self.factor_ = factor.fit(data)
+        self.l2_ = l2
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _chosen_l2(self, seen: sp.csr_matrix) -> float:
+        """The value of :data:`L2_GRID` whose EASE, fitted on an inner split of ``seen``,
+        has the best NDCG@10 on the held-out part (ties to the smaller ``l2``)."""
+        inner_fit, held_out = _inner_split(seen, INNER_FRACTION, self.random_state)
+        metric = f"ndcg@{INNER_K}"
+        scores = [
+            evaluate(EASERecommender(l2=l2).fit(inner_fit), inner_fit, held_out, [metric])[metric]
+            for l2 in L2_GRID
+        ]
+        return L2_GRID[int(np.argmax(scores))]
+
+    # ------------------------------------------------------------------ scoring
+    def _blend(self, factor_scores: np.ndarray, item_item_scores: np.ndarray) -> np.ndarray:
+        weight = float(self.weight)
+        blended = (1.0 - weight) * standardised(factor_scores)
+        blended += weight * standardised(item_item_scores)
+        return blended.astype(np.float32)
+
+    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
+        # Standardised over the whole catalogue whatever ``item_idx`` asks for, so that a
+        # score does not depend on which other items are scored with it.
+        scores = self._blend(
+            self.factor_._score_block(user_idx, None), self.item_item_._score_block(user_idx, None)
+        )
+        return scores if item_idx is None else scores[:, item_idx]
+
+    def _score_histories(
+        self,
+        rows: np.ndarray,
+        items: np.ndarray,
+        n_rows: int,
+        random_state: int,
+        offsets: Any = None,
+    ) -> np.ndarray:
+        """The factor model folds each history in; EASE scores it as it is."""
+        factor = self.factor_._score_histories(rows, items, n_rows, random_state, offsets)
+        item_item = self.item_item_._score_histories(rows, items, n_rows, random_state, offsets)
+        return self._blend(factor, item_item)
+
+    def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
+        """Each part's contributions, scaled as the blend scales that part's scores (by
+        the weight over the spread of the history's scores); approximate, as the factor
+        model's split and the standardisation's centring are."""
+        rows = np.zeros(len(history), np.int64)
+        weight = float(self.weight)
+        parts = ((self.factor_, 1.0 - weight), (self.item_item_, weight))
+        total = np.zeros(len(history), np.float64)
+        for model, share in parts:
+            contributions, _ = model._explain_contributions(history, item_idx)
+            scores = model._score_histories(rows, history, 1, 0)
+            spread = max(float(np.std(scores, dtype=np.float64)), _MIN_SPREAD)
+            total += share * np.asarray(contributions, np.float64) / spread
+        return total, False
+
+    def _item_vectors(self) -> np.ndarray:
+        """The factor model's item vectors: similar items are near in its space."""
+        return self.factor_._item_vectors()
+
+    # ------------------------------------------------------------------ persistence
+    def _fit_summary(self) -> dict:
+        return {
+            "fit_seconds": self.fit_seconds_,
+            "l2": self.l2_,
+            "factor": self.factor_._fit_summary(),
+            "item_item": self.item_item_._fit_summary(),
+        }
+
+    def _model_state(self) -> dict[str, np.ndarray]:
+        state = {f"factor.{k}": v for k, v in self.factor_._model_state().items()}
+        state |= {f"item_item.{k}": v for k, v in self.item_item_._model_state().items()}
+        return state
+
+    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
+        self.l2_ = float(fit_summary["l2"])
+        factor, item_item = self._factor_model(), EASERecommender(l2=self.l2_)
+        for name, part in (("factor", factor), ("item_item", item_item)):
+            prefix = f"{name}."
+            part.user_map_, part.item_map_ = self.user_map_, self.item_map_
+            part.item_metadata_, part.seen_ = self.item_metadata_, self.seen_
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            part._load_model_state(own, dict(fit_summary[name]))
+        self.factor_, self.item_item_ = factor, item_item
+        self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
+
+
+def _inner_split(
+    seen: sp.csr_matrix, held_fraction: float, random_state: int | None
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``seen`` split at random into (fit, held-out) positives, ``held_fraction`` held out,
+    with the same shape (a random row split, as the usual protocol's)."""
+    coo = seen.tocoo()
+    held = np.random.default_rng(random_state).random(coo.nnz) < held_fraction
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (coo.data[mask], (coo.row[mask], coo.col[mask])), shape=seen.shape, dtype=np.float32
+        )
+
+    return part(~held), part(held)
