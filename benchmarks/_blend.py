@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import tripletrec as tr
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.hybrid import standardised
 
@@ -43,16 +42,3 @@ class Blend(RecommenderBase):
 
     def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
         return None
-
-
-def inner_l2(train: tr.Interactions) -> float:
-    """The EASE ``l2`` of the grid with the best NDCG@10 on an inner split of ``train``
-    (EASE fits alone: nothing outside ``train`` is looked at)."""
-    inner_fit, inner_validation = tr.validation_split(train, 0.2, random_state=1)
-    scores = {
-        l2: tr.evaluate(
-            tr.EASERecommender(l2=l2).fit(inner_fit), inner_fit, inner_validation, ["ndcg@10"]
-        )["ndcg@10"]
-        for l2 in EASE_L2_GRID
-    }
-    return max(scores, key=scores.get)

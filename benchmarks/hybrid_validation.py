@@ -12,10 +12,12 @@ The blend (``_blend.py``) scores ``(1 - w) z(default) + w z(EASE)``, where ``z``
 standardises each user's scores over the catalogue (mean 0, std 1). EASE's
 ``l2`` runs over ``compare.py``'s grid and ``w`` over :data:`WEIGHTS`; EASE alone and every
 blend are scored on the same validation positives, so both sides are selected on the same
-split. The rows "blend, w W, inner l2" follow a rule a default could: EASE's ``l2`` chosen
-by NDCG@10 on an inner split of the fit part (EASE fits alone), the weight fixed; nothing
-of theirs is selected on the validation positives. LightFM WARP and implicit ALS appear at
-``compare.py``'s most frequent choices for reference when installed.
+split. The rows "HybridRecommender, w W" are ``tripletrec.HybridRecommender(weight=W)``,
+which follows a rule a default can: EASE's ``l2`` chosen by NDCG@10 on an inner split of
+the fit part (EASE fits alone), the weight fixed; nothing of theirs is selected on the
+validation positives (their factor model is the default with the same seed, so each
+equals the grid row of the ``l2`` its inner split chose). LightFM WARP and implicit ALS
+appear at ``compare.py``'s most frequent choices for reference when installed.
 
 Run: ``python benchmarks/hybrid_validation.py [--datasets anime-tv,movielens-100k,anime-5k]``.
 Writes ``results/hybrid_validation.md`` and ``results/hybrid_validation.json``.
@@ -40,7 +42,7 @@ from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _blend import EASE_L2_GRID, Blend, inner_l2  # noqa: E402
+from _blend import EASE_L2_GRID, Blend  # noqa: E402
 from _results import run_environment, write_results  # noqa: E402
 from compare import THREADS, _fit_implicit, _fit_lightfm, validation_parts  # noqa: E402
 
@@ -87,12 +89,13 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
         for weight in WEIGHTS:
             blend = Blend.of(default, eases[l2], weight, fit_part)
             row("blend", f"l2 {l2:g}, w {weight}", blend, 0.0)
-    # A rule a default could follow: EASE's l2 from an inner split of the fit part (EASE
-    # fits only, never the validation positives), the weight fixed.
-    l2 = inner_l2(fit_part)
+    # The rule of tripletrec.HybridRecommender: EASE's l2 from an inner split of the fit
+    # part (EASE fits only, never the validation positives), the weight fixed.
     for weight in WEIGHTS:
-        blend = Blend.of(default, eases[l2], weight, fit_part)
-        row(f"blend, w {weight}, inner l2", f"l2 {l2:g}", blend, 0.0)
+        start = time.perf_counter()
+        hybrid = tr.HybridRecommender(weight=weight, random_state=0).fit(fit_part)
+        row(f"HybridRecommender, w {weight}", f"l2 {hybrid.l2_:g}", hybrid,
+            time.perf_counter() - start)  # fmt: skip
     return rows
 
 

@@ -201,7 +201,7 @@ def test_to_dict_is_json_with_names_and_none_for_a_missing_name():
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     pytest.importorskip("fastapi")
-    pytest.importorskip("httpx")
+    pytest.importorskip("httpx2")
     from fastapi.testclient import TestClient
 
     from tripletrec.serving.app import create_app

@@ -11,7 +11,7 @@ import pytest
 import tripletrec as tr
 
 pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+pytest.importorskip("httpx2")
 from fastapi.testclient import TestClient
 
 from tripletrec.serving.app import create_app

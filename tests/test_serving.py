@@ -13,7 +13,7 @@ from _serve_process import serve_process
 import tripletrec as tr
 
 pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+pytest.importorskip("httpx2")
 from fastapi.testclient import TestClient
 
 from tripletrec.serving.app import MAX_HISTORY, create_app

@@ -8,7 +8,7 @@ import pytest
 import tripletrec as tr
 
 pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+pytest.importorskip("httpx2")
 from fastapi.testclient import TestClient
 
 from tripletrec.cli.querying import TOKEN_ENV, admin_token

@@ -12,7 +12,7 @@ from _serve_process import serve_process
 import tripletrec as tr
 
 pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+pytest.importorskip("httpx2")
 from fastapi.testclient import TestClient
 
 from tripletrec.evaluation.topk import top_k_masked

@@ -362,7 +362,7 @@ class RecommenderContract:
     # ------------------------------------------------------------------ serving
     def test_every_http_endpoint_answers(self, fitted, saved, toy) -> None:
         pytest.importorskip("fastapi")
-        pytest.importorskip("httpx")
+        pytest.importorskip("httpx2")
         from fastapi.testclient import TestClient
 
         from tripletrec.serving.app import create_app
