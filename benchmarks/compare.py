@@ -68,7 +68,7 @@ from tripletrec.plots import plot_tradeoff  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _blend import EASE_L2_GRID  # noqa: E402
-from _results import mean_std, package_versions  # noqa: E402
+from _results import mean_std, package_versions, run_environment, write_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
@@ -373,6 +373,37 @@ def validation_parts(
         fit_part, validation = tr.validation_split(loaded[0], fraction, random_state=0)
         print(f"{name}: {len(fit_part):,} fit / {len(validation):,} validation positives")
         yield name, fit_part, validation
+
+
+def run_validation_study(
+    script: str,
+    description: str,
+    study: Callable[..., list[dict]],
+    write_markdown: Callable[[Path, list[dict], dict], None],
+    argv: list[str] | None = None,
+    *,
+    seeds: int | None = None,
+) -> None:
+    """The command line of a study on validation parts (:func:`validation_parts`):
+    ``--datasets``, ``--out`` (``results/`` + the script's name) and, when ``seeds`` is
+    given, ``--seeds`` (``seeds`` by default). Calls ``study(name, fit part, validation
+    part[, seeds])`` per data set present and writes the rows with ``write_markdown``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--datasets", default="anime-tv,movielens-100k,anime-5k")
+    parser.add_argument("--out", default=str(HERE / "results" / Path(script).stem))
+    if seeds is not None:
+        parser.add_argument("--seeds", type=int, default=seeds)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    extra = () if seeds is None else (args.seeds,)
+    rows: list[dict] = []
+    for name, fit_part, validation in validation_parts(args.datasets):
+        rows += study(name, fit_part, validation, *extra)
+    n_seeds = 1 if seeds is None else args.seeds
+    given = argv if argv is not None else sys.argv[1:]
+    write_results(Path(args.out), rows, run_environment(script, given, n_seeds, started),
+                  write_markdown)  # fmt: skip
 
 
 def tune(

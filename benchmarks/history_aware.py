@@ -27,7 +27,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -35,7 +34,6 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
 from tripletrec._files import write_text_atomic  # noqa: E402
@@ -43,10 +41,8 @@ from tripletrec.data.features import Features  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_environment, write_results  # noqa: E402
-from compare import THREADS, validation_parts  # noqa: E402
+from compare import run_validation_study  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 METRICS = ("auc", "ndcg@10")
 
 
@@ -118,19 +114,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="anime-tv,movielens-100k,anime-5k")
-    parser.add_argument("--out", default=str(HERE / "results" / "history_aware"))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
-    started = time.perf_counter()
-    rows: list[dict] = []
-    for dataset, fit_part, validation in validation_parts(args.datasets):
-        rows += study(dataset, fit_part, validation)
-    environment = run_environment(
-        "history_aware.py", argv if argv is not None else sys.argv[1:], 1, started
-    )
-    write_results(Path(args.out), rows, environment, write_markdown)
+    run_validation_study("history_aware.py", __doc__.splitlines()[0], study, write_markdown, argv)
 
 
 if __name__ == "__main__":

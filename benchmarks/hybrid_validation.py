@@ -30,12 +30,9 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
 from tripletrec._files import write_text_atomic  # noqa: E402
@@ -43,10 +40,8 @@ from tripletrec.models.base import RecommenderBase  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _blend import EASE_L2_GRID, Blend  # noqa: E402
-from _results import run_environment, write_results  # noqa: E402
-from compare import THREADS, _fit_implicit, _fit_lightfm, validation_parts  # noqa: E402
+from compare import _fit_implicit, _fit_lightfm, run_validation_study  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 METRICS = ("auc", "ndcg@10")
 WEIGHTS = (0.1, 0.2, 0.3, 0.5)
 #: Peer settings for reference (compare.py's usual choices on these data sets).
@@ -133,19 +128,9 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="anime-tv,movielens-100k,anime-5k")
-    parser.add_argument("--out", default=str(HERE / "results" / "hybrid_validation"))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
-    started = time.perf_counter()
-    rows: list[dict] = []
-    for dataset, fit_part, validation in validation_parts(args.datasets):
-        rows += study(dataset, fit_part, validation)
-    environment = run_environment(
-        "hybrid_validation.py", argv if argv is not None else sys.argv[1:], 1, started
+    run_validation_study(
+        "hybrid_validation.py", __doc__.splitlines()[0], study, write_markdown, argv
     )
-    write_results(Path(args.out), rows, environment, write_markdown)
 
 
 if __name__ == "__main__":

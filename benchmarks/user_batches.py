@@ -28,23 +28,18 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
-import argparse  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
 from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.training import losses  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_environment, write_results  # noqa: E402
-from compare import THREADS, validation_parts  # noqa: E402
+from compare import run_validation_study  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 METRICS = ("auc", "ndcg@10")
 BATCH_BY = ("positive", "user")
 
@@ -116,20 +111,9 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="anime-tv,movielens-100k,anime-5k")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", default=str(HERE / "results" / "user_batches"))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
-    started = time.perf_counter()
-    rows: list[dict] = []
-    for dataset, fit_part, validation in validation_parts(args.datasets):
-        rows += study(dataset, fit_part, validation, args.seeds)
-    environment = run_environment(
-        "user_batches.py", argv if argv is not None else sys.argv[1:], args.seeds, started
+    run_validation_study(
+        "user_batches.py", __doc__.splitlines()[0], study, write_markdown, argv, seeds=3
     )
-    write_results(Path(args.out), rows, environment, write_markdown)
 
 
 if __name__ == "__main__":
