@@ -70,13 +70,6 @@ def seconds_per_epoch(model: tr.TripletRecommender) -> float:
     return float(np.mean([record["seconds"] for record in model.history_]))
 
 
-def _rows_of(data: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
-    coo = data.tocoo()
-    return sp.csr_matrix(
-        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=data.shape, dtype=np.float32
-    )
-
-
 def full_softmax_epoch(data: sp.csr_matrix, batch_by: str, cap: int) -> tuple[float, str]:
     """Seconds of one full-softmax epoch over all of ``data`` with ``batch_by``, and how it
     was measured: a whole epoch while it scores at most the budget's pairs, else one epoch
@@ -91,16 +84,14 @@ def full_softmax_epoch(data: sp.csr_matrix, batch_by: str, cap: int) -> tuple[fl
         rng = np.random.default_rng(SEED)
         if batch_by == "positive":
             keep = rng.permutation(coo.nnz)[: min(cap, coo.nnz)]
+            scale = coo.nnz / len(keep)
         else:
             n_users = max(1, round(data.shape[0] * cap / data.nnz))
             users = rng.permutation(data.shape[0])[:n_users]
             keep = np.flatnonzero(np.isin(coo.row, users))
-        part = _rows_of(data, keep)
-        measured_users = len(np.unique(coo.row[keep]))
-        scale = (
-            data.nnz / part.nnz
-            if batch_by == "positive"
-            else data.shape[0] / max(measured_users, 1)
+            scale = data.shape[0] / max(len(np.unique(coo.row[keep])), 1)
+        part = sp.csr_matrix(
+            (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=data.shape, dtype=np.float32
         )
         how = f"{part.nnz:,} positives, scaled"
     model = tr.TripletRecommender(

@@ -18,8 +18,10 @@ import scipy.sparse as sp
 from tripletrec.data.features import FeatureEncoder, Features, with_identity
 from tripletrec.data.interactions import IdMap
 from tripletrec.exceptions import DataError, TripletrecError
+from tripletrec.models.embeddings import FeatureEmbedding
 
 if TYPE_CHECKING:
+    from tripletrec.models.interface import Scorer
     from tripletrec.models.triplet import TripletRecommender
 
 SIDES = ("user", "item")
@@ -63,6 +65,30 @@ def fit_sides(
         encoder, matrix = fit_side(side, features, id_map, model.feature_weight)
         setattr(model, f"{side}_encoder_", encoder)
         setattr(model, f"{side}_features_", matrix)
+
+
+def scorer_matrices(
+    model: TripletRecommender,
+    user_features: sp.csr_matrix | None,
+    item_features: sp.csr_matrix | None,
+) -> dict[str, sp.csr_matrix | None]:
+    """The feature matrices a scorer of ``model`` is built with, as ``build_scorer``
+    keywords: those given (``fit_partial``'s grown ones), else the fitted ones."""
+    given = {"user": user_features, "item": item_features}
+    return {
+        f"{side}_features": getattr(model, f"{side}_features_", None) if matrix is None
+        else matrix for side, matrix in given.items()
+    }  # fmt: skip
+
+
+def configure_embeddings(model: TripletRecommender, scorer: Scorer) -> None:
+    """Tell each feature embedding of ``scorer`` where its identity columns start (they
+    come last) and how often to drop them (``model.identity_dropout``)."""
+    for side, embeddings in scorer.entity_embeddings().items():
+        for embedding in embeddings:
+            if isinstance(embedding, FeatureEmbedding):
+                embedding.first_identity = getattr(model, f"{side}_encoder_").n_features
+                embedding.identity_dropout = float(model.identity_dropout)
 
 
 def add_items(

@@ -29,7 +29,7 @@ from tripletrec.models.presets import (
     build_scorer,
     resolved_ranking_bias_scale,
 )
-from tripletrec.models.scorers import FeatureEmbedding, Scorer
+from tripletrec.models.scorers import Scorer
 from tripletrec.training.checkpoints import CheckpointSettings
 from tripletrec.training.incremental import fit_partial_triplet_model
 from tripletrec.training.loop import EpochCallback
@@ -278,20 +278,11 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         feature embeddings.
         """
         ranking_bias_scale = resolved_ranking_bias_scale(self.ranking_bias_scale, self._loss())
-        given = {"user": user_features, "item": item_features}
-        features = {
-            f"{side}_features": getattr(self, f"{side}_features_", None) if matrix is None
-            else matrix for side, matrix in given.items()
-        }  # fmt: skip
+        features = _features.scorer_matrices(self, user_features, item_features)
         module = build_scorer(
             self.get_params(), n_users, n_items, generator, ranking_bias_scale, **features
         )
-        for side, embeddings in module.entity_embeddings().items():
-            for embedding in embeddings:
-                if isinstance(embedding, FeatureEmbedding):
-                    encoder = getattr(self, f"{side}_encoder_")
-                    embedding.first_identity = encoder.n_features  # identity columns come last
-                    embedding.identity_dropout = float(self.identity_dropout)
+        _features.configure_embeddings(self, module)
         return module
 
     def _negatives(self) -> str:

@@ -333,6 +333,16 @@ FULL_SOFTMAX_PAIR_BUDGET = 2_000_000_000
 PER_POSITIVE_PAIR_BUDGET = 250_000_000
 
 
+def check_batch_by(batch_by: str, negatives: str) -> None:
+    """Raise ``ParameterError`` for ``batch_by="user"`` with in-batch negatives: a batch
+    of few users would make their own positives each other's negatives."""
+    if batch_by == "user" and negatives == "in_batch":
+        raise ParameterError(
+            "batch_by='user' cannot train in-batch negatives: a user's positives would be "
+            "each other's negatives; use batch_by='positive'"
+        )
+
+
 def resolve_batch_by(batch_by: str, negatives: str, n_positives: int, n_items: int) -> str:
     """What a fit's batches group: ``batch_by`` itself, or ``"auto"`` resolved.
 
@@ -343,17 +353,12 @@ def resolve_batch_by(batch_by: str, negatives: str, n_positives: int, n_items: i
     Raises
     ------
     ParameterError
-        For ``"user"`` with in-batch negatives: a batch of few users would make their own
-        positives each other's negatives.
+        As :func:`check_batch_by`.
     """
     if batch_by == "auto":
         pairs = int(n_positives) * int(n_items)
         return "user" if negatives == "all" and pairs > PER_POSITIVE_PAIR_BUDGET else "positive"
-    if batch_by == "user" and negatives == "in_batch":
-        raise ParameterError(
-            "batch_by='user' cannot train in-batch negatives: a user's positives would be "
-            "each other's negatives; use batch_by='positive'"
-        )
+    check_batch_by(batch_by, negatives)
     return batch_by
 
 

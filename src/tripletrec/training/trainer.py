@@ -49,6 +49,7 @@ from tripletrec.training.loop import (
 )
 from tripletrec.training.losses import (
     Loss,
+    check_batch_by,
     resolve_batch_by,
     resolve_loss,
     resolve_negatives,
@@ -108,7 +109,7 @@ class TrainingSettings:
         )  # fmt: skip
         small = resolve_negatives(model.negatives, model.loss, 0, 0)
         loss = resolve_loss(model.loss, model.margin, small)
-        resolve_batch_by(batch_by, model.negatives, 0, 0)  # an impossible pair fails here
+        check_batch_by(batch_by, model.negatives)
         # Settings of the model's structure, used when it is built.
         fraction("identity_dropout", model.identity_dropout, high_open=True)
         if model.ranking_bias_scale != "auto":
@@ -134,7 +135,7 @@ class TrainingSettings:
         """These settings with ``negatives`` and its loss, and batches grouped by
         ``batch_by`` (both resolved, not ``"auto"``)."""
         loss = resolve_loss(self.loss.name, self.loss.margin, negatives, self.loss.n_items)
-        batch_by = resolve_batch_by(batch_by, negatives, 0, 0)
+        check_batch_by(batch_by, negatives)
         schedule = dataclasses.replace(self.schedule, batch_by=batch_by)
         return dataclasses.replace(
             self, negatives=negatives, loss=loss, batch_by=batch_by, schedule=schedule
