@@ -561,22 +561,24 @@ def _settings(settings: dict) -> str:
 
 
 def _fit_time_ratios(rows: list[dict]) -> list[str]:
-    """A line giving the default preset's fit time as a multiple of EASE's and LightFM
-    WARP's in the same run (empty when either side is missing)."""
-    default = next((row for row in rows if row["model"] == "tripletrec default"), None)
+    """A line per tripletrec model measured (the default preset, HybridRecommender) giving
+    its fit time as a multiple of EASE's and LightFM WARP's in the same run (none when
+    either side is missing)."""
     peers = [
         row
         for row in rows
         if row.get("candidate", row["model"]).startswith("EASE") or row["model"] == "LightFM WARP"
     ]
-    if default is None or not peers:
-        return []
-    ratios = ", ".join(
-        f"{row['model']} {default['fit_seconds'] / row['fit_seconds']:.3g}x"
-        for row in peers
-        if row["fit_seconds"] > 0
-    )
-    return [f"Fit time of `tripletrec default` as a multiple of: {ratios}."] if ratios else []
+    lines = []
+    for ours in (row for row in rows if row["model"] in ("tripletrec default", HYBRID_NAME)):
+        ratios = ", ".join(
+            f"{row['model']} {ours['fit_seconds'] / row['fit_seconds']:.3g}x"
+            for row in peers
+            if row["fit_seconds"] > 0
+        )
+        if ratios:
+            lines.append(f"Fit time of `{ours['model']}` as a multiple of: {ratios}.")
+    return lines
 
 
 def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:

@@ -1,5 +1,8 @@
 """HybridRecommender: the default factor model and EASE, blended on per-user standardised
-scores; EASE's l2 chosen on an inner split of the training positives."""
+scores with EASE's held at a floor; EASE's l2 chosen on an inner split of the training
+positives."""
+
+import json
 
 import numpy as np
 import pytest
@@ -8,7 +11,8 @@ import scipy.sparse as sp
 from tripletrec import EASERecommender, HybridRecommender, TripletRecommender
 from tripletrec.exceptions import ParameterError
 from tripletrec.models import hybrid
-from tripletrec.models.hybrid import L2_GRID, standardised
+from tripletrec.models.hybrid import FACTOR_DEFAULTS, L2_GRID, chosen_l2, standardised
+from tripletrec.persistence import MODEL_FILE, load_model
 
 FACTOR = dict(n_factors=8, epochs=5, batch_size=64, learning_rate=0.05)
 
@@ -31,7 +35,8 @@ def test_scores_are_the_weighted_blend_of_both_standardised_models(data, fitted)
     ease = EASERecommender(l2=50.0).fit(data)
     users = np.arange(60)
     z_factor, z_ease = (standardised(m.score(users)) for m in (factor, ease))
-    np.testing.assert_allclose(fitted.score(users), 0.7 * z_factor + 0.3 * z_ease, atol=1e-5)
+    expected = 0.7 * z_factor + 0.3 * np.maximum(z_ease, 0.0)
+    np.testing.assert_allclose(fitted.score(users), expected, atol=1e-5)
     # A subset of the items scores as the same columns of the whole catalogue.
     np.testing.assert_array_equal(fitted.score([3], [4, 0, 9]), fitted.score([3])[:, [4, 0, 9]])
 
@@ -43,9 +48,39 @@ def test_standardised_rows_have_mean_zero_and_unit_spread():
     np.testing.assert_array_equal(rows[1], 0.0)  # a constant row stays 0, not NaN
 
 
+def test_below_the_floor_items_keep_the_factor_models_order(data, fitted):
+    users = np.arange(60)
+    z_ease = standardised(fitted.item_item_.score(users))
+    factor, blended = fitted.factor_.score(users), fitted.score(users)
+    for user in users:
+        below = np.flatnonzero(z_ease[user] <= 0.0)
+        assert len(below) > 1
+        np.testing.assert_array_equal(
+            np.argsort(-blended[user, below], kind="stable"),
+            np.argsort(-factor[user, below], kind="stable"),
+        )
+    # Without the floor EASE reorders them too.
+    plain = HybridRecommender(l2=50.0, item_item_floor=None, factor=FACTOR, random_state=1)
+    z_factor = standardised(fitted.factor_.score(users))
+    np.testing.assert_allclose(
+        plain.fit(data).score(users), 0.7 * z_factor + 0.3 * z_ease, atol=1e-5
+    )
+
+
+def test_the_factor_model_defaults_here_unless_given():
+    assert HybridRecommender()._factor_model().epochs == FACTOR_DEFAULTS["epochs"]
+    assert HybridRecommender(factor={"epochs": 3})._factor_model().epochs == 3
+    rest = HybridRecommender()._factor_model().get_params()
+    assert {k: v for k, v in rest.items() if k not in FACTOR_DEFAULTS} == {
+        k: v for k, v in TripletRecommender().get_params().items() if k not in FACTOR_DEFAULTS
+    }
+
+
 @pytest.mark.parametrize(("weight", "alone"), [(0.0, "factor"), (1.0, "ease")])
 def test_the_end_weights_rank_as_one_model_alone(data, weight, alone):
-    model = HybridRecommender(weight=weight, l2=50.0, factor=FACTOR, random_state=1).fit(data)
+    model = HybridRecommender(
+        weight=weight, l2=50.0, item_item_floor=None, factor=FACTOR, random_state=1
+    ).fit(data)
     single = (
         TripletRecommender(**FACTOR, random_state=1) if alone == "factor"
         else EASERecommender(l2=50.0)
@@ -75,12 +110,45 @@ def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
     np.testing.assert_array_equal(again.score([0, 1]), model.score([0, 1]))
 
 
+def test_the_l2_search_runs_on_the_most_popular_items(data, monkeypatch):
+    fitted_on = []
+    original = hybrid.evaluate
+
+    def recording(model, train, test, metrics):
+        fitted_on.append(train.shape)
+        return original(model, train, test, metrics)
+
+    monkeypatch.setattr(hybrid, "evaluate", recording)
+    popular = np.sort(np.argsort(-np.diff(data.tocsc().indptr), kind="stable")[:10])
+    l2, scores = chosen_l2(data, 1, max_items=10)
+    assert fitted_on == [(60, 10)] * len(L2_GRID) and l2 == L2_GRID[int(np.argmax(scores))]
+    # The same search as on the catalogue cut to those columns by hand.
+    assert chosen_l2(data[:, popular].tocsr(), 1, max_items=None) == (l2, scores)
+    fitted_on.clear()
+    chosen_l2(data, 1)  # 25 items, under the default cap: the whole catalogue
+    assert fitted_on == [(60, 25)] * len(L2_GRID)
+
+
 def test_a_history_blends_the_fold_in_with_exact_ease_scores(data, fitted):
     histories = [[0, 3, 7], [12]]
     factor = fitted.factor_.score_from_history(histories)
     ease = fitted.item_item_.score_from_history(histories)
-    expected = 0.7 * standardised(factor) + 0.3 * standardised(ease)
+    expected = 0.7 * standardised(factor) + 0.3 * np.maximum(standardised(ease), 0.0)
     np.testing.assert_allclose(fitted.score_from_history(histories), expected, atol=1e-5)
+
+
+def test_a_file_saved_before_the_floor_existed_blends_without_it(fitted, tmp_path):
+    path = fitted.save(tmp_path / "old")
+    manifest = json.loads((path / MODEL_FILE).read_text())
+    del manifest["params"]["item_item_floor"]  # as files were written before
+    (path / MODEL_FILE).write_text(json.dumps(manifest))
+    loaded = load_model(path)
+    assert loaded.item_item_floor is None
+    users = np.arange(60)
+    z_factor, z_ease = (standardised(m.score(users)) for m in (fitted.factor_, fitted.item_item_))
+    np.testing.assert_allclose(loaded.score(users), 0.7 * z_factor + 0.3 * z_ease, atol=1e-5)
+    np.testing.assert_array_equal(load_model(fitted.save(tmp_path / "new")).score(users),
+                                  fitted.score(users))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -90,6 +158,8 @@ def test_a_history_blends_the_fold_in_with_exact_ease_scores(data, fitted):
         (dict(weight=float("nan")), "weight"),
         (dict(l2=-1.0), "l2"),
         (dict(l2="big"), "l2"),
+        (dict(item_item_floor=float("nan")), "item_item_floor"),
+        (dict(item_item_floor="low"), "item_item_floor"),
         (dict(factor={"n_factor": 8}), "factor"),
     ],
 )

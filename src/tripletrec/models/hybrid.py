@@ -6,13 +6,17 @@ rank: a sequel, a second season. EASE (:class:`~tripletrec.models.ease.EASERecom
 is full rank on items and ranks the top of the list well, but leans on co-occurrence
 alone. :class:`HybridRecommender` fits both on the same positives and ranks by
 
-``(1 - weight) * z(factor scores) + weight * z(EASE scores)``
+``(1 - weight) * z(factor scores) + weight * max(z(EASE scores), item_item_floor)``
 
 where ``z`` standardises a user's scores over the catalogue (mean 0, standard deviation 1),
-so that neither model's scale decides. EASE's ``l2`` is chosen on an inner split of the
-training positives (``benchmarks/hybrid_validation.py`` chose this rule and the weight on
-validation splits of the training positives of three data sets;
-``benchmarks/compare.py`` measures it on test).
+so that neither model's scale decides. The floor (0: the user's mean) lets EASE promote
+the items it scores above average and leaves the order of the rest, where co-occurrence
+counts are noise, to the factor model: that keeps the factor model's AUC. EASE's ``l2``
+is chosen on an inner split of the training positives, over the most popular items only
+(:func:`chosen_l2`). ``benchmarks/hybrid_validation.py`` chose the weight and
+``benchmarks/hybrid_rule.py`` the floor, the factor model's epochs and the search's
+catalogue, all on validation splits of the training positives of three data sets;
+``benchmarks/compare.py --hybrid`` measures the result on test.
 
 New users: the EASE part scores a history exactly, the factor part folds it in.
 """
@@ -41,6 +45,12 @@ L2_GRID = (38.0, 130.0, 440.0, 1500.0)
 #: Share of the training positives held out to choose ``l2``, and the cut-off judged.
 INNER_FRACTION = 0.2
 INNER_K = 10
+#: The ``l2`` search runs on this many of the most popular items: its inverses cost the
+#: cube of the catalogue, and the popular items carry most positives and decide the choice.
+L2_SEARCH_ITEMS = 1000
+#: The factor model's defaults here, where they differ from TripletRecommender's: EASE
+#: carries the top of the list, so the factor model needs fewer epochs to rank the rest.
+FACTOR_DEFAULTS: Mapping[str, Any] = {"epochs": 7}
 #: Floor of a user's score spread in the standardisation (a constant row stays 0).
 _MIN_SPREAD = 1e-12
 
@@ -50,6 +60,53 @@ def standardised(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     centred = scores - scores.mean(axis=1, keepdims=True)
     return centred / np.maximum(centred.std(axis=1, keepdims=True), _MIN_SPREAD)
+
+
+def blend(
+    factor_scores: np.ndarray,
+    item_item_scores: np.ndarray,
+    weight: float,
+    floor: float = -np.inf,
+) -> np.ndarray:
+    """``(1 - weight) z(factor_scores) + weight max(z(item_item_scores), floor)``, rows
+    standardised by :func:`standardised` (float32)."""
+    blended = (1.0 - weight) * standardised(factor_scores)
+    blended += weight * np.maximum(standardised(item_item_scores), floor)
+    return blended.astype(np.float32)
+
+
+def chosen_l2(
+    seen: sp.csr_matrix,
+    random_state: int | None,
+    grid: tuple[float, ...] = L2_GRID,
+    max_items: int | None = L2_SEARCH_ITEMS,
+) -> tuple[float, list[float]]:
+    """The value of ``grid`` whose EASE, fitted on an inner split of ``seen``, has the best
+    NDCG@10 on the held-out part (ties to the first), and the NDCG@10 of each value.
+
+    Parameters
+    ----------
+    seen : scipy.sparse.csr_matrix
+        Training positives, users x items.
+    random_state : int or None
+        Seed of the inner split (:data:`INNER_FRACTION` of the positives held out).
+    grid : tuple of float
+        Candidate ``l2`` values.
+    max_items : int or None
+        Search on the ``max_items`` most popular items only (ties to the lower index);
+        None searches the whole catalogue.
+    """
+    if max_items is not None and max_items < seen.shape[1]:
+        popularity = np.diff(seen.tocsc().indptr)
+        popular = np.sort(np.argsort(-popularity, kind="stable")[:max_items])
+        seen = seen[:, popular].tocsr()
+    inner_fit, held_out = _inner_split(seen, INNER_FRACTION, random_state)
+    metric = f"ndcg@{INNER_K}"
+    scores = [
+        evaluate(EASERecommender(l2=l2).fit(inner_fit), inner_fit, held_out, [metric])[metric]
+        for l2 in grid
+    ]
+    return grid[int(np.argmax(scores))], scores
 
 
 class HybridRecommender(RecommenderBase):
@@ -63,11 +120,18 @@ class HybridRecommender(RecommenderBase):
         anime-tv, MovieLens-100k and anime-5k (``benchmarks/hybrid_validation.py``).
     l2 : float or "auto", default "auto"
         EASE's ridge penalty. ``"auto"`` fits EASE for each value of :data:`L2_GRID` on
-        80 % of the training positives and keeps the one with the best NDCG@10 on the
-        other 20 % (EASE alone: the factor model is fitted once, on everything).
+        80 % of the training positives of the :data:`L2_SEARCH_ITEMS` most popular items
+        and keeps the one with the best NDCG@10 on the other 20 % (EASE alone: the factor
+        model is fitted once, on everything).
+    item_item_floor : float or None, default 0.0
+        EASE's standardised scores are raised to at least this value before the blend, so
+        EASE reorders only the items it scores above ``floor`` standard deviations from
+        the user's mean; None blends them as they are. 0 was chosen on validation splits
+        (``benchmarks/hybrid_rule.py``).
     factor : mapping, optional
         Hyper-parameters of the factor model, passed to
-        :class:`~tripletrec.models.triplet.TripletRecommender` (its defaults when None);
+        :class:`~tripletrec.models.triplet.TripletRecommender` over
+        :data:`FACTOR_DEFAULTS` (TripletRecommender's defaults otherwise);
         ``random_state`` is this estimator's.
     random_state : int or None
         Seed of the factor model and of the inner split: the same seed on the same data
@@ -97,11 +161,13 @@ class HybridRecommender(RecommenderBase):
         self,
         weight: float = 0.3,
         l2: float | Literal["auto"] = "auto",
+        item_item_floor: float | None = 0.0,
         factor: Mapping[str, Any] | None = None,
         random_state: int | None = None,
     ) -> None:
         self.weight = weight
         self.l2 = l2
+        self.item_item_floor = item_item_floor
         self.factor = factor
         self.random_state = random_state
 
@@ -109,7 +175,9 @@ class HybridRecommender(RecommenderBase):
     def _factor_model(self) -> TripletRecommender:
         params = {} if self.factor is None else json_lists_to_tuples(dict(self.factor))
         try:
-            return TripletRecommender(**{**params, "random_state": self.random_state})
+            return TripletRecommender(
+                **{**FACTOR_DEFAULTS, **params, "random_state": self.random_state}
+            )
         except TypeError as exc:  # an unknown name in ``factor``
             raise ParameterError(f"factor: {exc}") from exc
 
@@ -129,40 +197,28 @@ class HybridRecommender(RecommenderBase):
         ------
         ParameterError
             If ``weight`` is outside [0, 1], ``l2`` is neither "auto" nor a positive
-            number, or ``factor`` has a bad hyper-parameter.
+            number, ``item_item_floor`` is neither None nor a finite number, or ``factor``
+            has a bad hyper-parameter.
         DataError
             For bad data, or a catalogue too large for EASE.
         """
         fraction("weight", self.weight)
         if self.l2 != "auto":
             finite_number("l2", self.l2, low=0.0, low_open=True)
+        floor = _floor(self.item_item_floor)
         factor = self._factor_model()
         start = time.perf_counter()
         seen = self._set_training_data(data)
-        l2 = float(self.l2) if self.l2 != "auto" else self._chosen_l2(seen)
+        l2 = float(self.l2) if self.l2 != "auto" else chosen_l2(seen, self.random_state)[0]
         self.item_item_ = EASERecommender(l2=l2).fit(data)
         self.factor_ = factor.fit(data)
-        self.l2_ = l2
+        self.l2_, self.item_item_floor_ = l2, floor
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def _chosen_l2(self, seen: sp.csr_matrix) -> float:
-        """The value of :data:`L2_GRID` whose EASE, fitted on an inner split of ``seen``,
-        has the best NDCG@10 on the held-out part (ties to the smaller ``l2``)."""
-        inner_fit, held_out = _inner_split(seen, INNER_FRACTION, self.random_state)
-        metric = f"ndcg@{INNER_K}"
-        scores = [
-            evaluate(EASERecommender(l2=l2).fit(inner_fit), inner_fit, held_out, [metric])[metric]
-            for l2 in L2_GRID
-        ]
-        return L2_GRID[int(np.argmax(scores))]
-
     # ------------------------------------------------------------------ scoring
     def _blend(self, factor_scores: np.ndarray, item_item_scores: np.ndarray) -> np.ndarray:
-        weight = float(self.weight)
-        blended = (1.0 - weight) * standardised(factor_scores)
-        blended += weight * standardised(item_item_scores)
-        return blended.astype(np.float32)
+        return blend(factor_scores, item_item_scores, float(self.weight), self.item_item_floor_)
 
     def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
         # Standardised over the whole catalogue whatever ``item_idx`` asks for, so that a
@@ -187,15 +243,19 @@ class HybridRecommender(RecommenderBase):
 
     def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
         """Each part's contributions, scaled as the blend scales that part's scores (by
-        the weight over the spread of the history's scores); approximate, as the factor
-        model's split and the standardisation's centring are."""
+        the weight over the spread of the history's scores; EASE's part is 0 where the
+        item's score is held at the floor); approximate, as the factor model's split and
+        the standardisation's centring are."""
         rows = np.zeros(len(history), np.int64)
         weight = float(self.weight)
         parts = ((self.factor_, 1.0 - weight), (self.item_item_, weight))
         total = np.zeros(len(history), np.float64)
         for model, share in parts:
-            contributions, _ = model._explain_contributions(history, item_idx)
             scores = model._score_histories(rows, history, 1, 0)
+            held_at_floor = standardised(scores)[0, item_idx] <= self.item_item_floor_
+            if model is self.item_item_ and held_at_floor:
+                continue
+            contributions, _ = model._explain_contributions(history, item_idx)
             spread = max(float(np.std(scores, dtype=np.float64)), _MIN_SPREAD)
             total += share * np.asarray(contributions, np.float64) / spread
         return total, False
@@ -220,6 +280,7 @@ class HybridRecommender(RecommenderBase):
 
     def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
         self.l2_ = float(fit_summary["l2"])
+        self.item_item_floor_ = _floor(self.item_item_floor)
         factor, item_item = self._factor_model(), EASERecommender(l2=self.l2_)
         for name, part in (("factor", factor), ("item_item", item_item)):
             prefix = f"{name}."
@@ -229,6 +290,11 @@ class HybridRecommender(RecommenderBase):
             part._load_model_state(own, dict(fit_summary[name]))
         self.factor_, self.item_item_ = factor, item_item
         self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
+
+
+def _floor(setting: float | None) -> float:
+    """``item_item_floor`` checked, with None as minus infinity (no floor)."""
+    return -np.inf if setting is None else finite_number("item_item_floor", setting)
 
 
 def _inner_split(
