@@ -174,3 +174,21 @@ def test_there_is_no_vector_space_to_index(fitted):
 
     with pytest.raises(TripletrecError, match="HybridRecommender has no user/item vector space"):
         model_vectors(fitted)
+
+
+def test_an_item_ease_holds_at_the_floor_is_explained_by_the_factor_model_alone(fitted):
+    history = np.array([0, 3, 7])
+    rows = np.zeros(len(history), np.int64)
+    z_ease = standardised(fitted.item_item_._score_histories(rows, history, 1, 0))[0]
+    below, above = int(np.argmin(z_ease)), int(np.argmax(z_ease))
+    assert z_ease[below] <= 0.0 < z_ease[above]
+
+    def scaled(model, item, share):
+        contributions, _ = model._explain_contributions(history, item)
+        spread = np.std(model._score_histories(rows, history, 1, 0), dtype=np.float64)
+        return share * np.asarray(contributions, np.float64) / spread
+
+    factor_part = scaled(fitted.factor_, below, 0.7)
+    np.testing.assert_allclose(fitted._explain_contributions(history, below)[0], factor_part)
+    both = scaled(fitted.factor_, above, 0.7) + scaled(fitted.item_item_, above, 0.3)
+    np.testing.assert_allclose(fitted._explain_contributions(history, above)[0], both)
