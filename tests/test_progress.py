@@ -87,7 +87,7 @@ def test_quiet_train_prints_only_the_results(small_csv, capsys, monkeypatch, tmp
 
 
 def test_quiet_silences_notes_too(small_csv, capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(plots, "_pyplot", lambda: None)  # as if matplotlib were missing
+    monkeypatch.setattr(plots, "pyplot", lambda: None)  # as if matplotlib were missing
     assert main(["train", str(small_csv), *TINY, "--out", str(tmp_path / "a")]) == 0
     assert capsys.readouterr().err.startswith("tripletrec: note: matplotlib is not installed")
     assert main(["train", str(small_csv), *TINY, "--quiet", "--out", str(tmp_path / "b")]) == 0

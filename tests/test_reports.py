@@ -41,7 +41,7 @@ def test_train_records_validation_metrics_per_epoch(run_dir):
 
 @pytest.mark.slow  # trains on anime-tv
 def test_validation_fraction_zero_fits_on_all_train_positives(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(plots, "_pyplot", lambda: None)  # as if matplotlib were missing
+    monkeypatch.setattr(plots, "pyplot", lambda: None)  # as if matplotlib were missing
     out = tmp_path / "run"
     # Not --quiet, which silences notes; captured stderr is no terminal, so no bar either.
     code = main(["train", "anime-tv", *QUICK[:-1], "--epochs", "1",

@@ -173,6 +173,14 @@ def test_figures_and_save(tiny, tmp_path):
     assert "ratings.png" not in {p.name for p in implicit}
 
 
+def test_without_matplotlib_the_summary_saves_its_json_alone(tiny, tmp_path, monkeypatch):
+    from tripletrec import plots
+
+    monkeypatch.setattr(plots, "pyplot", lambda: None)  # as if matplotlib were missing
+    assert tiny.figures() is None
+    assert [p.name for p in tiny.save(tmp_path / "out")] == ["summary.json"]
+
+
 def test_anime_tv_raw_counts():
     info = DATASETS["anime-tv"]
     summary = describe(load_dataset("anime-tv"), threshold=info.positive_threshold)

@@ -23,9 +23,10 @@ from tripletrec._files import atomic_path
 DPI = 120
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """matplotlib's pyplot (on the non-interactive Agg backend unless the user chose one), or
-    None if not installed."""
+    None if not installed. Every figure of the package goes through this one function, so
+    a test can stand in for a machine without matplotlib by replacing it."""
     try:
         import matplotlib
     except ImportError:
@@ -39,7 +40,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save_atomic(figure: Any, path: str | Path) -> Path:
+def save_png(figure: Any, path: str | Path) -> Path:
+    """``figure`` written to ``path`` as PNG, atomically (a temporary file, then a rename)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=DPI, format="png")
@@ -55,7 +57,7 @@ def figure_png(figure: Any) -> bytes:
 
 def close_figure(figure: Any) -> None:
     """Release ``figure`` (pyplot keeps every open figure alive until it is closed)."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is not None:
         plt.close(figure)
 
@@ -79,7 +81,7 @@ def learning_curve_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> An
     matplotlib.figure.Figure or None
         The figure (close it with :func:`close_figure`), or None when matplotlib is missing.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     histories = list(runs.values())
@@ -133,7 +135,7 @@ def plot_learning_curve(history: Sequence[Mapping[str, Any]], path: str | Path) 
     if figure is None:
         return None
     try:
-        return _save_atomic(figure, path)
+        return save_png(figure, path)
     finally:
         close_figure(figure)
 
@@ -160,7 +162,7 @@ def plot_tradeoff(
     Path or None
         ``path``, or None when matplotlib is missing.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
@@ -197,6 +199,6 @@ def plot_tradeoff(
     figure.legend(handles, labels, loc="center right", fontsize="small")
     figure.tight_layout(rect=(0, 0, 0.8, 1))
     try:
-        return _save_atomic(figure, path)
+        return save_png(figure, path)
     finally:
         plt.close(figure)

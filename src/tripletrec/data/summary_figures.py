@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tripletrec.plots import _pyplot, _save_atomic, close_figure
+from tripletrec import plots
 
 if TYPE_CHECKING:
     from tripletrec.data.summary import DataSummary
@@ -103,7 +103,7 @@ FIGURES: tuple[tuple[str, str, Callable[[Any, DataSummary], Any]], ...] = (
 
 
 def _drawn(summary: DataSummary) -> list[tuple[str, str, Any]] | None:
-    plt = _pyplot()
+    plt = plots.pyplot()
     if plt is None:
         return None
     drawn = []
@@ -124,7 +124,7 @@ def save_summary_figures(summary: DataSummary, out: Path) -> list[Path]:
     """Each figure as ``out/<name>.png``; none without matplotlib."""
     drawn = _drawn(summary) or []
     try:
-        return [_save_atomic(figure, out / filename) for filename, _, figure in drawn]
+        return [plots.save_png(figure, out / filename) for filename, _, figure in drawn]
     finally:
         for _, _, figure in drawn:
-            close_figure(figure)
+            plots.close_figure(figure)
