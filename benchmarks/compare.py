@@ -375,6 +375,26 @@ def validation_parts(
         yield name, fit_part, validation
 
 
+def validation_row(
+    model: RecommenderBase,
+    fit_part: tr.Interactions,
+    validation: tr.Interactions,
+    metrics: tuple[str, ...],
+    /,
+    **labels: Any,
+) -> dict:
+    """One result row of a validation study: ``labels`` and the model's ``metrics`` on
+    ``validation`` (the fit part excluded from the ranking), printed as it is made."""
+    scores = tr.evaluate(model, fit_part, validation, metrics)
+    row = labels | {metric: scores[metric] for metric in metrics}
+    shown = " ".join(
+        f"{value:.1f} s" if key == "seconds" else value if isinstance(value, str)
+        else f"{key} {value}" for key, value in labels.items() if key != "dataset"
+    )  # fmt: skip
+    print(f"  {shown}: " + ", ".join(f"{m} {scores[m]:.4f}" for m in metrics), flush=True)
+    return row
+
+
 def run_validation_study(
     script: str,
     description: str,

@@ -5,18 +5,21 @@ item-item term.
 * **history in the user vector** (the asymmetric-MF / FISM idea): each user's side
   features are the items of their training history, so a user's vector is their identity
   embedding plus ``feature_weight`` times the mean of learned embeddings of the items they
-  liked (:mod:`tripletrec.data.features`, a multi-valued column). Tried at the default
-  ``feature_weight`` (0.25) and at 1.
-* **an item-item term**: ``tripletrec.HybridRecommender()``, the default and EASE blended
-  per user on standardised scores.
+  liked (:func:`tripletrec.data.features.history_features`, a multi-valued column).
+  Tried at the default ``feature_weight`` (0.25) and at 1.
+* **an item-item term**: ``tripletrec.HybridRecommender``'s blend (its weight, floor and
+  ``l2`` rule) of EASE and a factor model without history features (7 epochs).
+* **both**: ``tripletrec.HybridRecommender()`` itself, whose factor model has the history
+  features at ``feature_weight`` 1 and per-user batches.
 
 Protocol: ``compare.py``'s split (random 80/20 row split, seed 42; positives rating > 7 on
 anime-tv and anime-5k, >= 4 on MovieLens-100k, skipped with a note when ``../shared/data``
 is absent), then ``tripletrec.validation_split(train, 0.2, random_state=0)``; every model
-is fitted on the rest with seed 0 and scored with full-ranking AUC and NDCG@10 on the
+is fitted on the rest with seeds 0, 1, 2 and scored with full-ranking AUC and NDCG@10 on the
 validation positives. Fit seconds are wall time of ``fit``.
 
-Run alone: ``python benchmarks/history_aware.py [--datasets anime-tv,movielens-100k,anime-5k]``.
+Run alone: ``python benchmarks/history_aware.py [--datasets anime-tv,movielens-100k,anime-5k]
+[--seeds 3]``.
 Writes ``results/history_aware.md`` and ``results/history_aware.json``.
 """
 
@@ -27,69 +30,76 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
 import tripletrec as tr  # noqa: E402
 from tripletrec._files import write_text_atomic  # noqa: E402
-from tripletrec.data.features import Features  # noqa: E402
+from tripletrec.data.features import matrix_history_features  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
+from tripletrec.models.hybrid import FACTOR_DEFAULTS, chosen_l2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import run_validation_study  # noqa: E402
+from _blend import Blend  # noqa: E402
+from compare import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 
 
-def history_features(data: tr.Interactions) -> Features:
-    """Each user's training items as one multi-valued feature column."""
-    seen = data.to_csr()
-    item_ids = data.item_map.ids
-    liked = np.split(item_ids[seen.indices], seen.indptr[1:-1])
-    table = pd.DataFrame({"liked": [list(items) for items in liked]}, index=data.user_map.ids)
-    return Features(table, multi_valued={"liked": ""})
+def forms(fit_part: tr.Interactions, seed: int) -> dict[str, Callable[[], RecommenderBase]]:
+    """The models compared, by name: each fits ``fit_part`` with ``seed`` when called."""
+    features = matrix_history_features(fit_part.to_csr(), fit_part.user_map.ids)
 
-
-def forms(fit_part: tr.Interactions) -> dict[str, Callable[[], RecommenderBase]]:
-    """The models compared, by name: each fits ``fit_part`` when called."""
-    features = history_features(fit_part)
-
-    def with_history(weight: float) -> Callable[[], RecommenderBase]:
+    def with_history(weight: float, **params) -> Callable[[], RecommenderBase]:
         def fit() -> RecommenderBase:
-            model = tr.TripletRecommender(random_state=0, feature_weight=weight)
+            model = tr.TripletRecommender(random_state=seed, feature_weight=weight, **params)
             return model.fit(fit_part, user_features=features)
 
         return fit
 
+    def hybrid_without_history() -> RecommenderBase:
+        # HybridRecommender's blend, floor and l2 rule over a factor model without the
+        # history features (its other FACTOR_DEFAULTS: 7 epochs; batches as "auto" picks).
+        factor = tr.TripletRecommender(random_state=seed, epochs=FACTOR_DEFAULTS["epochs"])
+        l2, _ = chosen_l2(fit_part.to_csr(), seed)
+        ease = tr.EASERecommender(l2=l2).fit(fit_part)
+        hybrid = tr.HybridRecommender()
+        return Blend.of(factor.fit(fit_part), ease, hybrid.weight, fit_part, hybrid.item_item_floor)
+
     return {
-        "default": lambda: tr.TripletRecommender(random_state=0).fit(fit_part),
+        "default": lambda: tr.TripletRecommender(random_state=seed).fit(fit_part),
         "history in the user vector (feature_weight 0.25)": with_history(0.25),
         "history in the user vector (feature_weight 1)": with_history(1.0),
-        "HybridRecommender (item-item term)": lambda: tr.HybridRecommender(random_state=0).fit(
-            fit_part
+        "HybridRecommender's blend without history features (item-item term)": (
+            hybrid_without_history
         ),
+        "HybridRecommender (history features and an item-item term)": lambda: tr.HybridRecommender(
+            random_state=seed
+        ).fit(fit_part),
     }
 
 
-def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) -> list[dict]:
+def study(
+    dataset: str, fit_part: tr.Interactions, validation: tr.Interactions, seeds: int
+) -> list[dict]:
+    """One row per (model, seed)."""
     rows = []
-    for name, fit in forms(fit_part).items():
-        start = time.perf_counter()
-        model = fit()
-        seconds = time.perf_counter() - start
-        scores = tr.evaluate(model, fit_part, validation, METRICS)
-        rows.append(
-            {"dataset": dataset, "model": name, "seconds": seconds}
-            | {metric: scores[metric] for metric in METRICS}
-        )
-        print(f"  {name:<50} AUC {scores['auc']:.4f} NDCG@10 {scores['ndcg@10']:.4f} "
-              f"fit {seconds:.1f} s", flush=True)  # fmt: skip
+    for seed in range(seeds):
+        for name, fit in forms(fit_part, seed).items():
+            start = time.perf_counter()
+            model = fit()
+            seconds = time.perf_counter() - start
+            rows.append(validation_row(model, fit_part, validation, METRICS, dataset=dataset,
+                                       model=name, seed=seed, seconds=seconds))  # fmt: skip
     return rows
+
+
+def _summary(values: list[float], digits: int) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
 
 def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
@@ -97,24 +107,29 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "# History-aware forms of the default, on validation splits",
         "",
         f"`{environment['command'].strip()}` — {environment['date']}, "
-        f"{environment['machine']}; seed 0; wall time {environment['wall_seconds']:.0f} s.",
+        f"{environment['machine']}; {environment['n_seeds']} seeds; wall time "
+        f"{environment['wall_seconds']:.0f} s.",
         "",
         "Validation positives: 20 % of each data set's *training* positives (the test rows "
-        "of compare.py are never read).",
+        "of compare.py are never read). Mean ± std over seeds.",
         "",
         "| data | model | AUC | NDCG@10 | fit s |",
         "|---|---|---|---|---|",
     ]
-    for row in rows:
+    for dataset, model in dict.fromkeys((r["dataset"], r["model"]) for r in rows):
+        chosen = [r for r in rows if r["dataset"] == dataset and r["model"] == model]
         lines.append(
-            f"| {row['dataset']} | {row['model']} | {row['auc']:.4f} | {row['ndcg@10']:.4f} | "
-            f"{row['seconds']:.1f} |"
+            f"| {dataset} | {model} | {_summary([r['auc'] for r in chosen], 4)} | "
+            f"{_summary([r['ndcg@10'] for r in chosen], 4)} | "
+            f"{_summary([r['seconds'] for r in chosen], 1)} |"
         )
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study("history_aware.py", __doc__.splitlines()[0], study, write_markdown, argv)
+    run_validation_study(
+        "history_aware.py", __doc__.splitlines()[0], study, write_markdown, argv, seeds=3
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ anime-tv and anime-5k, >= 4 on MovieLens-100k, skipped with a note when ``../sha
 is absent), then ``tripletrec.validation_split(train, 0.2, random_state=0)``. For each share
 in :data:`SHARES`, a random subset of the fit part's positives (seed 7) trains the
 hybrid's factor model (``TripletRecommender`` with ``HybridRecommender``'s
-``FACTOR_DEFAULTS``, seed 0) and EASE (``l2`` = :data:`L2` times the share, since the
-penalty is in units of co-occurrence counts); the blend is
+``FACTOR_DEFAULTS`` and the subset's histories as user features, seed 0) and EASE
+(``l2`` = :data:`L2` times the share, since the penalty is in units of co-occurrence
+counts); the blend is
 ``tripletrec.models.hybrid.blend`` with the hybrid's floor at each weight of
 :data:`WEIGHTS`. Rankings exclude the subset's positives; full-ranking AUC and NDCG@10 on
 the validation positives. A test split trains on 1.25 times the fit part (share 1.25).
@@ -33,6 +34,7 @@ import scipy.sparse as sp  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
 from tripletrec._files import write_text_atomic  # noqa: E402
+from tripletrec.data.features import matrix_history_features  # noqa: E402
 from tripletrec.models.hybrid import FACTOR_DEFAULTS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,7 +66,9 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
     held_out = validation.to_csr()
     for share in SHARES:
         part = subset(fit_part.to_csr(), share)
-        factor = tr.TripletRecommender(**FACTOR_DEFAULTS, random_state=0).fit(part)
+        histories = matrix_history_features(part, range(part.shape[0]))
+        factor = tr.TripletRecommender(**FACTOR_DEFAULTS, random_state=0)
+        factor.fit(part, user_features=histories)
         ease = tr.EASERecommender(l2=L2[dataset] * share).fit(part)
         models = {"factor model": factor, "EASE": ease}
         models |= {f"blend, w {w}": Blend.of(factor, ease, w, part, FLOOR) for w in WEIGHTS}

@@ -16,8 +16,9 @@ on the same validation positives, so both sides are selected on the same split. 
 "HybridRecommender, w W" are ``tripletrec.HybridRecommender(weight=W)``, which follows a
 rule a default can: EASE's ``l2`` chosen by NDCG@10 on an inner split of the fit part (EASE
 fits alone), the weight fixed; nothing of theirs is selected on the validation positives
-(their factor model is the default with the same seed and 7 epochs instead of 10, the
-hybrid's own default, so they are close to, not equal to, the grid row of their ``l2``).
+(their factor model is the hybrid's own: the default with the same seed, 7 epochs, and the
+users' histories as features, so they differ from the grid row of their ``l2``, whose
+factor model is the default).
 LightFM WARP and implicit ALS
 appear at ``compare.py``'s most frequent choices for reference when installed.
 
@@ -43,7 +44,12 @@ from tripletrec.models.base import RecommenderBase  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _blend import EASE_L2_GRID, Blend  # noqa: E402
-from compare import _fit_implicit, _fit_lightfm, run_validation_study  # noqa: E402
+from compare import (  # noqa: E402
+    _fit_implicit,
+    _fit_lightfm,
+    run_validation_study,
+    validation_row,
+)
 
 METRICS = ("auc", "ndcg@10")
 WEIGHTS = (0.1, 0.2, 0.3, 0.5)
@@ -63,13 +69,9 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
     rows = []
 
     def row(model_name: str, settings: str, model: RecommenderBase, seconds: float) -> None:
-        scores = tr.evaluate(model, fit_part, validation, METRICS)
-        rows.append(
-            {"dataset": dataset, "model": model_name, "settings": settings, "seconds": seconds}
-            | {metric: scores[metric] for metric in METRICS}
-        )
-        print(f"  {model_name:<14} {settings:<18} AUC {scores['auc']:.4f} "
-              f"NDCG@10 {scores['ndcg@10']:.4f}", flush=True)  # fmt: skip
+        labels = {"dataset": dataset, "model": model_name, "settings": settings}
+        rows.append(validation_row(model, fit_part, validation, METRICS, **labels,
+                                   seconds=seconds))  # fmt: skip
 
     for name, (factory, loss, settings) in PEERS.items():
         try:

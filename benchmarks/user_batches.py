@@ -38,7 +38,7 @@ from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.training import losses  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import run_validation_study  # noqa: E402
+from compare import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 BATCH_BY = ("positive", "user")
@@ -54,13 +54,8 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions, 
             start = time.perf_counter()
             model = tr.TripletRecommender(random_state=seed, batch_by=batch_by).fit(fit_part)
             seconds = time.perf_counter() - start
-            scores = tr.evaluate(model, fit_part, validation, METRICS)
-            rows.append(
-                {"dataset": dataset, "batch_by": batch_by, "seed": seed, "seconds": seconds}
-                | {metric: scores[metric] for metric in METRICS}
-            )
-            print(f"  {batch_by:<8} seed {seed}: AUC {scores['auc']:.4f} "
-                  f"NDCG@10 {scores['ndcg@10']:.4f} fit {seconds:.1f} s", flush=True)  # fmt: skip
+            rows.append(validation_row(model, fit_part, validation, METRICS, dataset=dataset,
+                                       batch_by=batch_by, seed=seed, seconds=seconds))  # fmt: skip
     auto = losses.resolve_batch_by("auto", "all", len(fit_part), fit_part.n_items)
     for row in rows:
         row |= {"n_positives": len(fit_part), "n_items": fit_part.n_items, "auto": auto}

@@ -8,7 +8,13 @@ import torch
 
 import tripletrec as tr
 from tripletrec.data.datasets import dataset_features
-from tripletrec.data.features import FeatureEncoder, Features, with_identity
+from tripletrec.data.features import (
+    FeatureEncoder,
+    Features,
+    history_features,
+    matrix_history_features,
+    with_identity,
+)
 from tripletrec.data.interactions import IdMap
 from tripletrec.data.splits import cold_item_split
 from tripletrec.exceptions import DataError, ParameterError, TripletrecError
@@ -360,3 +366,16 @@ def test_user_features_need_a_mapping_and_a_model_fitted_with_them(with_user_fea
     plain = tr.TripletRecommender(random_state=0, epochs=1).fit(anime[0])
     with pytest.raises(TripletrecError, match="without user features"):
         plain.recommend_from_history({"x": [plain.item_map_.ids[0]]}, user_features=users)
+
+
+def test_history_features_are_each_users_item_indices_as_one_multi_valued_column():
+    seen = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 1]], np.float32))
+    features = matrix_history_features(seen, ["u", "v", "w"])
+    assert [list(cell) for cell in features.table["history"]] == [[0, 2], [], [1, 3]]
+    assert list(features.ids) == ["u", "v", "w"]
+    same = history_features(np.array([0, 0, 2, 2]), np.array([0, 2, 1, 3]), ["u", "v", "w"])
+    assert [list(cell) for cell in same.table["history"]] == [[0, 2], [], [1, 3]]
+    # Each row the mean of its items' features; the user without history has none.
+    rows = FeatureEncoder().fit(features).transform(features, IdMap(["u", "v", "w"]))
+    np.testing.assert_allclose(rows.toarray().sum(axis=1), [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(rows.toarray().max(axis=1), [0.5, 0.0, 0.5])

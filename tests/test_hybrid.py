@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from tripletrec import EASERecommender, HybridRecommender, TripletRecommender
+from tripletrec.data.features import HISTORY_COLUMN, Features, history_features
 from tripletrec.exceptions import ParameterError
 from tripletrec.models import hybrid
 from tripletrec.models.hybrid import FACTOR_DEFAULTS, L2_GRID, chosen_l2, standardised
@@ -25,13 +26,25 @@ def data() -> sp.csr_matrix:
     return sp.csr_matrix(dense.astype(np.float32))
 
 
+def independent_factor(data: sp.csr_matrix) -> TripletRecommender:
+    """The hybrid's factor model built by hand: its defaults under FACTOR, fitted with each
+    user's training items as a multi-valued feature."""
+    import pandas as pd
+
+    cells = [list(data[user].indices) for user in range(data.shape[0])]
+    table = pd.DataFrame({HISTORY_COLUMN: cells})
+    features = Features(table, multi_valued={HISTORY_COLUMN: ""})
+    model = TripletRecommender(**{**FACTOR_DEFAULTS, **FACTOR}, random_state=1)
+    return model.fit(data, user_features=features)
+
+
 @pytest.fixture(scope="module")
 def fitted(data) -> HybridRecommender:
     return HybridRecommender(l2=50.0, factor=FACTOR, random_state=1).fit(data)
 
 
 def test_scores_are_the_weighted_blend_of_both_standardised_models(data, fitted):
-    factor = TripletRecommender(**FACTOR, random_state=1).fit(data)
+    factor = independent_factor(data)
     ease = EASERecommender(l2=50.0).fit(data)
     users = np.arange(60)
     z_factor, z_ease = (standardised(m.score(users)) for m in (factor, ease))
@@ -81,10 +94,7 @@ def test_the_end_weights_rank_as_one_model_alone(data, weight, alone):
     model = HybridRecommender(
         weight=weight, l2=50.0, item_item_floor=None, factor=FACTOR, random_state=1
     ).fit(data)
-    single = (
-        TripletRecommender(**FACTOR, random_state=1) if alone == "factor"
-        else EASERecommender(l2=50.0)
-    ).fit(data)  # fmt: skip
+    single = independent_factor(data) if alone == "factor" else EASERecommender(l2=50.0).fit(data)
     users = np.arange(60)
     np.testing.assert_array_equal(model.recommend(users, k=5)[0], single.recommend(users, k=5)[0])
 
@@ -131,7 +141,13 @@ def test_the_l2_search_runs_on_the_most_popular_items(data, monkeypatch):
 
 def test_a_history_blends_the_fold_in_with_exact_ease_scores(data, fitted):
     histories = [[0, 3, 7], [12]]
-    factor = fitted.factor_.score_from_history(histories)
+    # The factor model takes each history as the new user's features, then folds it in.
+    as_features = history_features(np.array([0, 0, 0, 1]), np.array([0, 3, 7, 12]), ["a", "b"])
+    factor = fitted.factor_.score_from_history(
+        {"a": histories[0], "b": histories[1]}, user_features=as_features
+    )
+    without = fitted.factor_.score_from_history(histories)
+    assert not np.allclose(factor, without)  # the features do change the scores
     ease = fitted.item_item_.score_from_history(histories)
     expected = 0.7 * standardised(factor) + 0.3 * np.maximum(standardised(ease), 0.0)
     np.testing.assert_allclose(fitted.score_from_history(histories), expected, atol=1e-5)
@@ -185,7 +201,12 @@ def test_an_item_ease_holds_at_the_floor_is_explained_by_the_factor_model_alone(
 
     def scaled(model, item, share):
         contributions, _ = model._explain_contributions(history, item)
-        spread = np.std(model._score_histories(rows, history, 1, 0), dtype=np.float64)
+        scores = (  # the factor model's as the hybrid computes them: history as features
+            fitted._factor_history_scores(rows, history, 1, 0)
+            if model is fitted.factor_
+            else model._score_histories(rows, history, 1, 0)
+        )
+        spread = np.std(scores, dtype=np.float64)
         return share * np.asarray(contributions, np.float64) / spread
 
     factor_part = scaled(fitted.factor_, below, 0.7)

@@ -289,3 +289,37 @@ def with_identity(matrix: sp.csr_matrix, n_identity: int) -> sp.csr_matrix:
         shape=(n_rows, n_identity),
     )
     return sp.hstack([matrix, identity], format="csr", dtype=np.float32)
+
+
+#: The column of :func:`history_features`.
+HISTORY_COLUMN = "history"
+
+
+def history_features(rows: np.ndarray, items: np.ndarray, user_ids: Iterable) -> Features:
+    """Users' histories as side features: one multi-valued column, :data:`HISTORY_COLUMN`,
+    holding the indices of each user's items, so that a user's vector includes the mean of
+    learned embeddings of the items they liked (the asymmetric-MF / FISM idea).
+
+    Item *indices*, not raw ids, make the features' vocabulary, and so the model trained on
+    them, independent of how the caller spells its ids.
+
+    Parameters
+    ----------
+    rows, items : numpy.ndarray of int
+        One entry per (user, item) of the histories: the user's position in ``user_ids``
+        (ascending) and the item's index.
+    user_ids : iterable
+        Raw ids of the users, the table's index (a user without entries has no feature).
+    """
+    index = pd.Index(list(user_ids))
+    bounds = np.searchsorted(rows, np.arange(1, len(index)))
+    cells = np.split(np.asarray(items, dtype=np.int64), bounds)
+    table = pd.DataFrame({HISTORY_COLUMN: pd.Series(cells, index=index, dtype=object)})
+    return Features(table, multi_valued={HISTORY_COLUMN: ""})
+
+
+def matrix_history_features(seen: sp.csr_matrix, user_ids: Iterable) -> Features:
+    """:func:`history_features` of the users of ``seen`` (users x items, one row per id of
+    ``user_ids``): each user's items are the columns of their row."""
+    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    return history_features(rows, seen.indices, user_ids)
