@@ -57,7 +57,7 @@ def test_a_diverging_training_is_one_line_exit_2(monkeypatch, small_csv, capsys)
     def diverge(self, *_args, **_kwargs):
         raise TrainingDivergedError("the training loss became nan at epoch 1; lower the rate")
 
-    monkeypatch.setattr(tripletrec.cli.training.TripletRecommender, "fit", diverge)
+    monkeypatch.setattr(tripletrec.TripletRecommender, "fit", diverge)
     assert main(["train", str(small_csv), *TINY]) == 2
     assert "became nan" in _one_line(capsys.readouterr().err)
 

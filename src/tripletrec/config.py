@@ -17,7 +17,17 @@ from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.data.splits import random_split
 from tripletrec.exceptions import DataError
+from tripletrec.models.base import RecommenderBase
+from tripletrec.models.hybrid import HybridRecommender
 from tripletrec.models.triplet import PRESETS, TripletRecommender
+
+#: The estimators a run can train, by the name that ``--estimator`` and config.json use.
+#: ``model`` holds the estimator's constructor parameters; a hybrid's ``factor`` holds its
+#: factor model's (TripletRecommender's).
+RUN_ESTIMATORS: dict[str, type[RecommenderBase]] = {
+    "triplet": TripletRecommender,
+    "hybrid": HybridRecommender,
+}
 
 
 @dataclass
@@ -121,35 +131,50 @@ class TrainingSpec:
 
 @dataclass
 class RunConfig:
-    """Data, split, training and model hyper-parameters of one training run."""
+    """Data, split, training, estimator and model hyper-parameters of one training run.
+
+    ``estimator`` names a :data:`RUN_ESTIMATORS` entry (files written before it existed
+    trained TripletRecommender); ``model`` holds that estimator's parameters.
+    """
 
     data: DataSpec = field(default_factory=DataSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
     model: dict[str, Any] = field(default_factory=lambda: dict(PRESETS["default"]))
     training: TrainingSpec = field(default_factory=TrainingSpec)
+    estimator: str = "triplet"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "data": asdict(self.data),
             "split": asdict(self.split),
             "training": asdict(self.training),
+            "estimator": self.estimator,
             "model": dict(self.model),
         }
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any], source: str = "config") -> RunConfig:
-        unknown = set(payload) - {"data", "split", "training", "model"}
+        unknown = set(payload) - {"data", "split", "training", "estimator", "model"}
         if unknown:
             raise DataError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
         data = _build(DataSpec, payload.get("data", {}), f"{source}: data")
         split = _build(SplitSpec, payload.get("split", {}), f"{source}: split")
         training = _build(TrainingSpec, payload.get("training", {}), f"{source}: training")
-        model = dict(payload.get("model", PRESETS["default"]))
-        valid = set(TripletRecommender._param_names())
-        bad = set(model) - valid
-        if bad:
-            raise DataError(f"{source}: unknown model parameter(s) {', '.join(sorted(bad))}")
-        return cls(data, split, model, training)
+        estimator = payload.get("estimator", "triplet")
+        if estimator not in RUN_ESTIMATORS:
+            raise DataError(
+                f"{source}: estimator must be one of {', '.join(RUN_ESTIMATORS)}, not {estimator!r}"
+            )
+        model = payload.get("model", default_model(estimator))
+        if not isinstance(model, dict):
+            raise DataError(f"{source}: model: expected an object")
+        _check_names(RUN_ESTIMATORS[estimator], model, f"{source}: unknown model parameter")
+        factor = model.get("factor")
+        if estimator == "hybrid" and factor is not None:
+            if not isinstance(factor, dict):
+                raise DataError(f"{source}: model: factor: expected an object")
+            _check_names(TripletRecommender, factor, f"{source}: unknown factor parameter")
+        return cls(data, split, dict(model), training, estimator)
 
     @classmethod
     def read(cls, path: str | Path) -> RunConfig:
@@ -158,14 +183,27 @@ class RunConfig:
             raise DataError(f"{path}: no such config file")
         return cls.from_dict(read_json_object(path, DataError), str(path))
 
-    def build_model(self) -> TripletRecommender:
-        return TripletRecommender(**json_lists_to_tuples(self.model))
+    def build_model(self) -> RecommenderBase:
+        """The unfitted estimator this config describes."""
+        return RUN_ESTIMATORS[self.estimator](**json_lists_to_tuples(self.model))
 
     def prepare(self) -> tuple[Interactions, Interactions, Interactions]:
         """Load and split the data: ``(all interactions, train positives, test positives)``."""
         data = self.data.load()
         train, test = random_split(data, self.split.test_size, self.split.random_state)
         return data, self.data.positives(train), self.data.positives(test)
+
+
+def default_model(estimator: str) -> dict[str, Any]:
+    """The ``model`` section of a run of ``estimator`` that names no parameters: the
+    'default' preset for TripletRecommender, the constructor's defaults otherwise."""
+    return dict(PRESETS["default"]) if estimator == "triplet" else {}
+
+
+def _check_names(estimator: type[RecommenderBase], params: dict[str, Any], what: str) -> None:
+    bad = set(params) - set(estimator._param_names())
+    if bad:
+        raise DataError(f"{what}(s) {', '.join(sorted(bad))}")
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -6,7 +6,7 @@ import argparse
 
 from tripletrec.cli.model_flags import add_model_flags
 from tripletrec.cli.progress import add_quiet_flag
-from tripletrec.config import SplitSpec
+from tripletrec.config import RUN_ESTIMATORS, SplitSpec
 from tripletrec.models.presets import PRESETS
 
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
@@ -211,6 +211,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) ->
         "--test-size", type=float, help="test fraction of the random split (default 0.2)"
     )
     parser.add_argument("--split-seed", type=int, help="seed of the random split (default 42)")
+    parser.add_argument(
+        "--estimator",
+        choices=tuple(RUN_ESTIMATORS),
+        help="triplet: TripletRecommender (default); hybrid: HybridRecommender, a "
+        "history-aware factor model and EASE blended per user (the model flags set the "
+        "factor model; weight, l2 and item_item_floor come from --config)",
+    )
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),

@@ -66,6 +66,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
             f"{directory}: no {CONFIG_FILE}; not a run directory of tripletrec train --out"
         )
     config = RunConfig.read(config_path)
+    if config.estimator != "triplet":
+        raise TripletrecError(
+            f"{directory}: a {config.estimator} run; only --estimator triplet runs "
+            "checkpoint and resume"
+        )
     with output_lock(directory):
         if args.new_data is not None:
             return _train_on(args, directory, config)

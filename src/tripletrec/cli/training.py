@@ -19,20 +19,28 @@ from tripletrec.cli.model_flags import CLI_DEFAULTS, given_model_params
 from tripletrec.cli.outlock import output_lock
 from tripletrec.cli.progress import is_quiet, note, progress_enabled
 from tripletrec.cli.runs import CHECKPOINTS, refuse_data_parallel, save_run, start_run_directory
-from tripletrec.config import DataSpec, RunConfig
+from tripletrec.config import RUN_ESTIMATORS, DataSpec, RunConfig, default_model
 from tripletrec.data.splits import validation_split
 from tripletrec.evaluation.metrics import metric_key, parse_metric
 from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import TripletrecError
+from tripletrec.models.base import RecommenderBase
 from tripletrec.models.presets import PRESETS
-from tripletrec.models.triplet import TripletRecommender
 from tripletrec.report import write_run_report
-from tripletrec.training.distributed import DataParallel
+from tripletrec.training.distributed import DataParallel, launched_by_torchrun
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The run that the data, split and model flags describe, over ``--config`` if given."""
     config = RunConfig.read(args.config) if args.config else RunConfig()
+    estimator = getattr(args, "estimator", None)
+    if estimator is not None and estimator != config.estimator:
+        if args.config:
+            raise TripletrecError(
+                f"--estimator {estimator}: {args.config} is a run of {config.estimator!r}; "
+                "give --config or --estimator, not both"
+            )
+        config.estimator, config.model = estimator, default_model(estimator)
     if args.data is not None:
         config.data = DataSpec(source=args.data)
     for key, value in data_flags(args).items():
@@ -49,11 +57,62 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     if args.sparse_gradients is not None:
         config.training.sparse_gradients = args.sparse_gradients
     if args.preset:
+        if config.estimator != "triplet":
+            raise TripletrecError(
+                f"--preset names TripletRecommender parameters; a {config.estimator} run "
+                "takes its factor model's from the model flags"
+            )
         config.model = dict(PRESETS[args.preset])
-    config.model.update(given_model_params(args))
-    for name, value in CLI_DEFAULTS.items():
-        config.model.setdefault(name, value)
+    apply_model_flags(config, given_model_params(args))
     return config
+
+
+def apply_model_flags(config: RunConfig, given: dict[str, Any]) -> None:
+    """Put the model flags given (TripletRecommender's parameters) where the run's
+    estimator takes them: a triplet run's own parameters; a hybrid's factor model's, but
+    ``--random-state``, which seeds the whole hybrid. Then the command line's defaults
+    (:data:`CLI_DEFAULTS`) where the config has none."""
+    model = config.model
+    if config.estimator == "hybrid":
+        if "random_state" in given:
+            model["random_state"] = given.pop("random_state")
+        if given:
+            model["factor"] = {**(model.get("factor") or {}), **given}
+    else:
+        model.update(given)
+    names = RUN_ESTIMATORS[config.estimator]._param_names()
+    for name, value in CLI_DEFAULTS.items():
+        if name in names:
+            model.setdefault(name, value)
+
+
+def refuse_triplet_only_options(config: RunConfig, args: argparse.Namespace) -> None:
+    """What only a TripletRecommender run has: checkpoints, torchrun, sparse gradients,
+    side features and validation metrics during training; a clear error for the others.
+    (A hybrid's factor model takes each user's history as its features.)"""
+    if config.estimator == "triplet":
+        return
+    asked = {
+        "--checkpoint-every": args.checkpoint_every is not None,
+        "--features": config.data.features,
+        "--sparse-gradients": config.training.sparse_gradients,
+        "--validation-fraction": bool(args.validation_fraction),
+        "torchrun": launched_by_torchrun(),
+    }
+    given = [name for name, wanted in asked.items() if wanted]
+    if given:
+        raise TripletrecError(
+            f"{', '.join(given)}: only for --estimator triplet; a {config.estimator} run "
+            "fits once, on every training positive"
+        )
+    config.split.validation_fraction = 0.0  # nothing held out: the fit follows no metric
+
+
+def with_progress(model: RecommenderBase, args: argparse.Namespace) -> RecommenderBase:
+    """``model`` with a progress bar unless ``--quiet`` (for estimators that draw one)."""
+    if "verbose" in model._param_names():
+        model.set_params(verbose=progress_enabled(args))
+    return model
 
 
 def data_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,6 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.new_data is not None:
         raise TripletrecError("--data names new positives for --resume DIR; give the data first")
     config = run_config(args)
+    refuse_triplet_only_options(config, args)
     every = None
     if args.checkpoint_every is not None:
         if not args.out:
@@ -98,10 +158,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     fraction = config.split.validation_fraction
     if not 0.0 <= fraction < 1.0:
         raise TripletrecError(f"--validation-fraction must be in [0, 1), got {fraction}")
-    model = config.build_model().set_params(verbose=progress_enabled(args))
+    model = with_progress(config.build_model(), args)
     # Under torchrun every process trains its shard; rank 0 alone evaluates and saves.
-    sparse = config.training.sparse_gradients
-    parallel = DataParallel.from_environment(model.device, sparse_gradients=sparse)
+    parallel = None
+    if config.estimator == "triplet":
+        sparse = config.training.sparse_gradients
+        parallel = DataParallel.from_environment(model.device, sparse_gradients=sparse)
     out = Path(args.out) if args.out else None
     saves = out is not None and (parallel is None or parallel.is_main)
     # Taken before the data is loaded: a second training into the same directory fails
@@ -117,7 +179,7 @@ def train_run(
     args: argparse.Namespace,
     config: RunConfig,
     names: tuple[str, ...],
-    model: TripletRecommender,
+    model: RecommenderBase,
     parallel: DataParallel | None,
     out: Path | None,
     *,
@@ -162,7 +224,7 @@ def train_run(
         "n_train_positives": len(train),
         "n_test_positives": len(test),
         "n_users_evaluated": results["n_users"],
-        "n_parameters": model.n_parameters_,
+        **_size_summary(model),
         "validation_fraction": fraction,
         "n_validation_positives": 0 if validation is None else len(validation),
         **({} if parallel is None else parallel.summary()),
@@ -177,32 +239,44 @@ def train_run(
         if name != "auc":
             print(f"  {name:<14} {metrics[name]:.4f}")
     if out is not None:
-        config.model = model.get_params() | {"verbose": False}
+        config.model = model.get_params()
+        if "verbose" in config.model:
+            config.model["verbose"] = False
+        # Epoch by epoch, for estimators trained in epochs.
+        history = getattr(model, "history_", None)
+        extra_json = {"metrics.json": metrics, "config.json": config.to_dict()}
         save_run(
             model,
             out,
             metrics=metrics,
-            extra_json={
-                "metrics.json": metrics,
-                "config.json": config.to_dict(),
-                "history.json": model.history_,
-            },
+            extra_json=extra_json | ({} if history is None else {"history.json": history}),
         )
-        write_learning_curve(model.history_, out / "learning_curve.png", args)
+        if history is not None:
+            write_learning_curve(history, out / "learning_curve.png", args)
         # From what is in memory: the report reloads neither the model nor the data.
         write_run_report(out, model=model, data=data)
         print(f"saved model to {out}")
     return 0
 
 
+def _size_summary(model: object) -> dict:
+    """The number of learned parameters, for estimators that count them."""
+    n_parameters = getattr(model, "n_parameters_", None)
+    return {} if n_parameters is None else {"n_parameters": n_parameters}
+
+
 def _training_summary(model: object) -> dict:
     """What metrics.json says of the training: the negatives, loss kind and batch
-    grouping the fit used (``"auto"`` resolved); nothing for an estimator without them."""
-    negatives = getattr(model, "negatives_", None)
+    grouping the fit used (``"auto"`` resolved; a hybrid's factor model's, with the l2
+    its EASE part chose); nothing for an estimator without them."""
+    chosen_l2 = getattr(model, "l2_", None)
+    factor = getattr(model, "factor_", model)
+    negatives = getattr(factor, "negatives_", None)
     if negatives is None:
         return {}
-    training = {"negatives": negatives, "loss_kind": model._loss().kind}  # type: ignore[attr-defined]
-    return {"training": training | {"batch_by": model._batch_by()}}  # type: ignore[attr-defined]
+    training = {"negatives": negatives, "loss_kind": factor._loss().kind}  # type: ignore[attr-defined]
+    training |= {"batch_by": factor._batch_by()}  # type: ignore[attr-defined]
+    return {"training": training | ({} if chosen_l2 is None else {"item_item_l2": chosen_l2})}
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -210,6 +284,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tripletrec.tuning import default_search_space, tune
 
     config = run_config(args)
+    if config.estimator != "triplet":
+        raise TripletrecError(
+            f"tune searches TripletRecommender's parameters, not a {config.estimator} run's"
+        )
     fraction = config.split.validation_fraction
     if not 0.0 < fraction < 1.0:
         raise TripletrecError(f"tune needs --validation-fraction in (0, 1), got {fraction}")
