@@ -30,7 +30,7 @@ test: venv lint
 # source-only and may fail to build: compare.py then goes on without it.
 bench: venv
 	$(PY) -m pip install --quiet -e ".[serve,ann]" "implicit>=0.7" "threadpoolctl>=3"
-	-$(PY) -m pip install --quiet --no-use-pep517 lightfm==1.17
+	-$(PY) -m pip install --quiet setuptools wheel && $(PY) -m pip install --quiet --no-use-pep517 lightfm==1.17
 	$(PY) benchmarks/reproduce_notebook.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/default_choices.py

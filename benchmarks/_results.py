@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,12 @@ def mean_std(row: dict, key: str, digits: int = 3) -> str:
         return ""
     std = row[f"{key}_std"]
     return f"{row[key]:.{digits}f} +- {std:.{digits}f}" if std else f"{row[key]:.{digits}f}"
+
+
+def mean_std_of(values: Sequence[float], digits: int = 4) -> str:
+    """``values`` as "mean +- std" (the sample std, as ``compare.py``'s; 0 for one value)."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} +- {spread:.{digits}f}"
 
 
 def run_environment(script: str, argv: Sequence[str], n_seeds: int, start: float) -> dict:

@@ -30,7 +30,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -44,6 +43,7 @@ from tripletrec.models.hybrid import FACTOR_DEFAULTS, chosen_l2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _blend import Blend  # noqa: E402
+from _results import mean_std_of  # noqa: E402
 from compare import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
@@ -97,11 +97,6 @@ def study(
     return rows
 
 
-def _summary(values: list[float], digits: int) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
-
-
 def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     lines = [
         "# History-aware forms of the default, on validation splits",
@@ -119,9 +114,9 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     for dataset, model in dict.fromkeys((r["dataset"], r["model"]) for r in rows):
         chosen = [r for r in rows if r["dataset"] == dataset and r["model"] == model]
         lines.append(
-            f"| {dataset} | {model} | {_summary([r['auc'] for r in chosen], 4)} | "
-            f"{_summary([r['ndcg@10'] for r in chosen], 4)} | "
-            f"{_summary([r['seconds'] for r in chosen], 1)} |"
+            f"| {dataset} | {model} | {mean_std_of([r['auc'] for r in chosen], 4)} | "
+            f"{mean_std_of([r['ndcg@10'] for r in chosen], 4)} | "
+            f"{mean_std_of([r['seconds'] for r in chosen], 1)} |"
         )
     write_text_atomic(path, "\n".join(lines) + "\n")
 

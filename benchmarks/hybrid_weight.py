@@ -34,6 +34,7 @@ import tripletrec as tr  # noqa: E402
 from tripletrec._files import write_text_atomic  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import mean_std_of  # noqa: E402
 from compare import run_validation_study  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
@@ -72,11 +73,6 @@ def study(
     return rows
 
 
-def _mean_std(values: list[float]) -> str:
-    spread = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.4f} +- {spread:.4f}"
-
-
 def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     n_seeds = len({r["seed"] for r in rows})
@@ -98,7 +94,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         cells, total = [], 0.0
         for dataset in datasets:
             subset = [r for r in rows if r["dataset"] == dataset and r["weight"] == weight]
-            cells += [_mean_std([r[m] for r in subset]) for m in METRICS]
+            cells += [mean_std_of([r[m] for r in subset]) for m in METRICS]
             total += statistics.fmean(r["ndcg@10"] for r in subset)
         lines.append(f"| {weight:g} | " + " | ".join(cells) + f" | {total:.4f} |")
     lines += [

@@ -38,6 +38,7 @@ from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.training import losses  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import mean_std_of  # noqa: E402
 from compare import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
@@ -60,11 +61,6 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions, 
     for row in rows:
         row |= {"n_positives": len(fit_part), "n_items": fit_part.n_items, "auto": auto}
     return rows
-
-
-def _summary(values: list[float], digits: int) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
 
 def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
@@ -97,9 +93,9 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
             first = chosen[0]
             lines.append(
                 f"| {dataset} | {first['n_positives'] * first['n_items']:.3g} | {batch_by} | "
-                f"{_summary([r['auc'] for r in chosen], 4)} | "
-                f"{_summary([r['ndcg@10'] for r in chosen], 4)} | "
-                f"{_summary([r['seconds'] for r in chosen], 1)} | {ratio:.2f} | "
+                f"{mean_std_of([r['auc'] for r in chosen], 4)} | "
+                f"{mean_std_of([r['ndcg@10'] for r in chosen], 4)} | "
+                f"{mean_std_of([r['seconds'] for r in chosen], 1)} | {ratio:.2f} | "
                 f"{first['auto']} |"
             )
     write_text_atomic(path, "\n".join(lines) + "\n")

@@ -45,7 +45,7 @@ def fitted(data) -> HybridRecommender:
 
 def test_scores_are_the_weighted_blend_of_both_standardised_models(data, fitted):
     factor = independent_factor(data)
-    ease = EASERecommender(l2=50.0).fit(data)
+    ease = EASERecommender(l2=50.0, user_weight_exponent=0.5).fit(data)
     users = np.arange(60)
     z_factor, z_ease = (standardised(m.score(users)) for m in (factor, ease))
     expected = 0.7 * z_factor + 0.3 * np.maximum(z_ease, 0.0)
@@ -94,7 +94,8 @@ def test_the_end_weights_rank_as_one_model_alone(data, weight, alone):
     model = HybridRecommender(
         weight=weight, l2=50.0, item_item_floor=None, factor=FACTOR, random_state=1
     ).fit(data)
-    single = independent_factor(data) if alone == "factor" else EASERecommender(l2=50.0).fit(data)
+    ease = EASERecommender(l2=50.0, user_weight_exponent=0.5)
+    single = independent_factor(data) if alone == "factor" else ease.fit(data)
     users = np.arange(60)
     np.testing.assert_array_equal(model.recommend(users, k=5)[0], single.recommend(users, k=5)[0])
 
@@ -106,6 +107,7 @@ def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
     def recording(model, train, test, metrics):
         result = original(model, train, test, metrics)
         seen.append((model.l2, result["ndcg@10"], train.nnz, test.nnz))
+        assert model.user_weight_exponent == 0.5  # the search fits the EASE the hybrid uses
         return result
 
     monkeypatch.setattr(hybrid, "evaluate", recording)
@@ -113,6 +115,7 @@ def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
     assert [l2 for l2, *_ in seen] == list(L2_GRID)
     best = max(seen, key=lambda row: row[1])
     assert model.l2_ == best[0] and model.item_item_.l2 == best[0]
+    assert model.item_item_.user_weight_exponent == 0.5
     # The inner split partitions the training positives, about a fifth held out.
     _, _, n_fit, n_held = seen[0]
     assert n_fit + n_held == data.nnz and 0.1 < n_held / data.nnz < 0.3
@@ -157,9 +160,12 @@ def test_a_file_saved_before_the_floor_existed_blends_without_it(fitted, tmp_pat
     path = fitted.save(tmp_path / "old")
     manifest = json.loads((path / MODEL_FILE).read_text())
     del manifest["params"]["item_item_floor"]  # as files were written before
+    del manifest["params"]["user_weight_exponent"]
     (path / MODEL_FILE).write_text(json.dumps(manifest))
     loaded = load_model(path)
     assert loaded.item_item_floor is None
+    # Its EASE weights are in the file: only a refit would use the exponent of its day.
+    assert loaded.user_weight_exponent == 0.0 == loaded.item_item_.user_weight_exponent
     users = np.arange(60)
     z_factor, z_ease = (standardised(m.score(users)) for m in (fitted.factor_, fitted.item_item_))
     np.testing.assert_allclose(loaded.score(users), 0.7 * z_factor + 0.3 * z_ease, atol=1e-5)
@@ -177,6 +183,7 @@ def test_a_file_saved_before_the_floor_existed_blends_without_it(fitted, tmp_pat
         (dict(item_item_floor=float("nan")), "item_item_floor"),
         (dict(item_item_floor="low"), "item_item_floor"),
         (dict(factor={"n_factor": 8}), "factor"),
+        (dict(user_weight_exponent=-1.0), "user_weight_exponent"),
     ],
 )
 def test_bad_parameters_fail_before_any_work(data, params, message):

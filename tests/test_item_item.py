@@ -86,6 +86,23 @@ def test_blocked_computations_equal_the_one_block_results(matrix, monkeypatch):
         np.testing.assert_array_equal(rp3._item_vectors(), one_block._item_vectors())
 
 
+@pytest.mark.parametrize("exponent", [0.5, 1.0])
+def test_user_weighted_ease_equals_the_weighted_closed_form(matrix, exponent):
+    x = matrix.toarray().astype(np.float64)
+    lengths = x.sum(axis=1)
+    weights = np.zeros_like(lengths)
+    weights[lengths > 0] = lengths[lengths > 0] ** -exponent
+    weights *= lengths.sum() / (weights @ lengths)  # all positives weigh as unweighted
+    precision = np.linalg.inv(x.T @ (weights[:, None] * x) + 5.0 * np.eye(x.shape[1]))
+    expected = -precision / np.diag(precision)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    model = tr.EASERecommender(l2=5.0, user_weight_exponent=exponent).fit(matrix)
+    scores = model.score_indices(np.arange(x.shape[0]))
+    np.testing.assert_allclose(scores, x @ expected, atol=1e-5)
+    plain = tr.EASERecommender(l2=5.0).fit(matrix).score_indices(np.arange(x.shape[0]))
+    assert not np.allclose(scores, plain, atol=1e-3)  # the weighting does change B
+
+
 def test_ease_scores_a_subset_of_items_like_the_full_scores(matrix):
     model = tr.EASERecommender(l2=2.0).fit(matrix)
     items = np.array([5, 3, 0, 24])
@@ -206,6 +223,7 @@ def test_similar_items_are_the_cosine_of_rows_of_w(matrix):
         (tr.EASERecommender(l2=float("nan")), "l2 must be a finite number"),
         (tr.EASERecommender(l2=True), "l2 must be a finite number"),
         (tr.EASERecommender(max_memory_bytes=0), "max_memory_bytes must be a positive integer"),
+        (tr.EASERecommender(user_weight_exponent=-0.5), "user_weight_exponent must be >= 0"),
         (tr.RP3BetaRecommender(alpha=0.0), "alpha must be > 0"),
         (tr.RP3BetaRecommender(beta=-0.1), "beta must be >= 0"),
         (tr.RP3BetaRecommender(top_k=0), "top_k must be a positive integer"),
@@ -221,6 +239,10 @@ def test_bad_parameters_raise_parameter_error(matrix, model, message):
 def test_constructors_only_store_parameters():
     model = tr.RP3BetaRecommender(alpha=-1, top_k="x")  # validated in fit, not here
     assert model.get_params() == {"alpha": -1, "beta": 0.5, "top_k": "x"}
-    assert tr.EASERecommender().get_params() == {"l2": 500.0, "max_memory_bytes": None}
+    assert tr.EASERecommender().get_params() == {
+        "l2": 500.0,
+        "max_memory_bytes": None,
+        "user_weight_exponent": 0.0,
+    }
     with pytest.raises(DataError):
         tr.EASERecommender().fit(np.ones((3, 3)))

@@ -56,7 +56,8 @@ WEIGHTS_FILE = "weights.safetensors"
 #: (the constructor's default may have moved since).
 PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
     "TripletRecommender": {"ranking_bias_scale": 1.0, "feature_weight": 1.0},
-    "HybridRecommender": {"item_item_floor": None},
+    "HybridRecommender": {"item_item_floor": None, "user_weight_exponent": 0.0},
+    "EASERecommender": {"user_weight_exponent": 0.0},
 }
 
 #: The JSON type of each manifest field (optional ones may be absent). ``model.json`` has

@@ -13,7 +13,10 @@ so that neither model's scale decides. The floor (0: the user's mean) lets EASE 
 the items it scores above average and leaves the order of the rest, where co-occurrence
 counts are noise, to the factor model: that keeps the factor model's AUC. EASE's ``l2``
 is chosen on an inner split of the training positives, over the most popular items only
-(:func:`chosen_l2`). ``benchmarks/hybrid_validation.py`` chose the weight and
+(:func:`chosen_l2`), and EASE weighs each user's positives by one over the square root
+of the user's number of positives, so that long histories do not dominate the
+co-occurrences (``user_weight_exponent``; ``benchmarks/item_item_weighting.py`` chose it).
+``benchmarks/hybrid_validation.py`` chose the weight and
 ``benchmarks/hybrid_rule.py`` the floor, the factor model's epochs and the search's
 catalogue, all on validation splits of the training positives of three data sets;
 ``benchmarks/compare.py --hybrid`` measures the result on test.
@@ -89,6 +92,7 @@ def chosen_l2(
     random_state: int | None,
     grid: tuple[float, ...] = L2_GRID,
     max_items: int | None = L2_SEARCH_ITEMS,
+    user_weight_exponent: float = 0.0,
 ) -> tuple[float, list[float]]:
     """The value of ``grid`` whose EASE, fitted on an inner split of ``seen``, has the best
     NDCG@10 on the held-out part (ties to the first), and the NDCG@10 of each value.
@@ -104,6 +108,8 @@ def chosen_l2(
     max_items : int or None
         Search on the ``max_items`` most popular items only (ties to the lower index);
         None searches the whole catalogue.
+    user_weight_exponent : float
+        That of the EASE models searched (:class:`~tripletrec.models.ease.EASERecommender`).
     """
     if max_items is not None and max_items < seen.shape[1]:
         popularity = np.diff(seen.tocsc().indptr)
@@ -112,7 +118,12 @@ def chosen_l2(
     inner_fit, held_out = _inner_split(seen, INNER_FRACTION, random_state)
     metric = f"ndcg@{INNER_K}"
     scores = [
-        evaluate(EASERecommender(l2=l2).fit(inner_fit), inner_fit, held_out, [metric])[metric]
+        evaluate(
+            EASERecommender(l2=l2, user_weight_exponent=user_weight_exponent).fit(inner_fit),
+            inner_fit,
+            held_out,
+            [metric],
+        )[metric]
         for l2 in grid
     ]
     return grid[int(np.argmax(scores))], scores
@@ -137,6 +148,12 @@ class HybridRecommender(RecommenderBase):
         EASE reorders only the items it scores above ``floor`` standard deviations from
         the user's mean; None blends them as they are. 0 was chosen on validation splits
         (``benchmarks/hybrid_rule.py``).
+    user_weight_exponent : float, default 0.5
+        EASE's user weighting (:class:`~tripletrec.models.ease.EASERecommender`): each
+        user's positives weigh one over the ``user_weight_exponent``-th power of the
+        user's number of positives in ``X'X``, so that long histories do not dominate the
+        co-occurrences. 0.5 was chosen on validation splits
+        (``benchmarks/item_item_weighting.py``); 0 is Steck's EASE.
     factor : mapping, optional
         Hyper-parameters of the factor model, passed to
         :class:`~tripletrec.models.triplet.TripletRecommender` over
@@ -171,12 +188,14 @@ class HybridRecommender(RecommenderBase):
         weight: float = 0.3,
         l2: float | Literal["auto"] = "auto",
         item_item_floor: float | None = 0.0,
+        user_weight_exponent: float = 0.5,
         factor: Mapping[str, Any] | None = None,
         random_state: int | None = None,
     ) -> None:
         self.weight = weight
         self.l2 = l2
         self.item_item_floor = item_item_floor
+        self.user_weight_exponent = user_weight_exponent
         self.factor = factor
         self.random_state = random_state
 
@@ -206,8 +225,9 @@ class HybridRecommender(RecommenderBase):
         ------
         ParameterError
             If ``weight`` is outside [0, 1], ``l2`` is neither "auto" nor a positive
-            number, ``item_item_floor`` is neither None nor a finite number, or ``factor``
-            has a bad hyper-parameter.
+            number, ``item_item_floor`` is neither None nor a finite number,
+            ``user_weight_exponent`` is not a finite number >= 0, or ``factor`` has a bad
+            hyper-parameter.
         DataError
             For bad data, or a catalogue too large for EASE.
         """
@@ -215,11 +235,16 @@ class HybridRecommender(RecommenderBase):
         if self.l2 != "auto":
             finite_number("l2", self.l2, low=0.0, low_open=True)
         floor = _floor(self.item_item_floor)
+        exponent = finite_number("user_weight_exponent", self.user_weight_exponent, low=0.0)
         factor = self._factor_model()
         start = time.perf_counter()
         seen = self._set_training_data(data)
-        l2 = float(self.l2) if self.l2 != "auto" else chosen_l2(seen, self.random_state)[0]
-        self.item_item_ = EASERecommender(l2=l2).fit(data)
+        l2 = (
+            float(self.l2)
+            if self.l2 != "auto"
+            else chosen_l2(seen, self.random_state, user_weight_exponent=exponent)[0]
+        )
+        self.item_item_ = EASERecommender(l2=l2, user_weight_exponent=exponent).fit(data)
         histories = matrix_history_features(seen, self.user_map_.ids)
         self.factor_ = factor.fit(data, user_features=histories)
         self.l2_, self.item_item_floor_ = l2, floor
@@ -310,7 +335,8 @@ class HybridRecommender(RecommenderBase):
     def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
         self.l2_ = float(fit_summary["l2"])
         self.item_item_floor_ = _floor(self.item_item_floor)
-        factor, item_item = self._factor_model(), EASERecommender(l2=self.l2_)
+        factor = self._factor_model()
+        item_item = EASERecommender(l2=self.l2_, user_weight_exponent=self.user_weight_exponent)
         for name, part in (("factor", factor), ("item_item", item_item)):
             prefix = f"{name}."
             part.user_map_, part.item_map_ = self.user_map_, self.item_map_
