@@ -64,9 +64,10 @@ def forms(fit_part: tr.Interactions, seed: int) -> dict[str, Callable[[], Recomm
         # HybridRecommender's blend, floor and l2 rule over a factor model without the
         # history features (its other FACTOR_DEFAULTS: 7 epochs; batches as "auto" picks).
         factor = tr.TripletRecommender(random_state=seed, epochs=FACTOR_DEFAULTS["epochs"])
-        l2, _ = chosen_l2(fit_part.to_csr(), seed)
-        ease = tr.EASERecommender(l2=l2).fit(fit_part)
         hybrid = tr.HybridRecommender()
+        exponent = hybrid.user_weight_exponent
+        l2, _ = chosen_l2(fit_part.to_csr(), seed, user_weight_exponent=exponent)
+        ease = tr.EASERecommender(l2=l2, user_weight_exponent=exponent).fit(fit_part)
         return Blend.of(factor.fit(fit_part), ease, hybrid.weight, fit_part, hybrid.item_item_floor)
 
     return {

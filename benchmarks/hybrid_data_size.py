@@ -8,8 +8,8 @@ is absent), then ``tripletrec.validation_split(train, 0.2, random_state=0)``. Fo
 in :data:`SHARES`, a random subset of the fit part's positives (seed 7) trains the
 hybrid's factor model (``TripletRecommender`` with ``HybridRecommender``'s
 ``FACTOR_DEFAULTS`` and the subset's histories as user features, seed 0) and EASE
-(``l2`` = :data:`L2` times the share, since the penalty is in units of co-occurrence
-counts); the blend is
+(its users weighted as the hybrid's, ``l2`` = :data:`L2` times the share, since the
+penalty is in units of co-occurrence counts); the blend is
 ``tripletrec.models.hybrid.blend`` with the hybrid's floor at each weight of
 :data:`WEIGHTS`. Rankings exclude the subset's positives; full-ranking AUC and NDCG@10 on
 the validation positives. A test split trains on 1.25 times the fit part (share 1.25).
@@ -48,6 +48,8 @@ WEIGHTS = (0.3, 0.5, 0.7)
 #: (``results/hybrid_rule.md``).
 L2 = {"anime-tv": 130.0, "movielens-100k": 440.0, "anime-5k": 130.0}
 FLOOR = inspect.signature(tr.HybridRecommender).parameters["item_item_floor"].default
+#: EASE's users weighted as HybridRecommender's EASE weighs them.
+EXPONENT = inspect.signature(tr.HybridRecommender).parameters["user_weight_exponent"].default
 
 
 def subset(positives: sp.csr_matrix, share: float, seed: int = 7) -> sp.csr_matrix:
@@ -69,7 +71,8 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
         histories = matrix_history_features(part, range(part.shape[0]))
         factor = tr.TripletRecommender(**FACTOR_DEFAULTS, random_state=0)
         factor.fit(part, user_features=histories)
-        ease = tr.EASERecommender(l2=L2[dataset] * share).fit(part)
+        ease = tr.EASERecommender(l2=L2[dataset] * share, user_weight_exponent=EXPONENT)
+        ease.fit(part)
         models = {"factor model": factor, "EASE": ease}
         models |= {f"blend, w {w}": Blend.of(factor, ease, w, part, FLOOR) for w in WEIGHTS}
         for name, model in models.items():
