@@ -88,8 +88,9 @@ def apply_model_flags(config: RunConfig, given: dict[str, Any]) -> None:
 
 def refuse_triplet_only_options(config: RunConfig, args: argparse.Namespace) -> None:
     """What only a TripletRecommender run has: checkpoints, torchrun, sparse gradients,
-    side features and validation metrics during training; a clear error for the others.
-    (A hybrid's factor model takes each user's history as its features.)"""
+    side features and validation metrics during training; a clear error for the others,
+    whose runs hold no validation part out (``config`` says so). (A hybrid's factor model
+    takes each user's history as its features.)"""
     if config.estimator == "triplet":
         return
     asked = {

@@ -299,17 +299,13 @@ class HybridRecommender(RecommenderBase):
         the standardisation's centring are."""
         rows = np.zeros(len(history), np.int64)
         weight = float(self.weight)
-        parts = ((self.factor_, 1.0 - weight), (self.item_item_, weight))
+        factor_scores = self._factor_history_scores(rows, history, 1, 0)
+        item_item_scores = self.item_item_._score_histories(rows, history, 1, 0)
+        parts = [(self.factor_, factor_scores, 1.0 - weight)]
+        if standardised(item_item_scores)[0, item_idx] > self.item_item_floor_:
+            parts.append((self.item_item_, item_item_scores, weight))
         total = np.zeros(len(history), np.float64)
-        for model, share in parts:
-            scores = (
-                self._factor_history_scores(rows, history, 1, 0)
-                if model is self.factor_
-                else model._score_histories(rows, history, 1, 0)
-            )
-            held_at_floor = standardised(scores)[0, item_idx] <= self.item_item_floor_
-            if model is self.item_item_ and held_at_floor:
-                continue
+        for model, scores, share in parts:
             contributions, _ = model._explain_contributions(history, item_idx)
             spread = max(float(np.std(scores, dtype=np.float64)), _MIN_SPREAD)
             total += share * np.asarray(contributions, np.float64) / spread
