@@ -141,7 +141,17 @@ def test_train_records_the_negatives_in_metrics_json(tmp_path):
     csv = tmp_path / "small.csv"
     df.drop_duplicates().to_csv(csv, index=False)
     out = tmp_path / "run"
-    argv = ["train", str(csv), "--user-col", "u", "--item-col", "i", "--quiet"]
+    argv = [
+        "train",
+        "--estimator",
+        "triplet",
+        str(csv),
+        "--user-col",
+        "u",
+        "--item-col",
+        "i",
+        "--quiet",
+    ]
     assert main([*argv, "--epochs", "1", "--n-factors", "4", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training"] == {

@@ -250,7 +250,17 @@ def write_csv(path: Path, n_users: int = 1500, n_items: int = 200, n: int = 3000
     return path
 
 
-TRAIN_FLAGS = ["--epochs", "30", "--n-threads", "1", "--quiet", "--validation-fraction", "0.1"]
+TRAIN_FLAGS = [
+    "--estimator",
+    "triplet",
+    "--epochs",
+    "30",
+    "--n-threads",
+    "1",
+    "--quiet",
+    "--validation-fraction",
+    "0.1",
+]
 
 
 @pytest.mark.slow
@@ -302,7 +312,7 @@ def test_checkpoint_and_resume_flags_fail_clearly(tmp_path, capsys):
     expect_error(capsys, "--checkpoint-every needs --out", "train", str(data),
                  "--checkpoint-every", "2")  # fmt: skip
     expect_error(capsys, "no config.json", "train", "--resume", str(tmp_path))
-    flags = [*TRAIN_FLAGS[2:], "--epochs", "2"]
+    flags = [*TRAIN_FLAGS[:2], *TRAIN_FLAGS[4:], "--epochs", "2"]
     assert main(["train", str(data), *flags, "--out", str(tmp_path / "plain")]) == 0
     expect_error(capsys, "has no checkpoints", "train", "--resume", str(tmp_path / "plain"))
     expect_error(capsys, "--n-factors cannot change it", "train", "--resume",

@@ -8,7 +8,17 @@ import pytest
 
 from tripletrec.cli import main
 
-QUICK = ["--epochs", "3", "--batch-size", "4096", "--learning-rate", "0.02", "--quiet"]
+QUICK = [
+    "--estimator",
+    "triplet",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "4096",
+    "--learning-rate",
+    "0.02",
+    "--quiet",
+]
 
 
 def run(capsys, *args):
@@ -97,9 +107,9 @@ def ratings_csv(tmp_path):
 
 def test_train_on_a_csv_with_column_options(ratings_csv, capsys, tmp_path):
     code, out, err = run(
-        capsys, "train", str(ratings_csv), "--user-col", "u", "--item-col", "i",
-        "--rating-col", "r", "--threshold", "3", "--epochs", "2", "--batch-size", "256",
-        "--quiet", "--out", str(tmp_path / "m"),
+        capsys, "train", "--estimator", "triplet", str(ratings_csv), "--user-col", "u",
+        "--item-col", "i", "--rating-col", "r", "--threshold", "3", "--epochs", "2",
+        "--batch-size", "256", "--quiet", "--out", str(tmp_path / "m"),
     )  # fmt: skip
     assert code == 0, err
     assert "test AUC" in out
@@ -154,12 +164,19 @@ def test_bad_inputs_get_one_line_and_exit_code_2(ratings_csv, tmp_path, capsys, 
         capsys, "no such model directory", "recommend", str(tmp_path / "nope"), "--user", "1"
     )
     _expect_error(
-        capsys, "batch_size must be a positive integer", "train", "anime-tv", "--batch-size", "0"
+        capsys,
+        "batch_size must be a positive integer",
+        "train",
+        "--estimator",
+        "triplet",
+        "--batch-size",
+        "0",
     )
     _expect_error(capsys, "no such config file", "train", "--config", str(tmp_path / "c.json"))
     _expect_error(
-        capsys, "ranking_bias_scale must be", "train", "anime-tv", "--ranking-bias-scale", "-1"
-    )
+        capsys, "ranking_bias_scale must be", "train", "--estimator", "triplet",
+        "--ranking-bias-scale", "-1",
+    )  # fmt: skip
 
 
 @pytest.mark.slow  # trains on anime-tv
@@ -177,5 +194,7 @@ def test_train_with_builtin_features_round_trips_its_config(capsys, tmp_path):
 def test_builtin_features_need_a_named_dataset(capsys, tmp_path):
     path = tmp_path / "r.csv"
     pd.DataFrame({"user_id": [1, 2], "item_id": [3, 4]}).to_csv(path, index=False)
-    code, _, err = run(capsys, "train", str(path), "--features", "--quiet")
+    code, _, err = run(
+        capsys, "train", "--estimator", "triplet", str(path), "--features", "--quiet"
+    )
     assert code == 2 and "built-in features" in err and len(err.strip().splitlines()) == 1

@@ -16,7 +16,8 @@ from tripletrec.cli import main
 from tripletrec.cli.outlock import lock_path, output_lock
 from tripletrec.exceptions import TrainingDivergedError
 
-TINY = ["--user-col", "u", "--item-col", "i", "--epochs", "1", "--batch-size", "256",
+TINY = ["--estimator", "triplet", "--user-col", "u", "--item-col", "i", "--epochs", "1",
+        "--batch-size", "256",
         "--n-factors", "8", "--quiet"]  # fmt: skip
 
 

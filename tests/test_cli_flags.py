@@ -18,7 +18,7 @@ from tripletrec.models.triplet import TripletRecommender
 
 
 def _train_actions() -> tuple[dict[str, argparse.Action], argparse.ArgumentParser]:
-    parser = build_parser()
+    parser = build_parser(TripletRecommender)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     actions: dict[str, argparse.Action] = {}
     for action in sub.choices["train"]._actions:
@@ -27,7 +27,7 @@ def _train_actions() -> tuple[dict[str, argparse.Action], argparse.ArgumentParse
 
 
 def _parse(*flags: str) -> argparse.Namespace:
-    return build_parser().parse_args(["train", *flags])
+    return build_parser(TripletRecommender).parse_args(["train", *flags])
 
 
 def test_every_constructor_parameter_has_a_flag_with_its_docstring_help():
@@ -130,7 +130,8 @@ def test_flags_round_trip_through_config_json_and_train_config(small_csv, tmp_pa
     ]
     common = ["--user-col", "u", "--item-col", "i", "--quiet"]
     first = tmp_path / "first"
-    assert main(["train", str(small_csv), *common, *argv, "--out", str(first)]) == 0
+    assert main(["train", "--estimator", "triplet", str(small_csv), *common, *argv,
+                 "--out", str(first)]) == 0  # fmt: skip
     saved = json.loads((first / "config.json").read_text())["model"]
     expected = {
         "similarity": "cosine", "learn_temperature": True, "loss": "bpr",

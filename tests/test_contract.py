@@ -19,6 +19,7 @@ from tripletrec import (
     ItemKNNRecommender,
     PopularityRecommender,
     RandomRecommender,
+    Recommender,
     RP3BetaRecommender,
     TripletRecommender,
 )
@@ -46,8 +47,6 @@ class TestTripletRecommenderBilinearCosine(RecommenderContract):
 class TestTripletRecommenderDeep(RecommenderContract):
     """The notebook's MLP with dropout, margin loss."""
 
-    explains = False  # no vector space to split a score over the history
-
     def make_estimator(self) -> TripletRecommender:
         # The MLP alone needs more, smaller steps than the others to separate the blocks.
         return TripletRecommender.from_preset(
@@ -58,8 +57,6 @@ class TestTripletRecommenderDeep(RecommenderContract):
 
 class TestTripletRecommenderDeepNeuMF(RecommenderContract):
     """The MLP beside a dot product, sampled softmax."""
-
-    explains = False  # no vector space to split a score over the history
 
     def make_estimator(self) -> TripletRecommender:
         return TripletRecommender.from_preset(
@@ -91,9 +88,6 @@ class TestTripletRecommenderWithFeatures(RecommenderContract):
 
 
 class TestRandomRecommender(RecommenderContract):
-    explains = False  # scores that do not come from the history
-    supports_history = False
-    trainable = False
     no_answer_reason = "random scores do not depend on the data: there is no answer to find"
 
     def make_estimator(self) -> RandomRecommender:
@@ -101,9 +95,6 @@ class TestRandomRecommender(RecommenderContract):
 
 
 class TestPopularityRecommender(RecommenderContract):
-    explains = False  # scores that do not come from the history
-    supports_history = False
-    trainable = False
     no_similarity_reason = "popularity has no notion of similarity (the most popular items)"
 
     def make_estimator(self) -> PopularityRecommender:
@@ -115,16 +106,12 @@ class TestPopularityRecommender(RecommenderContract):
 
 
 class TestItemKNNRecommender(RecommenderContract):
-    supports_history = False
-    trainable = False
-
     def make_estimator(self) -> ItemKNNRecommender:
         return ItemKNNRecommender(k_neighbours=5)
 
 
 class TestEASERecommender(RecommenderContract):
     history_is_exact = True  # a history is scored as the binary row of a trained user
-    trainable = False
 
     def make_estimator(self) -> EASERecommender:
         return EASERecommender(l2=10.0)
@@ -132,7 +119,6 @@ class TestEASERecommender(RecommenderContract):
 
 class TestRP3BetaRecommender(RecommenderContract):
     history_is_exact = True
-    trainable = False
 
     def make_estimator(self) -> RP3BetaRecommender:
         return RP3BetaRecommender(alpha=1.0, beta=0.5)
@@ -141,11 +127,17 @@ class TestRP3BetaRecommender(RecommenderContract):
 class TestHybridRecommender(RecommenderContract):
     """The default factor model and EASE, blended; l2 chosen on an inner split."""
 
-    trainable = False  # fit trains the factor model inside, without epoch callbacks
-
     def make_estimator(self) -> HybridRecommender:
         factor = dict(n_factors=8, learning_rate=0.05, epochs=30, batch_size=32)
         return HybridRecommender(factor=factor, random_state=0)
+
+
+class TestRecommender(RecommenderContract):
+    """The product's default (the blend above under its own name)."""
+
+    def make_estimator(self) -> Recommender:
+        factor = dict(n_factors=8, learning_rate=0.05, epochs=30, batch_size=32)
+        return Recommender(factor=factor, random_state=0)
 
 
 def _estimator_classes() -> set[type[RecommenderBase]]:

@@ -35,8 +35,9 @@ needs_gloo = pytest.mark.skipif(
 )
 #: Settings shared by the one- and two-process command lines: short but converged enough
 #: that the AUC compares training, not noise.
-DENSE = ["--epochs", "6", "--n-threads", "1", "--quiet"]
+DENSE = ["--estimator", "triplet", "--epochs", "6", "--n-threads", "1", "--quiet"]
 SPARSE = [
+    *("--estimator", "triplet"),
     *("--loss", "bpr", "--negatives", "uniform", "--batch-size", "4096"),
     *("--learning-rate", "0.02", "--epochs", "8", "--validation-fraction", "0"),
     *("--n-threads", "1", "--quiet", "--sparse-gradients"),

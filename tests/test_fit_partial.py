@@ -202,7 +202,17 @@ def test_the_command_line_trains_a_finished_run_on_new_data(tmp_path, capsys):
     old.to_csv(tmp_path / "old.csv", index=False)
     new.to_csv(tmp_path / "new.csv", index=False)
     out = tmp_path / "run"
-    flags = ["--epochs", "3", "--n-threads", "1", "--quiet", "--checkpoint-every", "2"]
+    flags = [
+        "--estimator",
+        "triplet",
+        "--epochs",
+        "3",
+        "--n-threads",
+        "1",
+        "--quiet",
+        "--checkpoint-every",
+        "2",
+    ]
     assert main(["train", str(tmp_path / "old.csv"), *flags, "--out", str(out)]) == 0
     before = tr.load_model(out)
     argv = ["train", "--resume", str(out), "--data", str(tmp_path / "new.csv"), "--quiet"]

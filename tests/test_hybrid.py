@@ -161,6 +161,8 @@ def test_a_file_saved_before_the_floor_existed_blends_without_it(fitted, tmp_pat
     manifest = json.loads((path / MODEL_FILE).read_text())
     del manifest["params"]["item_item_floor"]  # as files were written before
     del manifest["params"]["user_weight_exponent"]
+    fit = manifest["fit"]  # parts were not named by class then
+    fit.update({name: part["fit"] for name, part in fit.pop("parts").items()})
     (path / MODEL_FILE).write_text(json.dumps(manifest))
     loaded = load_model(path)
     assert loaded.item_item_floor is None

@@ -16,7 +16,8 @@ from tripletrec.cli.progress import progress_enabled
 from tripletrec.data.interactions import Interactions
 from tripletrec.models.baselines import PopularityRecommender
 
-TINY = ["--user-col", "u", "--item-col", "i", "--epochs", "2", "--batch-size", "256",
+TINY = ["--estimator", "triplet", "--user-col", "u", "--item-col", "i", "--epochs", "2",
+        "--batch-size", "256",
         "--n-factors", "8", "--validation-fraction", "0"]  # fmt: skip
 #: What tqdm draws and plain output never has: the redraw and the bar's frame.
 BAR_MARKS = ("\r", "%|", "it/s", "s/epoch", "epoch/s")

@@ -25,7 +25,17 @@ from tripletrec.report.html import cell, number, table
 from tripletrec.report.run import is_metric
 from tripletrec.report.samples import collect_samples, sample_user_rows
 
-QUICK = ["--epochs", "2", "--batch-size", "4096", "--learning-rate", "0.02", "--quiet"]
+QUICK = [
+    "--estimator",
+    "triplet",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "4096",
+    "--learning-rate",
+    "0.02",
+    "--quiet",
+]
 #: Prefixed to every anime name: a name is user data, and the page must show it as text.
 HOSTILE = "<script>alert(1)</script>\"'"
 
@@ -240,7 +250,7 @@ def test_training_a_run_on_new_data_rewrites_its_report(tmp_path):
     old.to_csv(tmp_path / "old.csv", index=False)
     new.to_csv(tmp_path / "new.csv", index=False)
     out = tmp_path / "run"
-    flags = ["--epochs", "2", "--n-threads", "1", "--quiet"]
+    flags = ["--estimator", "triplet", "--epochs", "2", "--n-threads", "1", "--quiet"]
     assert main(["train", str(tmp_path / "old.csv"), *flags, "--out", str(out)]) == 0
     before = (out / "report.html").read_text(encoding="utf-8")
     argv = ["train", "--resume", str(out), "--data", str(tmp_path / "new.csv"), "--quiet"]

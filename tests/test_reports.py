@@ -8,7 +8,17 @@ import tripletrec as tr
 from tripletrec import plots
 from tripletrec.cli import main
 
-QUICK = ["--epochs", "2", "--batch-size", "4096", "--learning-rate", "0.02", "--quiet"]
+QUICK = [
+    "--estimator",
+    "triplet",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "4096",
+    "--learning-rate",
+    "0.02",
+    "--quiet",
+]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

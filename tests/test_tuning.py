@@ -18,7 +18,9 @@ needs_optuna = pytest.mark.skipif(
 )
 
 # Short fits: two epochs of large batches, so a trial takes a fraction of a second.
-QUICK = ["--epochs", "2", "--batch-size", "4096", "--quiet"]
+#: Tuning searches TripletRecommender (the estimator with the tuning capability).
+TRIPLET = "TripletRecommender"
+QUICK = ["--estimator", "triplet", "--epochs", "2", "--batch-size", "4096", "--quiet"]
 SMALL_SPACE = {
     "learning_rate": FloatRange(1e-3, 5e-2, log=True),
     "n_factors": Categorical((16, 32)),
@@ -80,7 +82,7 @@ def test_best_config_trains_the_best_trial_again(tuned, capsys, tmp_path):
 @needs_optuna
 @pytest.mark.slow  # trials train on anime-tv
 def test_trials_never_see_the_test_part(monkeypatch):
-    config = RunConfig()
+    config = RunConfig(estimator=TRIPLET)
     seen = {}
     real_split, real_evaluate = tuning.validation_split, tuning.evaluate
 
@@ -96,7 +98,7 @@ def test_trials_never_see_the_test_part(monkeypatch):
     monkeypatch.setattr(tuning, "evaluate", spy_evaluate)
     result = tune(config, n_trials=2, search_space=SMALL_SPACE, validation_fraction=0.1)
 
-    _, train, test = RunConfig(config.data.resolved()).prepare()
+    _, train, test = RunConfig(config.data.resolved(), estimator=TRIPLET).prepare()
     train_pairs, test_pairs = _pairs(train), _pairs(test)
     assert _pairs(seen["train"]) == train_pairs  # carved from the train positives only
     assert len(seen["parts"]) == 2
@@ -114,7 +116,7 @@ def test_trials_never_see_the_test_part(monkeypatch):
 @pytest.mark.slow  # trials train on anime-tv
 def test_same_seed_same_trials():
     def search(seed):
-        return tune(RunConfig(), n_trials=3, random_state=seed, search_space=SMALL_SPACE)
+        return tune(RunConfig(estimator=TRIPLET), n_trials=3, random_state=seed, search_space=SMALL_SPACE)
 
     first, second = search(0), search(0)
     assert first.best_params == second.best_params
@@ -122,7 +124,7 @@ def test_same_seed_same_trials():
     assert [t["params"] for t in first.trials] == [t["params"] for t in second.trials]
     assert [t["value"] for t in first.trials] == [t["value"] for t in second.trials]
     assert first.best_config.to_dict() == second.best_config.to_dict()
-    assert first.best_config.model["random_state"] == RunConfig().model.get("random_state", 0)
+    assert first.best_config.model["random_state"] == RunConfig(estimator=TRIPLET).model.get("random_state", 0)
 
 
 @needs_optuna
@@ -130,7 +132,7 @@ def test_same_seed_same_trials():
 def test_time_budget_stops_the_search(capsys):
     # Optuna checks the budget between trials: the first trial runs, no second one starts.
     result = tune(
-        RunConfig(), n_trials=50, timeout_seconds=1e-6, search_space=SMALL_SPACE, verbose=True
+        RunConfig(estimator=TRIPLET), n_trials=50, timeout_seconds=1e-6, search_space=SMALL_SPACE, verbose=True
     )
     assert len(result.trials) == 1 and result.trials[0]["state"] == "COMPLETE"
     err = capsys.readouterr().err
@@ -188,11 +190,11 @@ def test_bad_inputs_get_one_line_and_exit_code_2(capsys, tmp_path):
 
 def test_bad_arguments_of_the_python_api():
     with pytest.raises(TripletrecError, match="unknown model parameter"):
-        tune(RunConfig(), search_space={"learning_rat": FloatRange(1e-3, 1e-2)})
+        tune(RunConfig(estimator=TRIPLET), search_space={"learning_rat": FloatRange(1e-3, 1e-2)})
     with pytest.raises(TripletrecError, match="trials"):
-        tune(RunConfig(), n_trials=0)
+        tune(RunConfig(estimator=TRIPLET), n_trials=0)
     with pytest.raises(TripletrecError, match="timeout"):
-        tune(RunConfig(), timeout_seconds=float("nan"))
+        tune(RunConfig(estimator=TRIPLET), timeout_seconds=float("nan"))
     with pytest.raises(TripletrecError, match="low > 0"):
         FloatRange(0.0, 1.0, log=True)
     with pytest.raises(TripletrecError, match="low <= high"):
@@ -204,13 +206,13 @@ def test_bad_arguments_of_the_python_api():
 def test_missing_optuna_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` raises ImportError
     with pytest.raises(TripletrecError, match=r"tripletrec\[tune\]"):
-        tune(RunConfig(), n_trials=1, search_space=SMALL_SPACE)
+        tune(RunConfig(estimator=TRIPLET), n_trials=1, search_space=SMALL_SPACE)
 
 
 @needs_optuna
 @pytest.mark.slow  # trials train on anime-tv
 def test_first_trial_is_the_configs_own_model():
-    config = RunConfig()
+    config = RunConfig(estimator=TRIPLET)
     config.model.update(learning_rate=0.02, n_factors=32, batch_size=4096, epochs=1)
     result = tune(config, n_trials=1, search_space=SMALL_SPACE)
     assert result.trials[0]["params"] == {
@@ -226,7 +228,7 @@ def test_first_trial_is_the_configs_own_model():
 @pytest.mark.slow  # trials train on anime-tv
 @pytest.mark.parametrize("sparse", [False, True])
 def test_trials_train_as_train_will_with_features_and_sparse_gradients(monkeypatch, sparse):
-    config = RunConfig()
+    config = RunConfig(estimator=TRIPLET)
     config.data.features = True
     config.training.sparse_gradients = sparse
     models = []

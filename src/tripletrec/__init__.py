@@ -26,6 +26,7 @@ from tripletrec.models.baselines import ItemKNNRecommender, PopularityRecommende
 from tripletrec.models.ease import EASERecommender
 from tripletrec.models.explain import Explanation
 from tripletrec.models.hybrid import HybridRecommender
+from tripletrec.models.recommender import Recommender
 from tripletrec.models.rp3beta import RP3BetaRecommender
 from tripletrec.models.triplet import PRESETS, TripletRecommender
 from tripletrec.persistence import load_model, save_model
@@ -46,6 +47,7 @@ __all__ = [
     "PopularityRecommender",
     "RP3BetaRecommender",
     "RandomRecommender",
+    "Recommender",
     "TrainingDivergedError",
     "TripletRecommender",
     "TripletrecError",

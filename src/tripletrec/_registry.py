@@ -59,3 +59,22 @@ def lookup(name: str) -> Any:
 def registered() -> dict[str, type]:
     """A copy of the registry: class name -> class."""
     return dict(_ESTIMATORS)
+
+
+def short_name(cls: type) -> str:
+    """The name the command line also accepts for ``cls``: its class name, lower case,
+    without the ``Recommender`` suffix (``EASERecommender`` -> ``ease``)."""
+    return cls.__name__.lower().removesuffix("recommender") or cls.__name__.lower()
+
+
+def resolve(name: str) -> Any:
+    """The registered class that ``name`` names, or None: its class name, or its
+    :func:`short_name`, in any case (``TripletRecommender``, ``tripletrecommender``,
+    ``triplet``)."""
+    if name in _ESTIMATORS:
+        return _ESTIMATORS[name]
+    wanted = name.lower()
+    for cls in _ESTIMATORS.values():
+        if wanted in (cls.__name__.lower(), short_name(cls)):
+            return cls
+    return None

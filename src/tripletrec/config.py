@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tripletrec import _registry
 from tripletrec._files import json_lists_to_tuples, read_json_object
 from tripletrec.data.datasets import DATASETS, dataset_features, load_dataset
 from tripletrec.data.features import Features
@@ -18,16 +19,27 @@ from tripletrec.data.interactions import Interactions
 from tripletrec.data.splits import random_split
 from tripletrec.exceptions import DataError
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.hybrid import HybridRecommender
-from tripletrec.models.triplet import PRESETS, TripletRecommender
+from tripletrec.models.recommender import Recommender
 
-#: The estimators a run can train, by the name that ``--estimator`` and config.json use.
-#: ``model`` holds the estimator's constructor parameters; a hybrid's ``factor`` holds its
-#: factor model's (TripletRecommender's).
-RUN_ESTIMATORS: dict[str, type[RecommenderBase]] = {
-    "triplet": TripletRecommender,
-    "hybrid": HybridRecommender,
-}
+#: The estimator of a run that names none: the product's default.
+DEFAULT_ESTIMATOR = Recommender.__name__
+#: The estimator of a config.json written before runs named theirs (they all trained it).
+UNNAMED_ESTIMATOR = "TripletRecommender"
+
+
+def estimator_class(name: str, where: str = "--estimator") -> type[RecommenderBase]:
+    """The registered estimator class ``name`` names (see :func:`tripletrec._registry.resolve`).
+
+    Raises
+    ------
+    DataError
+        If no registered estimator has that name; the message lists the names.
+    """
+    cls = _registry.resolve(name) if isinstance(name, str) else None
+    if cls is None:
+        known = ", ".join(sorted(_registry.short_name(c) for c in _registry.registered().values()))
+        raise DataError(f"{where}: no estimator named {name!r} (known: {known})")
+    return cls
 
 
 @dataclass
@@ -133,15 +145,16 @@ class TrainingSpec:
 class RunConfig:
     """Data, split, training, estimator and model hyper-parameters of one training run.
 
-    ``estimator`` names a :data:`RUN_ESTIMATORS` entry (files written before it existed
-    trained TripletRecommender); ``model`` holds that estimator's parameters.
+    ``estimator`` is the class name of a registered estimator (files written before it
+    existed trained TripletRecommender; older short names such as "hybrid" still resolve);
+    ``model`` holds that estimator's constructor parameters (none: its defaults).
     """
 
     data: DataSpec = field(default_factory=DataSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
-    model: dict[str, Any] = field(default_factory=lambda: dict(PRESETS["default"]))
+    model: dict[str, Any] = field(default_factory=dict)
     training: TrainingSpec = field(default_factory=TrainingSpec)
-    estimator: str = "triplet"
+    estimator: str = DEFAULT_ESTIMATOR
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,20 +173,14 @@ class RunConfig:
         data = _build(DataSpec, payload.get("data", {}), f"{source}: data")
         split = _build(SplitSpec, payload.get("split", {}), f"{source}: split")
         training = _build(TrainingSpec, payload.get("training", {}), f"{source}: training")
-        estimator = payload.get("estimator", "triplet")
-        if estimator not in RUN_ESTIMATORS:
-            raise DataError(
-                f"{source}: estimator must be one of {', '.join(RUN_ESTIMATORS)}, not {estimator!r}"
-            )
-        model = payload.get("model", default_model(estimator))
+        estimator_cls = estimator_class(
+            payload.get("estimator", UNNAMED_ESTIMATOR), f"{source}: estimator"
+        )
+        model = payload.get("model", {})
         if not isinstance(model, dict):
             raise DataError(f"{source}: model: expected an object")
-        _check_names(RUN_ESTIMATORS[estimator], model, f"{source}: unknown model parameter")
-        factor = model.get("factor")
-        if estimator == "hybrid" and factor is not None:
-            if not isinstance(factor, dict):
-                raise DataError(f"{source}: model: factor: expected an object")
-            _check_names(TripletRecommender, factor, f"{source}: unknown factor parameter")
+        check_params(estimator_cls, model, f"{source}: model")
+        estimator = estimator_cls.__name__
         return cls(data, split, dict(model), training, estimator)
 
     @classmethod
@@ -185,7 +192,11 @@ class RunConfig:
 
     def build_model(self) -> RecommenderBase:
         """The unfitted estimator this config describes."""
-        return RUN_ESTIMATORS[self.estimator](**json_lists_to_tuples(self.model))
+        return self.estimator_class()(**json_lists_to_tuples(self.model))
+
+    def estimator_class(self) -> type[RecommenderBase]:
+        """The class of the estimator this config trains."""
+        return estimator_class(self.estimator)
 
     def prepare(self) -> tuple[Interactions, Interactions, Interactions]:
         """Load and split the data: ``(all interactions, train positives, test positives)``."""
@@ -194,16 +205,19 @@ class RunConfig:
         return data, self.data.positives(train), self.data.positives(test)
 
 
-def default_model(estimator: str) -> dict[str, Any]:
-    """The ``model`` section of a run of ``estimator`` that names no parameters: the
-    'default' preset for TripletRecommender, the constructor's defaults otherwise."""
-    return dict(PRESETS["default"]) if estimator == "triplet" else {}
-
-
-def _check_names(estimator: type[RecommenderBase], params: dict[str, Any], what: str) -> None:
+def check_params(estimator: type[RecommenderBase], params: dict[str, Any], where: str) -> None:
+    """Raise :class:`DataError` for a name in ``params`` that ``estimator``'s constructor
+    does not take, or in the settings of one of its parts (``estimator.part_settings``)."""
     bad = set(params) - set(estimator._param_names())
     if bad:
-        raise DataError(f"{what}(s) {', '.join(sorted(bad))}")
+        raise DataError(f"{where}: unknown parameter(s) {', '.join(sorted(bad))}")
+    for name, part in estimator.part_settings.items():
+        settings = params.get(name)
+        if settings is None:
+            continue
+        if not isinstance(settings, dict):
+            raise DataError(f"{where}: {name}: expected an object")
+        check_params(part, settings, f"{where}: {name}")
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -33,7 +33,7 @@ from tripletrec.data.splits import validation_split
 from tripletrec.evaluation.metrics import metric_key, parse_metric
 from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import ParameterError, TripletrecError
-from tripletrec.models.triplet import TripletRecommender
+from tripletrec.models.base import RecommenderBase
 from tripletrec.training.distributed import fit_data_parallel
 
 
@@ -201,9 +201,13 @@ def _suggest(trial: Any, space: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_arguments(
-    space: Mapping[str, Any], n_trials: int, timeout_seconds: float | None, metric: str
+    estimator: type[RecommenderBase],
+    space: Mapping[str, Any],
+    n_trials: int,
+    timeout_seconds: float | None,
+    metric: str,
 ) -> str:
-    unknown = set(space) - set(TripletRecommender._param_names())
+    unknown = set(space) - set(estimator._param_names())
     if unknown:
         raise ParameterError(
             f"search space names unknown model parameter(s) {', '.join(sorted(unknown))}"
@@ -278,12 +282,16 @@ def tune(
         When Optuna is not installed, the metric is unknown, the budgets are not positive,
         the search space names an unknown parameter, or no trial completes.
     """
+    estimator = config.estimator_class()
+    config.build_model().require("tuning", "tune")
     space = default_search_space(config.model) if search_space is None else dict(search_space)
-    metric_name = _check_arguments(space, n_trials, timeout_seconds, metric)
+    metric_name = _check_arguments(estimator, space, n_trials, timeout_seconds, metric)
     optuna = _import_optuna()
 
     # Resolved as `tripletrec train` resolves it: a bundled dataset's positive rule filled in.
-    config = RunConfig(config.data.resolved(), config.split, dict(config.model), config.training)
+    config = RunConfig(
+        config.data.resolved(), config.split, dict(config.model), config.training, config.estimator
+    )
     data, train, _ = config.prepare()  # the test part is dropped here, unread
     fit_part, validation = validation_split(train, validation_fraction, random_state)
     features = config.data.side_features(data)
@@ -297,7 +305,10 @@ def tune(
     def objective(trial: Any) -> float:
         params = _suggest(trial, space)
         trial.set_user_attr("params", params)
-        model = RunConfig(config.data, config.split, {**base_model, **params}).build_model()
+        trial_config = RunConfig(
+            config.data, config.split, {**base_model, **params}, config.training, config.estimator
+        )
+        model = trial_config.build_model()
         # Each trial trains as `tripletrec train --config` will train the best one.
         if config.training.sparse_gradients:
             fit_data_parallel(model, fit_part, sparse_gradients=True, **features)
@@ -334,7 +345,7 @@ def tune(
         study = optuna.create_study(
             direction="maximize", sampler=optuna.samplers.TPESampler(seed=random_state)
         )
-        start_params = _starting_point(space, base_model)
+        start_params = _starting_point(estimator, space, base_model)
         if start_params:
             # Trial 0 is the config's own model: the search never reports a setting worse
             # on validation than the one it started from (TPE's first ten are random).
@@ -372,6 +383,7 @@ def tune(
         config.split,
         {**config.model, "random_state": base_model["random_state"], **best_params},
         config.training,
+        config.estimator,
     )
     return TuningResult(
         best_params=best_params,
@@ -385,9 +397,11 @@ def tune(
     )
 
 
-def _starting_point(space: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
+def _starting_point(
+    estimator: type[RecommenderBase], space: Mapping[str, Any], model: Mapping[str, Any]
+) -> dict[str, Any]:
     """The config model's value of each search dimension, where it lies in the dimension."""
-    defaults = TripletRecommender().get_params()
+    defaults = estimator().get_params()
     point: dict[str, Any] = {}
     for name, spec in space.items():
         value = model.get(name, defaults.get(name))

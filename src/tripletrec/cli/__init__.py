@@ -36,9 +36,10 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tripletrec`` command; returns its exit status."""
-    from tripletrec.cli.parser import build_parser
+    from tripletrec.cli.parser import build_parser, estimator_of
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(estimator_of(argv)).parse_args(argv)
     try:
         return _commands()[args.command](args)
     except TripletrecError as exc:

@@ -1,4 +1,4 @@
-"""Command-line flags generated from :class:`~tripletrec.models.triplet.TripletRecommender`.
+"""Command-line flags generated from an estimator's constructor.
 
 One flag per constructor parameter: the name from the parameter (``n_factors`` ->
 ``--n-factors``), the type from its annotation, the choices from its ``Literal`` annotation or
@@ -7,6 +7,8 @@ entry. A parameter added to the constructor therefore gets a flag, with its docu
 without anyone editing the command line (a hand-written list had drifted from the estimator).
 
 The signature is read with :mod:`inspect` at run time, so it is always the installed one.
+A parameter that holds a part's settings (``part_settings``: a hybrid's ``factor``) gets the
+part's flags under its name (``--factor.epochs``).
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import re
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from tripletrec.models.triplet import TripletRecommender
+from tripletrec.models.base import RecommenderBase
 
 #: Constructor parameters that the command line sets itself, so they get no flag:
 #: ``verbose`` follows ``--quiet`` (a progress bar unless asked for none).
 EXCLUDED = frozenset({"verbose"})
+#: Part parameters that the composite sets for its parts: one seed seeds them all.
+PART_EXCLUDED = frozenset({"random_state"})
 #: Where the command line's default differs from the constructor's: runs are seeded, so
 #: that the same command trains the same model.
 CLI_DEFAULTS: dict[str, Any] = {"random_state": 0}
@@ -171,14 +175,32 @@ def _argparse_kwargs(annotation: Any, kind_text: str) -> dict[str, Any]:
     return {"choices": choices}
 
 
-def model_flags(estimator: type = TripletRecommender) -> list[ModelFlag]:
-    """The flags of every constructor parameter of ``estimator`` but :data:`EXCLUDED`."""
+def _documented(estimator: type) -> str | None:
+    """The docstring that documents ``estimator``'s parameters: its own, or that of the
+    nearest base class with a Parameters section (a subclass that only renames)."""
+    for cls in estimator.__mro__:
+        if docstring_parameters(cls.__doc__):
+            return cls.__doc__
+    return estimator.__doc__
+
+
+def model_flags(estimator: type[RecommenderBase]) -> list[ModelFlag]:
+    """The flags of every constructor parameter of ``estimator`` but :data:`EXCLUDED`,
+    with those of each part (``estimator.part_settings``) under the part's name."""
     signature = inspect.signature(estimator.__init__)
     hints = typing.get_type_hints(estimator.__init__)
-    docs = docstring_parameters(estimator.__doc__)
+    docs = docstring_parameters(_documented(estimator))
     flags = []
     for name, parameter in signature.parameters.items():
         if name == "self" or name in EXCLUDED:
+            continue
+        part = estimator.part_settings.get(name)
+        if part is not None:
+            flags += [
+                replace(flag, name=f"{name}.{flag.name}")
+                for flag in model_flags(part)
+                if flag.name not in PART_EXCLUDED
+            ]
             continue
         kind_text, description = docs.get(name, ("", ""))
         annotation = hints.get(name, type(parameter.default))
@@ -197,20 +219,30 @@ def model_flags(estimator: type = TripletRecommender) -> list[ModelFlag]:
     return flags
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """Add the generated flags to ``parser`` (an argument group of their own)."""
+def add_model_flags(parser: argparse.ArgumentParser, estimator: type[RecommenderBase]) -> None:
+    """Add the flags of ``estimator`` to ``parser`` (an argument group of their own)."""
     group = parser.add_argument_group(
-        "model hyper-parameters",
-        "TripletRecommender's parameters (see its docstring); each overrides --preset and "
-        "--config. The defaults shown are the 'default' preset's.",
+        f"{estimator.__name__} hyper-parameters",
+        f"the parameters of {estimator.__name__} (see its docstring; another estimator's "
+        "with --estimator NAME before them); each overrides --preset and --config.",
     )
-    for flag in model_flags():
+    for flag in model_flags(estimator):
         group.add_argument(flag.flag, dest=flag.name, **flag.kwargs)
+    if "random_state" not in estimator._param_names():
+        return
     # The old name of --random-state.
     group.add_argument("--seed", dest="random_state", type=int, default=argparse.SUPPRESS,
                        help=argparse.SUPPRESS)  # fmt: skip
 
 
-def given_model_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The model parameters given on the command line, by name."""
-    return {f.name: getattr(args, f.name) for f in model_flags() if hasattr(args, f.name)}
+def given_model_params(
+    args: argparse.Namespace, estimator: type[RecommenderBase]
+) -> dict[str, Any]:
+    """The parameters of ``estimator`` given on the command line, by name; a part's in a
+    mapping under the part's name (``{"factor": {"epochs": 3}}``)."""
+    given: dict[str, Any] = {}
+    for flag in model_flags(estimator):
+        if hasattr(args, flag.name):
+            part, _, name = flag.name.rpartition(".")
+            (given.setdefault(part, {}) if part else given)[name] = getattr(args, flag.name)
+    return given

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
 
+from tripletrec import _registry
 from tripletrec.cli.model_flags import add_model_flags
 from tripletrec.cli.progress import add_quiet_flag
-from tripletrec.config import RUN_ESTIMATORS, SplitSpec
+from tripletrec.config import DEFAULT_ESTIMATOR, RunConfig, SplitSpec, estimator_class
+from tripletrec.exceptions import TripletrecError
+from tripletrec.models.base import RecommenderBase
 from tripletrec.models.presets import PRESETS
 
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
@@ -14,8 +19,40 @@ DEFAULT_SAMPLED_METRICS = ("hit_rate@10", "ndcg@10")
 DEBUG_HELP = "show the traceback of an unexpected error instead of one line"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every sub-command; ``args.command`` names the one given."""
+def estimator_of(argv: Sequence[str]) -> type[RecommenderBase]:
+    """The estimator whose flags ``train`` and ``tune`` take on this command line:
+    ``--estimator NAME``, else the one that ``--config FILE`` or ``--resume DIR``'s
+    config.json names, else the default. A name or file that cannot be read gives the
+    default here; the full parse or the run then says what is wrong with it."""
+    scan = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--estimator", "--config", "--resume"):
+        scan.add_argument(flag)
+    known, _ = scan.parse_known_args(list(argv))
+    try:
+        if known.estimator is not None:
+            return estimator_class(known.estimator)
+        config = known.config or (known.resume and Path(known.resume) / "config.json")
+        if config and Path(config).is_file():
+            return RunConfig.read(config).estimator_class()
+    except TripletrecError:
+        pass
+    return estimator_class(DEFAULT_ESTIMATOR)
+
+
+def _estimator_name(text: str) -> str:
+    """``--estimator``'s value as a registered class name."""
+    try:
+        return estimator_class(text).__name__
+    except TripletrecError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--estimator: ")) from None
+
+
+def build_parser(estimator: type[RecommenderBase] | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command; ``args.command`` names the one given.
+
+    ``train`` and ``tune`` take the hyper-parameter flags of ``estimator`` (default: the
+    product's default estimator; see :func:`estimator_of`)."""
+    estimator = estimator or estimator_class(DEFAULT_ESTIMATOR)
     # --debug is accepted before and after the sub-command; SUPPRESS keeps a sub-command's
     # unset flag from overwriting a --debug given before it.
     debug = argparse.ArgumentParser(add_help=False)
@@ -35,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         command("datasets", "list the bundled datasets; 'datasets synth' writes synthetic data")
     )
     _add_data_arguments(command("data", "explore a dataset: 'data describe' summarises it"))
-    _add_train_arguments(command("train", "train a model, report test metrics, save it"))
+    _add_train_arguments(command("train", "train a model, report test metrics, save it"), estimator)
     _add_tune_arguments(
-        command("tune", "search hyper-parameters on a validation split, write the best config")
+        command("tune", "search hyper-parameters on a validation split, write the best config"),
+        estimator,
     )
     _add_evaluate_arguments(command("evaluate", "evaluate a saved model on its test split"))
     _add_recommend_arguments(command("recommend", "top-k items for a user of a saved model"))
@@ -119,9 +157,10 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                           help=DEBUG_HELP)  # fmt: skip
 
 
-def _add_train_arguments(train: argparse.ArgumentParser) -> None:
+def _add_train_arguments(train: argparse.ArgumentParser, estimator: type[RecommenderBase]) -> None:
     _add_run_arguments(
         train,
+        estimator,
         validation_help="share of the train positives held out (seeded by --split-seed) to "
         "record validation AUC and NDCG@10 after every epoch; the model is fitted on the rest. "
         f"0 fits on every train positive and records the loss only (default "
@@ -160,9 +199,10 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_tune_arguments(tune: argparse.ArgumentParser) -> None:
+def _add_tune_arguments(tune: argparse.ArgumentParser, estimator: type[RecommenderBase]) -> None:
     _add_run_arguments(
         tune,
+        estimator,
         validation_help="share of the train positives held out (seeded by --split-seed) to "
         "score each trial; the test part is never used "
         f"(default {SplitSpec.validation_fraction})",
@@ -183,7 +223,9 @@ def _add_tune_arguments(tune: argparse.ArgumentParser) -> None:
     add_quiet_flag(tune, also="no line per trial")
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) -> None:
+def _add_run_arguments(
+    parser: argparse.ArgumentParser, estimator: type[RecommenderBase], validation_help: str
+) -> None:
     """The data, split and model flags that ``run_config`` reads (train and tune)."""
     parser.add_argument(
         "data", nargs="?", help="bundled dataset name or CSV/Parquet file (default anime-tv)"
@@ -211,17 +253,19 @@ def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) ->
         "--test-size", type=float, help="test fraction of the random split (default 0.2)"
     )
     parser.add_argument("--split-seed", type=int, help="seed of the random split (default 42)")
+    names = sorted(_registry.short_name(c) for c in _registry.registered().values())
     parser.add_argument(
         "--estimator",
-        choices=tuple(RUN_ESTIMATORS),
-        help="triplet: TripletRecommender (default); hybrid: HybridRecommender, a "
-        "history-aware factor model and EASE blended per user (the model flags set the "
-        "factor model; weight, l2 and item_item_floor come from --config)",
+        type=_estimator_name,
+        metavar="NAME",
+        help=f"the estimator to train, by class name or short name ({', '.join(names)}; "
+        f"default {DEFAULT_ESTIMATOR}, the product's default); the hyper-parameter flags "
+        "below are those of the estimator named here",
     )
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        help="start from these hyper-parameters (default: default)",
+        help="TripletRecommender: start from these hyper-parameters (default: default)",
     )
     parser.add_argument("--validation-fraction", type=float, default=None, help=validation_help)
     parser.add_argument(
@@ -231,7 +275,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, validation_help: str) ->
         help="sparse embedding gradients, only the batch's rows updated (for large tables; "
         "see docs/scaling.md); under torchrun, data-parallel training either way",
     )
-    add_model_flags(parser)
+    add_model_flags(parser, estimator)
 
 
 def _add_evaluate_arguments(ev: argparse.ArgumentParser) -> None:

@@ -26,10 +26,9 @@ from tripletrec.cli.runs import (
     save_run,
 )
 from tripletrec.cli.training import metric_names, train_run, write_learning_curve
-from tripletrec.config import DataSpec, RunConfig
+from tripletrec.config import DEFAULT_ESTIMATOR, DataSpec, RunConfig, estimator_class
 from tripletrec.exceptions import TripletrecError
-from tripletrec.models.triplet import TripletRecommender
-from tripletrec.persistence import MODEL_FILE
+from tripletrec.persistence import MODEL_FILE, load_model
 from tripletrec.report import write_run_report
 from tripletrec.training.checkpoints import latest_checkpoint
 from tripletrec.training.distributed import DataParallel, launched_by_torchrun
@@ -47,8 +46,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
     directory = Path(args.resume)
     if launched_by_torchrun():  # every rank would write DIR; checkpoints are one process's
         raise TripletrecError("--resume is not supported under torchrun; run it in one process")
+    config_path = directory / CONFIG_FILE
+    estimator = (
+        RunConfig.read(config_path).estimator_class()
+        if config_path.is_file()
+        else estimator_class(DEFAULT_ESTIMATOR)
+    )
     given = [name for name in _RUN_FLAGS if getattr(args, name, None) is not None]
-    model_flags = set(given_model_params(args)) - ({"epochs"} if args.new_data else set())
+    model_flags = set(given_model_params(args, estimator)) - (
+        {"epochs"} if args.new_data else set()
+    )
     if args.new_data is None:
         given += [name for name in _DATA_FLAGS if getattr(args, name, None) is not None]
     if given or model_flags:
@@ -60,17 +67,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
             f"--resume continues the run in {directory} with its own config.json; {shown} "
             "cannot change it (new positives: --data FILE, with its column flags and --epochs)"
         )
-    config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise TripletrecError(
             f"{directory}: no {CONFIG_FILE}; not a run directory of tripletrec train --out"
         )
     config = RunConfig.read(config_path)
-    if config.estimator != "triplet":
-        raise TripletrecError(
-            f"{directory}: a {config.estimator} run; only --estimator triplet runs "
-            "checkpoint and resume"
-        )
+    wanted = "checkpoints" if args.new_data is None else "fit_partial"
+    config.build_model().require(wanted, f"--resume {directory}")
     with output_lock(directory):
         if args.new_data is not None:
             return _train_on(args, directory, config)
@@ -126,14 +129,14 @@ def _train_on(args: argparse.Namespace, directory: Path, config: RunConfig) -> i
         raise TripletrecError("--rating-col needs --threshold: which ratings are positives?")
     spec = spec.resolved()
     positives = spec.positives(spec.load())
-    model = TripletRecommender.load(directory).set_params(verbose=progress_enabled(args))
+    model = load_model(directory).set_params(verbose=progress_enabled(args))
     checkpoints = directory / CHECKPOINTS
     if latest_checkpoint(checkpoints) is None:
         print(
             f"{directory}: no checkpoint, so the optimiser starts afresh (a run trained with "
             "--checkpoint-every keeps its state)"
         )
-    epochs = given_model_params(args).get("epochs")
+    epochs = given_model_params(args, type(model)).get("epochs")
     model.fit_partial(positives, epochs=epochs, checkpoint_dir=checkpoints)
     added = model.partial_fit_
     metrics = dict(model.metrics_)

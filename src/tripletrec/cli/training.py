@@ -19,13 +19,13 @@ from tripletrec.cli.model_flags import CLI_DEFAULTS, given_model_params
 from tripletrec.cli.outlock import output_lock
 from tripletrec.cli.progress import is_quiet, note, progress_enabled
 from tripletrec.cli.runs import CHECKPOINTS, refuse_data_parallel, save_run, start_run_directory
-from tripletrec.config import RUN_ESTIMATORS, DataSpec, RunConfig, default_model
+from tripletrec.config import DataSpec, RunConfig
 from tripletrec.data.splits import validation_split
 from tripletrec.evaluation.metrics import metric_key, parse_metric
 from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.presets import PRESETS
+from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
 from tripletrec.report import write_run_report
 from tripletrec.training.distributed import DataParallel, launched_by_torchrun
 
@@ -37,10 +37,10 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     if estimator is not None and estimator != config.estimator:
         if args.config:
             raise TripletrecError(
-                f"--estimator {estimator}: {args.config} is a run of {config.estimator!r}; "
+                f"--estimator {estimator}: {args.config} is a run of {config.estimator}; "
                 "give --config or --estimator, not both"
             )
-        config.estimator, config.model = estimator, default_model(estimator)
+        config.estimator, config.model = estimator, {}
     if args.data is not None:
         config.data = DataSpec(source=args.data)
     for key, value in data_flags(args).items():
@@ -56,57 +56,50 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         config.split.validation_fraction = args.validation_fraction
     if args.sparse_gradients is not None:
         config.training.sparse_gradients = args.sparse_gradients
+    estimator_cls = config.estimator_class()
     if args.preset:
-        if config.estimator != "triplet":
+        from_preset = getattr(estimator_cls, "from_preset", None)
+        if from_preset is None:
             raise TripletrecError(
-                f"--preset names TripletRecommender parameters; a {config.estimator} run "
-                "takes its factor model's from the model flags"
+                f"--preset names TripletRecommender settings; {config.estimator} has no presets"
             )
-        config.model = dict(PRESETS[args.preset])
-    apply_model_flags(config, given_model_params(args))
+        config.model = from_preset(args.preset).get_params()
+    apply_model_flags(config, given_model_params(args, estimator_cls))
     return config
 
 
 def apply_model_flags(config: RunConfig, given: dict[str, Any]) -> None:
-    """Put the model flags given (TripletRecommender's parameters) where the run's
-    estimator takes them: a triplet run's own parameters; a hybrid's factor model's, but
-    ``--random-state``, which seeds the whole hybrid. Then the command line's defaults
-    (:data:`CLI_DEFAULTS`) where the config has none."""
+    """Put the model flags given into the run's parameters (a part's settings merged into
+    the part's mapping), then the command line's defaults (:data:`CLI_DEFAULTS`) where the
+    config has none."""
     model = config.model
-    if config.estimator == "hybrid":
-        if "random_state" in given:
-            model["random_state"] = given.pop("random_state")
-        if given:
-            model["factor"] = {**(model.get("factor") or {}), **given}
-    else:
-        model.update(given)
-    names = RUN_ESTIMATORS[config.estimator]._param_names()
+    parts = config.estimator_class().part_settings
+    for name, value in given.items():
+        model[name] = {**(model.get(name) or {}), **value} if name in parts else value
+    names = config.estimator_class()._param_names()
     for name, value in CLI_DEFAULTS.items():
         if name in names:
             model.setdefault(name, value)
 
 
-def refuse_triplet_only_options(config: RunConfig, args: argparse.Namespace) -> None:
-    """What only a TripletRecommender run has: checkpoints, torchrun, sparse gradients,
-    side features and validation metrics during training; a clear error for the others,
-    whose runs hold no validation part out (``config`` says so). (A hybrid's factor model
-    takes each user's history as its features.)"""
-    if config.estimator == "triplet":
-        return
+def refuse_unsupported_options(
+    config: RunConfig, model: RecommenderBase, args: argparse.Namespace
+) -> None:
+    """What the run asks of the estimator that its capabilities do not declare: one clear
+    error line. An estimator that does not train in epochs holds no validation part out:
+    its fit follows no metric (``config`` says so)."""
     asked = {
-        "--checkpoint-every": args.checkpoint_every is not None,
-        "--features": config.data.features,
-        "--sparse-gradients": config.training.sparse_gradients,
-        "--validation-fraction": bool(args.validation_fraction),
-        "torchrun": launched_by_torchrun(),
+        "--checkpoint-every": ("checkpoints", args.checkpoint_every is not None),
+        "--features": ("side_features", config.data.features),
+        "--sparse-gradients": ("data_parallel", config.training.sparse_gradients),
+        "torchrun": ("data_parallel", launched_by_torchrun()),
+        "--validation-fraction": ("epochs", bool(args.validation_fraction)),
     }
-    given = [name for name, wanted in asked.items() if wanted]
-    if given:
-        raise TripletrecError(
-            f"{', '.join(given)}: only for --estimator triplet; a {config.estimator} run "
-            "fits once, on every training positive"
-        )
-    config.split.validation_fraction = 0.0  # nothing held out: the fit follows no metric
+    for option, (capability, wanted) in asked.items():
+        if wanted:
+            model.require(capability, option)
+    if not model.capabilities().epochs:
+        config.split.validation_fraction = 0.0
 
 
 def with_progress(model: RecommenderBase, args: argparse.Namespace) -> RecommenderBase:
@@ -147,7 +140,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.new_data is not None:
         raise TripletrecError("--data names new positives for --resume DIR; give the data first")
     config = run_config(args)
-    refuse_triplet_only_options(config, args)
+    model = with_progress(config.build_model(), args)
+    refuse_unsupported_options(config, model, args)
     every = None
     if args.checkpoint_every is not None:
         if not args.out:
@@ -159,10 +153,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     fraction = config.split.validation_fraction
     if not 0.0 <= fraction < 1.0:
         raise TripletrecError(f"--validation-fraction must be in [0, 1), got {fraction}")
-    model = with_progress(config.build_model(), args)
     # Under torchrun every process trains its shard; rank 0 alone evaluates and saves.
     parallel = None
-    if config.estimator == "triplet":
+    if model.capabilities().data_parallel:
         sparse = config.training.sparse_gradients
         parallel = DataParallel.from_environment(model.device, sparse_gradients=sparse)
     out = Path(args.out) if args.out else None
@@ -266,18 +259,19 @@ def _size_summary(model: object) -> dict:
     return {} if n_parameters is None else {"n_parameters": n_parameters}
 
 
-def _training_summary(model: object) -> dict:
-    """What metrics.json says of the training: the negatives, loss kind and batch
-    grouping the fit used (``"auto"`` resolved; a hybrid's factor model's, with the l2
-    its EASE part chose); nothing for an estimator without them."""
-    chosen_l2 = getattr(model, "l2_", None)
-    factor = getattr(model, "factor_", model)
-    negatives = getattr(factor, "negatives_", None)
-    if negatives is None:
-        return {}
-    training = {"negatives": negatives, "loss_kind": factor._loss().kind}  # type: ignore[attr-defined]
-    training |= {"batch_by": factor._batch_by()}  # type: ignore[attr-defined]
-    return {"training": training | ({} if chosen_l2 is None else {"item_item_l2": chosen_l2})}
+def _training_summary(model: RecommenderBase) -> dict:
+    """What metrics.json says of the training: the choices the fit resolved (``"auto"``
+    settings: the negatives, loss kind and batch grouping of a factor model, the l2 an
+    item-item part chose), its own and its parts'; nothing for an estimator without any."""
+
+    def resolved(summary: dict) -> dict:
+        parts = summary.get(PARTS_KEY, {}).values()
+        return {k: v for part in parts for k, v in resolved(part["fit"]).items()} | dict(
+            summary.get(RESOLVED_KEY, {})
+        )
+
+    choices = resolved(model.fit_summary())
+    return {"training": choices} if choices else {}
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -285,10 +279,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tripletrec.tuning import default_search_space, tune
 
     config = run_config(args)
-    if config.estimator != "triplet":
-        raise TripletrecError(
-            f"tune searches TripletRecommender's parameters, not a {config.estimator} run's"
-        )
+    config.build_model().require("tuning", "tune")
     fraction = config.split.validation_fraction
     if not 0.0 < fraction < 1.0:
         raise TripletrecError(f"tune needs --validation-fraction in (0, 1), got {fraction}")
@@ -301,7 +292,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if out.resolve() == trial_log.resolve():
         raise TripletrecError("--out cannot be tuning.json: that name is the trial log's")
     # A model flag given on the command line is the user's choice: hold it fixed.
-    fixed = set(given_model_params(args))
+    fixed = set(given_model_params(args, config.estimator_class()))
     space = {k: v for k, v in default_search_space(config.model).items() if k not in fixed}
     result = tune(
         config, n_trials=args.trials, timeout_seconds=args.timeout, metric=args.metric,

@@ -16,8 +16,10 @@ import torch
 from tripletrec.data.features import Features
 from tripletrec.exceptions import ParameterError
 from tripletrec.models import _features
+from tripletrec.models.capabilities import Capabilities
 from tripletrec.models.explain import ridge_contributions
 from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
+from tripletrec.models.index_level import RESOLVED_KEY
 from tripletrec.models.scorers import count_parameters, scoring
 from tripletrec.training.loop import resolve_device
 
@@ -35,6 +37,32 @@ class ScorerHooks:
     negatives_: str
     batch_by_: str
     init_scale: float
+
+    model: str
+
+    def capabilities(self) -> Capabilities:
+        """Everything but a vector space and explanations for the deep model, whose
+        scores come from an MLP rather than an inner product."""
+        inner_product = self.model != "deep"
+        return Capabilities(
+            history_scoring=True, vector_space=inner_product, explain=inner_product,
+            side_features=True, epochs=True, checkpoints=True, fit_partial=True,
+            data_parallel=True, tuning=True,
+        )  # fmt: skip
+
+    def _vector_space(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ranking space's user query vectors and item vectors, the item terms (biases,
+        the FM's within-item pairs) as one more dimension."""
+        with scoring(self.module_) as module:
+            space = module.vector_space(for_ranking=True)
+            if space is None:
+                raise ParameterError(f"{type(module).__name__} has no user/item vector space")
+            users = module.query_vectors(module.user_vectors()).detach().float().cpu().numpy()
+        items = space.item_vectors.detach().float().cpu().numpy()
+        if space.item_terms is not None:
+            users = np.hstack([users, np.ones((len(users), 1), np.float32)])
+            items = np.hstack([items, space.item_terms.detach().float().cpu().numpy()[:, None]])
+        return np.ascontiguousarray(users), np.ascontiguousarray(items)
 
     @property
     def n_parameters_(self) -> int:
@@ -120,6 +148,11 @@ class ScorerHooks:
             "fit_seconds": self.fit_seconds_,
             "negatives": self.negatives_,
             "batch_by": self.batch_by_,
+            RESOLVED_KEY: {
+                "negatives": self.negatives_,
+                "loss_kind": self._loss().kind,
+                "batch_by": self.batch_by_,
+            },
             "n_parameters": self.n_parameters_,
             "history": self.history_,
         }

@@ -9,11 +9,10 @@ some items, by index) and ``_item_vectors`` (for item-item similarity).
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,11 +26,11 @@ from tripletrec.exceptions import (
     DataError,
     ModelFileError,
     NotFittedError,
-    ParameterError,
-    TripletrecError,
 )
 from tripletrec.models import explain as _explain
+from tripletrec.models._params import ParamsMixin
 from tripletrec.models.histories import history_blocks
+from tripletrec.models.index_level import IndexLevelMixin
 
 if TYPE_CHECKING:
     from tripletrec.data.features import Features
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 SCORE_CHUNK_USERS = 2048
 
 
-class RecommenderBase(ABC):
+class RecommenderBase(IndexLevelMixin, ParamsMixin, ABC):
     """Fit / score / recommend / similar_items, scikit-learn style.
 
     Fitted attributes (set by ``fit``): ``user_map_``, ``item_map_`` (raw id <-> index),
@@ -52,32 +51,14 @@ class RecommenderBase(ABC):
     model; two estimator classes may therefore not share a name.
     """
 
+    #: Constructor parameters that hold a part's hyper-parameters (a mapping), by the
+    #: part's class: the command line gives each part's parameters flags of their own
+    #: (``--factor.epochs``) and run configs check their names.
+    part_settings: ClassVar[Mapping[str, type[RecommenderBase]]] = {}
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _registry.register(cls)
-
-    # ------------------------------------------------------------------ sklearn plumbing
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [p for p in signature.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's hyper-parameters, as passed."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> RecommenderBase:
-        """Set hyper-parameters; unknown names raise ``ValueError``."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ fitting helpers
     def _set_training_data(self, data: Interactions | sp.spmatrix) -> sp.csr_matrix:
@@ -102,6 +83,12 @@ class RecommenderBase(ABC):
         seen.data[:] = 1.0
         self.seen_ = seen
         return seen
+
+    def fit_partial(self, data: Interactions | sp.spmatrix, **options: Any) -> RecommenderBase:
+        """Train a fitted model further on more positives; only estimators with the
+        ``fit_partial`` capability can (the others are fitted again on all the data)."""
+        self.require("fit_partial", f"{type(self).__name__}.fit_partial")
+        raise NotImplementedError(f"{type(self).__name__} declares fit_partial: override it")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "seen_"):
@@ -131,47 +118,10 @@ class RecommenderBase(ABC):
             raise ModelFileError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
 
-    # ------------------------------------------------------------------ persistence hooks
-    def _get_state(self) -> dict[str, np.ndarray]:
-        """Every fitted array, by name, for ``tripletrec.persistence.save_model``."""
-        return {
-            "seen.indptr": self.seen_.indptr.astype(np.int64),
-            "seen.indices": self.seen_.indices.astype(np.int64),
-            **self._model_state(),
-        }
-
-    def _set_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
-        """Restore what :meth:`_get_state` returned (maps already set)."""
-        state = dict(state)
-        indptr, indices = state.pop("seen.indptr"), state.pop("seen.indices")
-        if len(indptr) != self.n_users_ + 1 or (len(indices) and indices.max() >= self.n_items_):
-            raise ValueError("seen items do not fit the id maps")
-        self.seen_ = sp.csr_matrix(
-            (np.ones(len(indices), np.float32), indices, indptr),
-            shape=(self.n_users_, self.n_items_),
-        )
-        self._load_model_state(state, fit_summary)
-
-    def _fit_summary(self) -> dict:
-        """JSON-serialisable facts about the fit, kept with a saved model."""
-        return {}
-
-    @abstractmethod
-    def _model_state(self) -> dict[str, np.ndarray]:
-        """The model's own fitted arrays."""
-
-    @abstractmethod
-    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
-        """Restore the model's own fitted arrays."""
-
     # ------------------------------------------------------------------ model-specific
     @abstractmethod
     def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
         """Scores of users ``user_idx`` against items ``item_idx`` (all when None)."""
-
-    @abstractmethod
-    def _item_vectors(self) -> np.ndarray:
-        """One vector per item; similar items are those with the highest cosine."""
 
     # ------------------------------------------------------------------ public API
     @property
@@ -373,23 +323,6 @@ class RecommenderBase(ABC):
         """Fold in ``histories`` in blocks of users (``histories.history_blocks``)."""
         return history_blocks(self, histories, random_state, user_features, SCORE_CHUNK_USERS)
 
-    def _score_histories(
-        self,
-        rows: np.ndarray,
-        items: np.ndarray,
-        n_rows: int,
-        random_state: int,
-        offsets: Any = None,
-    ) -> np.ndarray:
-        """Scores of ``n_rows`` new users given as (row, item index) histories; override.
-
-        ``offsets``: the users' vectors from :meth:`_user_feature_vectors`, or None."""
-        raise TripletrecError(f"{type(self).__name__} cannot recommend from a history")
-
-    def _user_feature_vectors(self, features: Features, user_ids: list) -> Any:
-        """Vectors of new users from their side features; override."""
-        raise TripletrecError(f"this {type(self).__name__} was fitted without user features")
-
     def explain(
         self, user_or_history: Any, item: Any, *, n: int = _explain.DEFAULT_REASONS
     ) -> _explain.Explanation:
@@ -424,14 +357,6 @@ class RecommenderBase(ABC):
             over a history (random, popularity, the deep model).
         """
         return _explain.explain(self, user_or_history, item, n)
-
-    def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
-        """What each of the distinct item indices ``history`` adds to the score of item
-        ``item_idx``, and whether they add up to it exactly; override."""
-        raise ParameterError(
-            f"{type(self).__name__} cannot explain a score: its scores do not come from "
-            "the user's history"
-        )
 
     def item_names(self, item_ids: Any) -> np.ndarray | None:
         """Names of raw item ids from the item metadata, or None without metadata."""

@@ -20,6 +20,7 @@ from tripletrec._hashing import mix64, splitmix64
 from tripletrec.data.interactions import Interactions
 from tripletrec.evaluation.topk import one_per_row, top_k
 from tripletrec.models.base import RecommenderBase
+from tripletrec.models.capabilities import Capabilities
 
 
 class _BaselineMixin:
@@ -186,6 +187,10 @@ class ItemKNNRecommender(_BaselineMixin, RecommenderBase):
     fit_seconds_ : float
         Wall time of the last ``fit``.
     """
+
+    def capabilities(self) -> Capabilities:
+        """Scores are sums over the user's training items, so they can be explained."""
+        return Capabilities(explain=True)
 
     def __init__(self, k_neighbours: int = 100, shrinkage: float = 0.0) -> None:
         self.k_neighbours = k_neighbours

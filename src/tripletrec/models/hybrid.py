@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,7 +46,9 @@ from tripletrec.data.interactions import Interactions
 from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import ParameterError
 from tripletrec.models.base import RecommenderBase
+from tripletrec.models.composite import CompositeRecommender, part_entry
 from tripletrec.models.ease import EASERecommender
+from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
 from tripletrec.models.triplet import TripletRecommender
 
 #: EASE ``l2`` values ``l2="auto"`` chooses from: log-spaced, from light shrinkage (trust
@@ -129,7 +131,7 @@ def chosen_l2(
     return grid[int(np.argmax(scores))], scores
 
 
-class HybridRecommender(RecommenderBase):
+class HybridRecommender(CompositeRecommender):
     """The default factor model and EASE, blended per user on standardised scores.
 
     Parameters
@@ -170,6 +172,9 @@ class HybridRecommender(RecommenderBase):
         The fitted factor model.
     item_item_ : EASERecommender
         The fitted EASE model.
+    parts_ : dict
+        Both, by name (``"factor"``, ``"item_item"``): how they are saved and loaded
+        (:class:`~tripletrec.models.composite.CompositeRecommender`).
     l2_ : float
         The ``l2`` EASE was fitted with (``"auto"`` resolved).
     fit_seconds_ : float
@@ -183,6 +188,8 @@ class HybridRecommender(RecommenderBase):
     catalogue), so there is no vector space to search approximately. EASE refuses
     catalogues whose items x items matrices do not fit in memory; so does this model.
     """
+
+    part_settings: ClassVar[Mapping[str, type[RecommenderBase]]] = {"factor": TripletRecommender}
 
     def __init__(
         self,
@@ -200,7 +207,7 @@ class HybridRecommender(RecommenderBase):
         self.factor = factor
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ fitting
+    # ------------------------------------------------------------------ parts
     def _factor_model(self) -> TripletRecommender:
         params = {} if self.factor is None else json_lists_to_tuples(dict(self.factor))
         try:
@@ -210,6 +217,28 @@ class HybridRecommender(RecommenderBase):
         except TypeError as exc:  # an unknown name in ``factor``
             raise ParameterError(f"factor: {exc}") from exc
 
+    def _item_item_model(self, l2: float) -> EASERecommender:
+        return EASERecommender(l2=l2, user_weight_exponent=self.user_weight_exponent)
+
+    def _part_prototypes(self) -> dict[str, RecommenderBase]:
+        l2 = L2_GRID[0] if self.l2 == "auto" else float(self.l2)
+        return {"factor": self._factor_model(), "item_item": self._item_item_model(l2)}
+
+    def _install_parts(self, parts: Mapping[str, RecommenderBase], fit_summary: dict) -> None:
+        self.parts_ = dict(parts)
+        self.factor_, self.item_item_ = parts["factor"], parts["item_item"]
+        self.l2_ = float(fit_summary["l2"])
+        self.item_item_floor_ = _floor(self.item_item_floor)
+        self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
+
+    def _own_fit_summary(self) -> dict:
+        return {
+            "fit_seconds": self.fit_seconds_,
+            "l2": self.l2_,
+            RESOLVED_KEY: {"item_item_l2": self.l2_},
+        }
+
+    # ------------------------------------------------------------------ fitting
     def fit(self, data: Interactions | sp.spmatrix) -> HybridRecommender:
         """Fit the factor model and EASE on the training positives of ``data``.
 
@@ -235,7 +264,7 @@ class HybridRecommender(RecommenderBase):
         fraction("weight", self.weight)
         if self.l2 != "auto":
             finite_number("l2", self.l2, low=0.0, low_open=True)
-        floor = _floor(self.item_item_floor)
+        _floor(self.item_item_floor)
         exponent = finite_number("user_weight_exponent", self.user_weight_exponent, low=0.0)
         factor = self._factor_model()
         start = time.perf_counter()
@@ -245,11 +274,12 @@ class HybridRecommender(RecommenderBase):
             if self.l2 != "auto"
             else chosen_l2(seen, self.random_state, user_weight_exponent=exponent)[0]
         )
-        self.item_item_ = EASERecommender(l2=l2, user_weight_exponent=exponent).fit(data)
-        histories = matrix_history_features(seen, self.user_map_.ids)
-        self.factor_ = factor.fit(data, user_features=histories)
-        self.l2_, self.item_item_floor_ = l2, floor
+        item_item = self._item_item_model(l2).fit(data)
+        # The factor model is history-aware: each user's training items are their features.
+        factor.fit(data, user_features=matrix_history_features(seen, self.user_map_.ids))
         self.fit_seconds_ = time.perf_counter() - start
+        summary = {"l2": l2, "fit_seconds": self.fit_seconds_}
+        self._install_parts({"factor": factor, "item_item": item_item}, summary)
         return self
 
     # ------------------------------------------------------------------ scoring
@@ -260,7 +290,7 @@ class HybridRecommender(RecommenderBase):
         # Standardised over the whole catalogue whatever ``item_idx`` asks for, so that a
         # score does not depend on which other items are scored with it.
         scores = self._blend(
-            self.factor_._score_block(user_idx, None), self.item_item_._score_block(user_idx, None)
+            self.factor_.score_indices(user_idx), self.item_item_.score_indices(user_idx)
         )
         return scores if item_idx is None else scores[:, item_idx]
 
@@ -276,7 +306,7 @@ class HybridRecommender(RecommenderBase):
         come from user features given to ``recommend_from_history``, which this model
         refuses: it was not fitted with any of the caller's.)"""
         factor = self._factor_history_scores(rows, items, n_rows, random_state)
-        item_item = self.item_item_._score_histories(rows, items, n_rows, random_state)
+        item_item = self.item_item_.score_histories(rows, items, n_rows)
         return self._blend(factor, item_item)
 
     def _factor_history_scores(
@@ -285,12 +315,13 @@ class HybridRecommender(RecommenderBase):
         """The factor model's scores of new users: their histories are their features
         (models saved before the factor model had any are folded in from the history
         alone)."""
-        offsets = None
-        if getattr(self.factor_, "user_encoder_", None) is not None:
-            new_users = [f"new user {row}" for row in range(n_rows)]
-            features = history_features(rows, items, new_users)
-            offsets = self.factor_._user_feature_vectors(features, new_users)
-        return self.factor_._score_histories(rows, items, n_rows, random_state, offsets)
+        if self.factor_.user_encoder_ is None:
+            return self.factor_.score_histories(rows, items, n_rows, random_state=random_state)
+        new_users = [f"new user {row}" for row in range(n_rows)]
+        return self.factor_.score_histories(
+            rows, items, n_rows, random_state=random_state,
+            user_features=history_features(rows, items, new_users), user_ids=new_users,
+        )  # fmt: skip
 
     def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
         """Each part's contributions, scaled as the blend scales that part's scores (by
@@ -300,48 +331,33 @@ class HybridRecommender(RecommenderBase):
         rows = np.zeros(len(history), np.int64)
         weight = float(self.weight)
         factor_scores = self._factor_history_scores(rows, history, 1, 0)
-        item_item_scores = self.item_item_._score_histories(rows, history, 1, 0)
+        item_item_scores = self.item_item_.score_histories(rows, history, 1)
         parts = [(self.factor_, factor_scores, 1.0 - weight)]
         if standardised(item_item_scores)[0, item_idx] > self.item_item_floor_:
             parts.append((self.item_item_, item_item_scores, weight))
         total = np.zeros(len(history), np.float64)
         for model, scores, share in parts:
-            contributions, _ = model._explain_contributions(history, item_idx)
+            contributions, _ = model.history_contributions(history, item_idx)
             spread = max(float(np.std(scores, dtype=np.float64)), _MIN_SPREAD)
             total += share * np.asarray(contributions, np.float64) / spread
         return total, False
 
     def _item_vectors(self) -> np.ndarray:
         """The factor model's item vectors: similar items are near in its space."""
-        return self.factor_._item_vectors()
+        return self.factor_.item_vectors()
 
     # ------------------------------------------------------------------ persistence
-    def _fit_summary(self) -> dict:
-        return {
-            "fit_seconds": self.fit_seconds_,
-            "l2": self.l2_,
-            "factor": self.factor_._fit_summary(),
-            "item_item": self.item_item_._fit_summary(),
-        }
-
-    def _model_state(self) -> dict[str, np.ndarray]:
-        state = {f"factor.{k}": v for k, v in self.factor_._model_state().items()}
-        state |= {f"item_item.{k}": v for k, v in self.item_item_._model_state().items()}
-        return state
-
     def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
-        self.l2_ = float(fit_summary["l2"])
-        self.item_item_floor_ = _floor(self.item_item_floor)
-        factor = self._factor_model()
-        item_item = EASERecommender(l2=self.l2_, user_weight_exponent=self.user_weight_exponent)
-        for name, part in (("factor", factor), ("item_item", item_item)):
-            prefix = f"{name}."
-            part.user_map_, part.item_map_ = self.user_map_, self.item_map_
-            part.item_metadata_, part.seen_ = self.item_metadata_, self.seen_
-            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            part._load_model_state(own, dict(fit_summary[name]))
-        self.factor_, self.item_item_ = factor, item_item
-        self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
+        if PARTS_KEY not in fit_summary:  # saved before parts were named by class
+            parts = {"factor": self._factor_model(), "item_item": self._item_item_model(0.0)}
+            parts["item_item"].set_params(l2=float(fit_summary["l2"]))
+            fit_summary = {
+                **fit_summary,
+                PARTS_KEY: {
+                    name: part_entry(part, fit_summary[name]) for name, part in parts.items()
+                },
+            }
+        super()._load_model_state(state, fit_summary)
 
 
 def _floor(setting: float | None) -> float:

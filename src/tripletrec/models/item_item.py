@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from tripletrec.evaluation.topk import top_k
 from tripletrec.exceptions import TripletrecError
+from tripletrec.models.capabilities import Capabilities
 
 if TYPE_CHECKING:
     from tripletrec.data.interactions import Interactions
@@ -41,6 +42,10 @@ class ItemItemMixin:
     seen_: sp.csr_matrix
 
     _set_training_data: Callable[[Any], sp.csr_matrix]
+
+    def capabilities(self) -> Capabilities:
+        """A history is scored as a trained user's row, and each score is a sum over it."""
+        return Capabilities(history_scoring=True, explain=True)
 
     # ------------------------------------------------------------------ fitting helpers
     @staticmethod

@@ -57,26 +57,13 @@ def model_vectors(model: Any) -> tuple[np.ndarray, np.ndarray]:
     TripletrecError
         For a model that has no vector space (the deep model).
     """
-    from tripletrec.models.interface import Scorer, scoring
-
-    module = getattr(model, "module_", None)
-    space = None
-    if isinstance(module, Scorer):
-        with scoring(module):
-            space = module.vector_space(for_ranking=True)
-            if space is not None:
-                users = module.query_vectors(module.user_vectors()).detach().float().cpu().numpy()
+    space = model.vector_space()
     if space is None:
         raise TripletrecError(
-            f"{type(module).__name__ if module is not None else type(model).__name__} has no "
-            "user/item vector space (the bilinear and FM models do); it is scored exactly"
+            f"{type(model).__name__} has no user/item vector space (it declares: "
+            f"{', '.join(model.capabilities().declared()) or 'none'}); it is scored exactly"
         )
-    items = space.item_vectors.detach().float().cpu().numpy()
-    # The item terms as ranking weighs them (the FM's include its within-item pairs).
-    if space.item_terms is not None:
-        users = np.hstack([users, np.ones((len(users), 1), np.float32)])
-        items = np.hstack([items, space.item_terms.detach().float().cpu().numpy()[:, None]])
-    return np.ascontiguousarray(users), np.ascontiguousarray(items)
+    return space
 
 
 def exact_top_k(

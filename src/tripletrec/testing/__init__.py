@@ -3,17 +3,15 @@
 :class:`RecommenderContract` holds ``test_*`` methods that check any
 :class:`~tripletrec.models.base.RecommenderBase` estimator against the documented contract:
 scikit-learn parameters, fitting, scoring, recommending, similar items, raw and index ids,
-errors, fold-in of new users, explanations, persistence, the HTTP service and training
-callbacks. A test module subclasses it once per estimator configuration (a class name
-starting with ``Test``) and says how to build the estimator; an estimator defined outside
-tripletrec can run the same checks::
+errors, the declared capabilities (fold-in of new users, explanations, vector spaces,
+training further, fit options), persistence, the HTTP service and training callbacks. A
+test module subclasses it once per estimator configuration (a class name starting with
+``Test``) and says how to build the estimator; an estimator defined outside tripletrec can
+run the same checks::
 
     from tripletrec.testing import RecommenderContract
 
     class TestMyRecommender(RecommenderContract):
-        supports_history = False
-        trainable = False
-
         def make_estimator(self):
             return MyRecommender(random_state=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tripletrec.exceptions import (
     UnknownIdError,
 )
 from tripletrec.models.base import RecommenderBase
+from tripletrec.models.capabilities import Capabilities
 from tripletrec.persistence import MODEL_FILE, WEIGHTS_FILE, load_model
 from tripletrec.testing.data import BlockData, block_data
 
@@ -27,6 +29,15 @@ from tripletrec.testing.data import BlockData, block_data
 UNKNOWN_USER, UNKNOWN_ITEM = -12345, "no such item"
 #: Values of ``k`` every method taking one must reject.
 BAD_K = (0, -1, 2.5, True)
+
+
+#: The ``fit`` options each capability brings: an estimator takes them exactly when it
+#: declares the capability.
+_FIT_OPTIONS = {
+    "side_features": ("user_features", "item_features"),
+    "epochs": ("validation", "on_epoch_end"),
+    "checkpoints": ("checkpoint_dir",),
+}
 
 
 def _best(scores: np.ndarray, k: int) -> np.ndarray:
@@ -40,20 +51,15 @@ class RecommenderContract:
 
     Subclass it in a test module with a ``Test...`` name, define :meth:`make_estimator`,
     and set the class attributes that describe the estimator. See the module docstring.
+    What the estimator can do beyond the base contract is not declared here but by the
+    estimator itself (:meth:`~tripletrec.models.base.RecommenderBase.capabilities`): each
+    declared capability is checked to work, each undeclared one to be refused.
     """
 
-    #: ``recommend_from_history`` folds in new users; otherwise it must raise
-    #: :class:`~tripletrec.exceptions.TripletrecError`.
-    supports_history: bool = True
     #: A history's scores equal those of a trained user with that history, exactly.
     history_is_exact: bool = False
-    #: ``fit`` trains by epochs and takes an ``on_epoch_end`` callback.
-    trainable: bool = True
     #: Why the estimator cannot find the known answers of :func:`block_data`; None: it must.
     no_answer_reason: str | None = None
-    #: ``explain`` splits a score over the user's history; otherwise it must raise
-    #: :class:`~tripletrec.exceptions.ParameterError`.
-    explains: bool = True
     #: Why ``similar_items`` does not follow the blocks; None: each item's most similar
     #: item is in its block.
     no_similarity_reason: str | None = None
@@ -267,7 +273,7 @@ class RecommenderContract:
     # ------------------------------------------------------------------ new users
     def test_recommend_from_history_folds_in_or_raises(self, fitted, toy) -> None:
         histories = toy.histories()
-        if not self.supports_history:
+        if not fitted.capabilities().history_scoring:
             for call in (fitted.recommend_from_history, fitted.score_from_history):
                 with pytest.raises(TripletrecError):
                     call(histories)
@@ -292,7 +298,7 @@ class RecommenderContract:
     # ------------------------------------------------------------------ explanations
     def test_explain_splits_the_score_over_the_history_or_refuses(self, fitted, toy) -> None:
         user, item = toy.user_ids[4], toy.held_out[4]
-        if not self.explains:
+        if not fitted.capabilities().explain:
             with pytest.raises(ParameterError, match="cannot explain"):
                 fitted.explain(user, item)
             return
@@ -328,6 +334,62 @@ class RecommenderContract:
         for error, call in calls:
             with pytest.raises(error):
                 call()
+
+    # ------------------------------------------------------------------ capabilities
+    def test_capabilities_are_one_value_kept_by_fit_and_refused_when_undeclared(
+        self, fitted
+    ) -> None:
+        declared = self.make_estimator().capabilities()
+        assert isinstance(declared, Capabilities) and fitted.capabilities() == declared
+        # What fit takes follows what the estimator declares.
+        fit = inspect.signature(type(fitted).fit).parameters
+        for capability, options in _FIT_OPTIONS.items():
+            takes = all(option in fit for option in options)
+            assert takes == getattr(declared, capability), f"{capability}: fit{options}"
+        for name in Capabilities.names():
+            if getattr(declared, name):
+                fitted.require(name, "the contract")
+                continue
+            with pytest.raises(TripletrecError) as refused:
+                fitted.require(name, "the contract")
+            message = str(refused.value)
+            assert "\n" not in message and name.replace("_", " ") in message
+
+    def test_the_vector_space_ranks_as_the_model_or_is_none(self, fitted, toy) -> None:
+        space = fitted.vector_space()
+        if not fitted.capabilities().vector_space:
+            assert space is None
+            return
+        users, items = space
+        assert users.dtype == items.dtype == np.float32
+        assert users.shape[0] == fitted.n_users_ and items.shape[0] == fitted.n_items_
+        rows = fitted.user_map_.to_index(toy.user_ids)
+        np.testing.assert_allclose(
+            users[rows] @ items.T, fitted.score(toy.user_ids), rtol=1e-4, atol=1e-4
+        )
+
+    def test_index_level_history_scores_equal_the_raw_id_ones(self, fitted, toy) -> None:
+        histories = toy.histories()
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        items = fitted.item_map_.to_index([item for h in histories for item in h])
+        if not fitted.capabilities().history_scoring:
+            with pytest.raises(TripletrecError):
+                fitted.score_histories(rows, items, len(histories))
+            return
+        np.testing.assert_array_equal(
+            fitted.score_histories(rows, items, len(histories)),
+            fitted.score_from_history(histories),
+        )
+
+    def test_fit_partial_trains_further_or_refuses(self, toy) -> None:
+        estimator = self.fit_estimator(self.make_estimator(), toy.interactions)
+        if not estimator.capabilities().fit_partial:
+            with pytest.raises(TripletrecError, match="fit partial"):
+                estimator.fit_partial(toy.interactions)
+            return
+        before = estimator.score(toy.user_ids)
+        assert estimator.fit_partial(toy.interactions, epochs=1) is estimator
+        assert estimator.score(toy.user_ids).shape == before.shape
 
     # ------------------------------------------------------------------ persistence
     def test_save_and_load_give_identical_answers(self, fitted, saved, toy) -> None:
@@ -385,14 +447,14 @@ class RecommenderContract:
             assert client.get("/similar", params={"item": "-1"}).status_code == 404
             history = toy.histories()[4]
             response = client.post("/recommend", json={"history": history, "k": 3})
-            if self.supports_history:
+            if fitted.capabilities().history_scoring:
                 expected, _ = fitted.recommend_from_history([history], k=3)
                 assert response.status_code == 200, response.text
                 assert [row["item_id"] for row in response.json()["items"]] == list(expected[0])
             else:  # a clean refusal, not an internal error
                 assert 400 <= response.status_code < 500 and response.json()["detail"]
             response = client.get("/explain", params={"user": str(user), "item": str(item)})
-            if self.explains:
+            if fitted.capabilities().explain:
                 assert response.status_code == 200, response.text
                 expected = fitted.explain(user, item).items.tolist()
                 assert [row["item_id"] for row in response.json()["items"]] == expected
@@ -401,7 +463,7 @@ class RecommenderContract:
 
     # ------------------------------------------------------------------ training
     def test_scoring_in_on_epoch_end_leaves_training_unchanged(self, toy) -> None:
-        if not self.trainable:
+        if not self.make_estimator().capabilities().epochs:
             pytest.skip("fit does not train by epochs (no on_epoch_end callback)")
         plain = self.fit_estimator(self.make_estimator(), toy.interactions)
         watched = self.make_estimator()
