@@ -103,18 +103,21 @@ def build_scorer(
     features = dict(user_features=user_features, item_features=item_features)
     if p["model"] == "bilinear":
         return BilinearScorer(
-            n_users, n_items, p["n_factors"], p["similarity"], p["item_bias"],
-            p["init_scale"], generator, p["learn_temperature"], **features,
-            ranking_bias_scale=ranking_bias_scale,
+            n_users, n_items, n_factors=p["n_factors"], similarity=p["similarity"],
+            item_bias=p["item_bias"], init_scale=p["init_scale"], generator=generator,
+            learn_temperature=p["learn_temperature"], ranking_bias_scale=ranking_bias_scale,
+            **features,
         )  # fmt: skip
     if p["model"] == "deep":
         return DeepScorer(
-            n_users, n_items, p["user_dim"], p["item_dim"], tuple(p["hidden_layers"]),
-            p["dropout"], p["init_scale"], generator, p["dot_factors"], **features,
+            n_users, n_items, user_dim=p["user_dim"], item_dim=p["item_dim"],
+            hidden_layers=tuple(p["hidden_layers"]), dropout=p["dropout"],
+            init_scale=p["init_scale"], generator=generator, dot_factors=p["dot_factors"],
+            **features,
         )  # fmt: skip
     if p["model"] == "fm":
         return FactorizationMachineScorer(
-            n_users, n_items, p["n_factors"], p["init_scale"], generator, **features,
-            ranking_bias_scale=ranking_bias_scale,
+            n_users, n_items, n_factors=p["n_factors"], init_scale=p["init_scale"],
+            generator=generator, ranking_bias_scale=ranking_bias_scale, **features,
         )  # fmt: skip
     raise ParameterError(f"unknown model {p['model']!r}; choose 'bilinear', 'deep' or 'fm'")
