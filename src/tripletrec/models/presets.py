@@ -5,7 +5,7 @@ builds."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import scipy.sparse as sp
 import torch
@@ -18,6 +18,10 @@ from tripletrec.models.scorers import (
     Scorer,
 )
 from tripletrec.training.losses import Loss
+
+#: The estimator's ``model``: the scorer :func:`build_scorer` builds.
+Architecture = Literal["bilinear", "deep", "fm"]
+ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
 
 # The best configuration found: dot product with item biases, softmax over the whole
 # catalogue, small weight decay with a max-norm bound, decaying steps, and the item bias
@@ -120,4 +124,5 @@ def build_scorer(
             n_users, n_items, n_factors=p["n_factors"], init_scale=p["init_scale"],
             generator=generator, ranking_bias_scale=ranking_bias_scale, **features,
         )  # fmt: skip
-    raise ParameterError(f"unknown model {p['model']!r}; choose 'bilinear', 'deep' or 'fm'")
+    choices = ", ".join(map(repr, ARCHITECTURES[:-1])) + f" or {ARCHITECTURES[-1]!r}"
+    raise ParameterError(f"unknown model {p['model']!r}; choose {choices}")
