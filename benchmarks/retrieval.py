@@ -30,7 +30,7 @@ import torch
 import tripletrec as tr
 from tripletrec._files import write_json_atomic
 from tripletrec.data.interactions import IdMap
-from tripletrec.models.scorers import BilinearScorer
+from tripletrec.models.scorers import COSINE, BilinearScorer
 from tripletrec.serving.export import write_all_recommendations
 from tripletrec.serving.retrieval import ANNIndex, IndexSettings, exact_top_k
 
@@ -130,8 +130,10 @@ def synthetic_model(n_users: int, n_items: int, per_user: int = 20) -> tr.Triple
     seen = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), (n_users, n_items))
     seen.data[:] = 1.0
     model.seen_ = seen
-    model.module_ = BilinearScorer(n_users, n_items, 64, "cosine", False, 0.05,
-                                   torch.Generator().manual_seed(0)).eval()  # fmt: skip
+    model.module_ = BilinearScorer(
+        n_users, n_items, n_factors=64, similarity=COSINE, item_bias=False, init_scale=0.05,
+        generator=torch.Generator().manual_seed(0),
+    ).eval()  # fmt: skip
     return model
 
 

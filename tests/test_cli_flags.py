@@ -3,6 +3,9 @@
 import argparse
 import inspect
 import json
+import re
+import typing
+from typing import Literal
 
 import pytest
 
@@ -15,6 +18,8 @@ from tripletrec.cli.model_flags import (
 )
 from tripletrec.cli.parser import build_parser
 from tripletrec.models.triplet import TripletRecommender
+from tripletrec.training.losses import LOSSES
+from tripletrec.training.sampling import SAMPLERS
 
 
 def _train_actions() -> tuple[dict[str, argparse.Action], argparse.ArgumentParser]:
@@ -59,12 +64,24 @@ def test_docstring_markup_is_removed_from_the_help():
     )
 
 
-def test_choices_come_from_the_docstring_or_the_literal():
+def test_choices_come_from_the_literal_annotations():
     actions, _ = _train_actions()
+    hints = typing.get_type_hints(TripletRecommender.__init__)
+    docs = docstring_parameters(TripletRecommender.__doc__)
+    literal_typed = {
+        name: typing.get_args(hint) for name, hint in hints.items()
+        if typing.get_origin(hint) is Literal
+    }  # fmt: skip
+    assert set(literal_typed) == {
+        "model", "similarity", "loss", "negatives", "batch_by", "lr_schedule"
+    }  # fmt: skip
+    for name, values in literal_typed.items():
+        assert tuple(actions[name].choices) == values, name
+        # The docstring's {"a", "b"} type documents the same values, in the same order.
+        assert tuple(re.findall(r'"([^"]*)"', docs[name][0])) == values, name
     assert tuple(actions["model"].choices) == ("bilinear", "deep", "fm")
-    assert "in_batch" in actions["negatives"].choices
-    assert tuple(actions["similarity"].choices) == ("cosine", "dot")
-    assert set(actions["loss"].choices) == {"margin", "bpr", "adaptive_hinge", "warp", "softmax"}
+    assert literal_typed["loss"] == LOSSES
+    assert literal_typed["negatives"] == ("auto", *SAMPLERS)
     with pytest.raises(SystemExit) as exit_info:
         _parse("--model", "svd")
     assert exit_info.value.code == 2
@@ -106,14 +123,20 @@ def test_a_parameter_without_a_flag_yet_gets_one():
             How fast. More text.
         damping : float or None
             Damping of the thing.
+        name : str
+            Any word.
         """
 
-        def __init__(self, tempo: str = "slow", damping: float | None = 0.5) -> None:
-            self.tempo, self.damping = tempo, damping
+        def __init__(
+            self, tempo: Literal["slow", "fast"] = "slow", damping: float | None = 0.5,
+            name: str = "x",
+        ) -> None:  # fmt: skip
+            self.tempo, self.damping, self.name = tempo, damping, name
 
     flags = {f.name: f for f in model_flags(Extended)}
-    assert set(flags) == {"tempo", "damping"}
+    assert set(flags) == {"tempo", "damping", "name"}
     assert flags["tempo"].kwargs["choices"] == ("slow", "fast")
+    assert "choices" not in flags["name"].kwargs  # a plain str takes any word
     assert flags["tempo"].help == "How fast."
     assert flags["damping"].kwargs["type"]("none") is None
 

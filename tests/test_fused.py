@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from tripletrec.exceptions import ParameterError
-from tripletrec.models.scorers import BilinearScorer, TripletNet
+from tripletrec.models import scorers
+from tripletrec.models.scorers import COSINE, DOT, SIMILARITIES, BilinearScorer, TripletNet
 from tripletrec.training.fused import FusedBilinearStep
 from tripletrec.training.loop import TrainingSchedule, autograd_step
 from tripletrec.training.losses import resolve_loss
 
 
-@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+@pytest.mark.parametrize("similarity", FusedBilinearStep.similarities)
 @pytest.mark.parametrize("loss", ["margin", "bpr"])
 @pytest.mark.parametrize("item_bias", [False, True])
 @pytest.mark.parametrize("l2", [0.0, 0.01])
@@ -20,8 +21,9 @@ from tripletrec.training.losses import resolve_loss
 def test_fused_step_equals_autograd_adam(similarity, loss, item_bias, l2, block_budget):
     generator = torch.Generator().manual_seed(0)
     reference = BilinearScorer(
-        40, 15, 8, similarity, item_bias, init_scale=0.5, generator=generator
-    )
+        40, 15, n_factors=8, similarity=similarity, item_bias=item_bias, init_scale=0.5,
+        generator=generator,
+    )  # fmt: skip
     if item_bias:
         torch.nn.init.normal_(reference.item_bias.weight, std=0.1, generator=generator)
     fused_model = copy.deepcopy(reference)
@@ -53,13 +55,30 @@ def test_fused_step_rejects_other_losses():
     assert not FusedBilinearStep.can_train(with_temperature, bpr, n_negatives=1)
 
 
-@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_the_similarity_constants_name_the_literal_and_the_fused_ones_are_known():
+    assert (COSINE, DOT) == SIMILARITIES
+    assert set(FusedBilinearStep.similarities) <= set(SIMILARITIES)
+
+
+def test_a_similarity_without_fused_gradients_is_refused(monkeypatch):
+    # A similarity added to the scorer alone must never get the step's dot-product
+    # gradients: can_train, which picks the step for a fit, says no, so autograd trains it.
+    monkeypatch.setattr(scorers, "SIMILARITIES", (*SIMILARITIES, "euclidean"))
+    scorer = BilinearScorer(3, 3, n_factors=2, similarity="euclidean")
+    for loss in (resolve_loss("bpr"), resolve_loss("softmax", negatives="all")):
+        assert not FusedBilinearStep.can_train(scorer, loss, n_negatives=1)
+        with pytest.raises(ParameterError, match="with similarity 'euclidean'"):
+            FusedBilinearStep(scorer, loss, 0.01, 0.0)
+
+
+@pytest.mark.parametrize("similarity", FusedBilinearStep.similarities)
 @pytest.mark.parametrize("item_bias", [False, True])
 def test_fused_full_softmax_equals_autograd(similarity, item_bias):
     generator = torch.Generator().manual_seed(0)
     reference = BilinearScorer(
-        40, 15, 8, similarity, item_bias, init_scale=0.5, generator=generator
-    )
+        40, 15, n_factors=8, similarity=similarity, item_bias=item_bias, init_scale=0.5,
+        generator=generator,
+    )  # fmt: skip
     fused_model = copy.deepcopy(reference)
     schedule = TrainingSchedule(epochs=1, batch_size=32, learning_rate=0.05, l2=0.01)
     full_softmax = resolve_loss("softmax", 1.0, "all", 15)
@@ -89,13 +108,14 @@ def _feature_matrix(n: int, n_features: int, seed: int):
     return with_identity(sp.csr_matrix(dense / counts), n)
 
 
-@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+@pytest.mark.parametrize("similarity", FusedBilinearStep.similarities)
 @pytest.mark.parametrize("loss", ["margin", "softmax"])
 @pytest.mark.parametrize("block_budget", [0, 1 << 22])
 def test_fused_step_with_side_features_equals_autograd(similarity, loss, block_budget):
     generator = torch.Generator().manual_seed(0)
     reference = BilinearScorer(
-        40, 15, 8, similarity, True, init_scale=0.5, generator=generator,
+        40, 15, n_factors=8, similarity=similarity, item_bias=True, init_scale=0.5,
+        generator=generator,
         user_features=_feature_matrix(40, 5, 1), item_features=_feature_matrix(15, 6, 2),
     )  # fmt: skip
     torch.nn.init.normal_(reference.item_bias.table.weight, std=0.1, generator=generator)

@@ -1,4 +1,5 @@
 import math
+import typing
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from tripletrec.exceptions import ParameterError, TripletrecError
 from tripletrec.training.losses import (
     LOSSES,
     Loss,
+    LossName,
     adaptive_hinge_loss,
     bpr_loss,
     full_softmax_loss,
@@ -129,6 +131,13 @@ def test_resolve_loss_gives_each_sampler_its_kind(name, negatives, kind):
     sampled = loss.sampled(9)
     assert sampled.kind == ("sampled_softmax" if name == "softmax" else "pairwise")
     assert (sampled.name, sampled.margin, sampled.n_items) == (name, 0.5, 9)
+
+
+def test_every_loss_name_of_the_literal_has_a_loss():
+    assert typing.get_args(LossName) == LOSSES
+    positive, negative = torch.tensor([0.5, -0.2]), torch.tensor([0.1, 0.3])
+    for name in LOSSES:  # a pairwise name without its _PAIRWISE entry would fail here
+        assert torch.isfinite(get_loss(name, 0.5, n_items=5)(positive, negative))
 
 
 @pytest.mark.parametrize("negatives", ["all", "in_batch"])

@@ -116,7 +116,9 @@ def test_trials_never_see_the_test_part(monkeypatch):
 @pytest.mark.slow  # trials train on anime-tv
 def test_same_seed_same_trials():
     def search(seed):
-        return tune(RunConfig(estimator=TRIPLET), n_trials=3, random_state=seed, search_space=SMALL_SPACE)
+        return tune(
+            RunConfig(estimator=TRIPLET), n_trials=3, random_state=seed, search_space=SMALL_SPACE
+        )
 
     first, second = search(0), search(0)
     assert first.best_params == second.best_params
@@ -124,7 +126,9 @@ def test_same_seed_same_trials():
     assert [t["params"] for t in first.trials] == [t["params"] for t in second.trials]
     assert [t["value"] for t in first.trials] == [t["value"] for t in second.trials]
     assert first.best_config.to_dict() == second.best_config.to_dict()
-    assert first.best_config.model["random_state"] == RunConfig(estimator=TRIPLET).model.get("random_state", 0)
+    assert first.best_config.model["random_state"] == RunConfig(estimator=TRIPLET).model.get(
+        "random_state", 0
+    )
 
 
 @needs_optuna
@@ -132,7 +136,11 @@ def test_same_seed_same_trials():
 def test_time_budget_stops_the_search(capsys):
     # Optuna checks the budget between trials: the first trial runs, no second one starts.
     result = tune(
-        RunConfig(estimator=TRIPLET), n_trials=50, timeout_seconds=1e-6, search_space=SMALL_SPACE, verbose=True
+        RunConfig(estimator=TRIPLET),
+        n_trials=50,
+        timeout_seconds=1e-6,
+        search_space=SMALL_SPACE,
+        verbose=True,
     )
     assert len(result.trials) == 1 and result.trials[0]["state"] == "COMPLETE"
     err = capsys.readouterr().err

@@ -1,10 +1,10 @@
 """Command-line flags generated from an estimator's constructor.
 
 One flag per constructor parameter: the name from the parameter (``n_factors`` ->
-``--n-factors``), the type from its annotation, the choices from its ``Literal`` annotation or
-the ``{"a", "b"}`` type of its docstring entry, and the help from the first sentence(s) of that
-entry. A parameter added to the constructor therefore gets a flag, with its documentation,
-without anyone editing the command line (a hand-written list had drifted from the estimator).
+``--n-factors``), the type and the choices from its annotation (the values of its ``Literal``,
+such as ``LossName``), and the help from the first sentence(s) of its docstring entry. A
+parameter added to the constructor therefore gets a flag, with its documentation, without
+anyone editing the command line (a hand-written list had drifted from the estimator).
 
 The signature is read with :mod:`inspect` at run time, so it is always the installed one.
 A parameter that holds a part's settings (``part_settings``: a hybrid's ``factor``) gets the
@@ -101,12 +101,6 @@ def first_sentences(description: str) -> str:
     return _SENTENCE_END.split(text, maxsplit=1)[0]
 
 
-def _doc_choices(kind: str) -> tuple[str, ...] | None:
-    """The values of a ``{"a", "b"}`` docstring type, or None for any other type."""
-    match = re.fullmatch(r"\{(.*)\}", kind.strip())
-    return None if match is None else tuple(re.findall(r"\"([^\"]*)\"", match[1]))
-
-
 def _arms(annotation: Any) -> tuple[list[Any], bool]:
     """The arms of a union annotation without ``None``, and whether ``None`` was one."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -150,7 +144,7 @@ def _comma_list(kind: type) -> Callable[[str], list]:
     return parse
 
 
-def _argparse_kwargs(annotation: Any, kind_text: str) -> dict[str, Any]:
+def _argparse_kwargs(annotation: Any) -> dict[str, Any]:
     arms, none_ok = _arms(annotation)
     literals = [v for a in arms if typing.get_origin(a) is Literal for v in typing.get_args(a)]
     others = [a for a in arms if typing.get_origin(a) is not Literal]
@@ -167,12 +161,9 @@ def _argparse_kwargs(annotation: Any, kind_text: str) -> dict[str, Any]:
         words = [*literals, *(["none"] if none_ok else [])]
         metavar = "|".join([kind.__name__.upper(), *words])
         return {"type": _scalar(kind, literals, none_ok), "metavar": metavar}
-    # Words: the docstring's {"a", "b"} set names every accepted value, also where the
-    # annotation is a plain str; otherwise the Literal's values.
-    choices = _doc_choices(kind_text) or tuple(literals) or None
-    if choices is None:
+    if not literals:
         return {"type": _scalar(str, [], none_ok)}
-    return {"choices": choices}
+    return {"choices": tuple(literals)}
 
 
 def _documented(estimator: type) -> str | None:
@@ -202,10 +193,10 @@ def model_flags(estimator: type[RecommenderBase]) -> list[ModelFlag]:
                 if flag.name not in PART_EXCLUDED
             ]
             continue
-        kind_text, description = docs.get(name, ("", ""))
+        description = docs.get(name, ("", ""))[1]
         annotation = hints.get(name, type(parameter.default))
         help_text = first_sentences(description) if description else name.replace("_", " ")
-        kwargs = _argparse_kwargs(annotation, kind_text)
+        kwargs = _argparse_kwargs(annotation)
         default = CLI_DEFAULTS.get(name, parameter.default)
         if isinstance(default, tuple):
             default = ",".join(str(v) for v in default)

@@ -5,7 +5,7 @@ builds."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import scipy.sparse as sp
 import torch
@@ -18,6 +18,10 @@ from tripletrec.models.scorers import (
     Scorer,
 )
 from tripletrec.training.losses import Loss
+
+#: The estimator's ``model``: the scorer :func:`build_scorer` builds.
+Architecture = Literal["bilinear", "deep", "fm"]
+ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
 
 # The best configuration found: dot product with item biases, softmax over the whole
 # catalogue, small weight decay with a max-norm bound, decaying steps, and the item bias
@@ -103,18 +107,22 @@ def build_scorer(
     features = dict(user_features=user_features, item_features=item_features)
     if p["model"] == "bilinear":
         return BilinearScorer(
-            n_users, n_items, p["n_factors"], p["similarity"], p["item_bias"],
-            p["init_scale"], generator, p["learn_temperature"], **features,
-            ranking_bias_scale=ranking_bias_scale,
+            n_users, n_items, n_factors=p["n_factors"], similarity=p["similarity"],
+            item_bias=p["item_bias"], init_scale=p["init_scale"], generator=generator,
+            learn_temperature=p["learn_temperature"], ranking_bias_scale=ranking_bias_scale,
+            **features,
         )  # fmt: skip
     if p["model"] == "deep":
         return DeepScorer(
-            n_users, n_items, p["user_dim"], p["item_dim"], tuple(p["hidden_layers"]),
-            p["dropout"], p["init_scale"], generator, p["dot_factors"], **features,
+            n_users, n_items, user_dim=p["user_dim"], item_dim=p["item_dim"],
+            hidden_layers=tuple(p["hidden_layers"]), dropout=p["dropout"],
+            init_scale=p["init_scale"], generator=generator, dot_factors=p["dot_factors"],
+            **features,
         )  # fmt: skip
     if p["model"] == "fm":
         return FactorizationMachineScorer(
-            n_users, n_items, p["n_factors"], p["init_scale"], generator, **features,
-            ranking_bias_scale=ranking_bias_scale,
+            n_users, n_items, n_factors=p["n_factors"], init_scale=p["init_scale"],
+            generator=generator, ranking_bias_scale=ranking_bias_scale, **features,
         )  # fmt: skip
-    raise ParameterError(f"unknown model {p['model']!r}; choose 'bilinear', 'deep' or 'fm'")
+    choices = ", ".join(map(repr, ARCHITECTURES[:-1])) + f" or {ARCHITECTURES[-1]!r}"
+    raise ParameterError(f"unknown model {p['model']!r}; choose {choices}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Final, Literal, get_args
 
 import scipy.sparse as sp
 import torch
@@ -33,11 +34,15 @@ from tripletrec.models.interface import Scorer, Side, VectorSpaceScorer, scoring
 
 __all__ = [
     "ACTIVATION_BUDGET",
+    "COSINE",
+    "DOT",
+    "SIMILARITIES",
     "BilinearScorer",
     "DeepScorer",
     "FactorizationMachineScorer",
     "FeatureEmbedding",
     "Scorer",
+    "Similarity",
     "TripletNet",
     "VectorSpaceScorer",
     "count_parameters",
@@ -45,6 +50,13 @@ __all__ = [
     "entity_embedding",
     "scoring",
 ]
+
+#: How :class:`BilinearScorer` compares a user and an item embedding. The values are plain
+#: strings because saved models and run configs store them as such.
+Similarity = Literal["cosine", "dot"]
+COSINE: Final = "cosine"
+DOT: Final = "dot"
+SIMILARITIES: tuple[Similarity, ...] = get_args(Similarity)
 
 
 class BilinearScorer(VectorSpaceScorer):
@@ -86,7 +98,7 @@ class BilinearScorer(VectorSpaceScorer):
         n_users: int,
         n_items: int,
         n_factors: int = 64,
-        similarity: str = "cosine",
+        similarity: Similarity = COSINE,
         item_bias: bool = False,
         init_scale: float = 0.05,
         generator: torch.Generator | None = None,
@@ -97,11 +109,11 @@ class BilinearScorer(VectorSpaceScorer):
         ranking_bias_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        one_of("similarity", similarity, ("cosine", "dot"))
+        one_of("similarity", similarity, SIMILARITIES)
         generator = generator or torch.Generator().manual_seed(0)
         self.n_users, self.n_items, self.similarity = n_users, n_items, similarity
         self.ranking_bias_scale = float(ranking_bias_scale)
-        self.linear_query = similarity == "dot"
+        self.linear_query = similarity == DOT
         self.user_embedding = entity_embedding(
             n_users, n_factors, init_scale, generator, user_features
         )
@@ -113,19 +125,21 @@ class BilinearScorer(VectorSpaceScorer):
             self.item_bias = entity_embedding(n_items, 1, 0.0, generator, item_features)
         self.log_scale = None
         if learn_temperature:
-            if similarity != "cosine":
-                raise ParameterError("learn_temperature applies to similarity='cosine' only")
+            if similarity != COSINE:
+                raise ParameterError(f"learn_temperature applies to similarity={COSINE!r} only")
             self.log_scale = nn.Parameter(torch.zeros(()))
 
     @property
     def fusable(self) -> bool:
-        """No temperature, not a subclass: :mod:`tripletrec.training.fused` can train it."""
+        """No temperature, not a subclass: :mod:`tripletrec.training.fused` can train it,
+        if it has the similarity's gradients (``FusedBilinearStep.similarities``, which
+        ``FusedBilinearStep.can_train`` checks: this module does not import the step)."""
         return type(self) is BilinearScorer and self.log_scale is None
 
     @property
     def reads_item_rows_only(self) -> bool:
         # Cosine normalises the whole item table when batches outnumber the items.
-        return self.similarity != "cosine"
+        return self.similarity != COSINE
 
     def entity_embeddings(self) -> dict[Side, list[nn.Module]]:
         items = [self.item_embedding] + ([] if self.item_bias is None else [self.item_bias])
@@ -139,14 +153,14 @@ class BilinearScorer(VectorSpaceScorer):
 
     def _users(self, users: torch.Tensor) -> torch.Tensor:
         vectors = self.user_embedding(users)
-        return F.normalize(vectors, dim=-1) if self.similarity == "cosine" else vectors
+        return F.normalize(vectors, dim=-1) if self.similarity == COSINE else vectors
 
     def query_vectors(self, user_vectors: torch.Tensor) -> torch.Tensor:
         """User vectors from outside the model (folded in, exported) as they meet the
         item vectors: normalised for cosine, times the learned inverse temperature, so
         ``query_vectors(u) @ item_vectors.T + item_terms`` is the model's score. The
         temperature is detached: the model's weights get no gradient through these."""
-        if self.similarity == "cosine":
+        if self.similarity == COSINE:
             user_vectors = F.normalize(user_vectors, dim=-1)
         if self.log_scale is None:
             return user_vectors
@@ -154,7 +168,7 @@ class BilinearScorer(VectorSpaceScorer):
 
     def _items(self, items: torch.Tensor | None) -> torch.Tensor:
         vectors = self.item_embedding.weight if items is None else self.item_embedding(items)
-        return F.normalize(vectors, dim=-1) if self.similarity == "cosine" else vectors
+        return F.normalize(vectors, dim=-1) if self.similarity == COSINE else vectors
 
     def _item_bias(self, items: torch.Tensor | None, for_ranking: bool) -> torch.Tensor | None:
         """The item bias (None without one), whole or as ranking weighs it."""
@@ -194,7 +208,7 @@ class BilinearScorer(VectorSpaceScorer):
         # with batches larger than the catalogue, normalising the whole item table once is
         # cheaper than normalising two gathered rows per triplet.
         user_vectors = self._users(users)
-        if self.similarity == "cosine" and 2 * len(users) > self.n_items:
+        if self.similarity == COSINE and 2 * len(users) > self.n_items:
             table = F.normalize(self.item_embedding.weight, dim=-1)
             positive_vectors, negative_vectors = table[positives], table[negatives]
         else:

@@ -26,14 +26,16 @@ from tripletrec.models.base import RecommenderBase
 from tripletrec.models.presets import (
     FULL_SOFTMAX_RANKING_BIAS_SCALE,
     PRESETS,
+    Architecture,
     build_scorer,
     resolved_ranking_bias_scale,
 )
-from tripletrec.models.scorers import Scorer
+from tripletrec.models.scorers import Scorer, Similarity
 from tripletrec.training.checkpoints import CheckpointSettings
 from tripletrec.training.incremental import fit_partial_triplet_model
-from tripletrec.training.loop import EpochCallback
-from tripletrec.training.losses import Loss, resolve_loss
+from tripletrec.training.loop import BatchBy, EpochCallback, LRSchedule
+from tripletrec.training.losses import Loss, LossName, resolve_loss
+from tripletrec.training.sampling import SamplerName
 from tripletrec.training.trainer import fit_triplet_model
 
 __all__ = ["FULL_SOFTMAX_RANKING_BIAS_SCALE", "PRESETS", "TripletRecommender"]
@@ -51,9 +53,8 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
     model : {"bilinear", "deep", "fm"}
         ``"bilinear"``: score = cosine (or dot) of a user and an item embedding.
         ``"deep"``: score = MLP(concat(user embedding, item embedding)).
-        ``"fm"``: a factorization machine over the user's and the item's features
-        (``n_factors`` factors; see
-        :class:`~tripletrec.models.scorers.FactorizationMachineScorer`).
+        ``"fm"``: a factorization machine over the user's and the item's features (``n_factors``
+        factors; see :class:`~tripletrec.models.scorers.FactorizationMachineScorer`).
         Each can use side features: see ``fit``.
     similarity : {"cosine", "dot"}
         Bilinear only: how embeddings are compared.
@@ -95,9 +96,8 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         ``"auto"`` (the default) is chosen once per fit from the data's shape and kept as
         ``negatives_``: with ``loss="softmax"``, ``"all"`` while the score pairs of one
         epoch (positives x items, or about users x items with per-user batches; see
-        ``batch_by``) are at most
-        :data:`~tripletrec.training.losses.FULL_SOFTMAX_PAIR_BUDGET`, else
-        ``"in_batch"``; ``"uniform"`` with the other losses. Otherwise:
+        ``batch_by``) are at most :data:`~tripletrec.training.losses.FULL_SOFTMAX_PAIR_BUDGET`,
+        else ``"in_batch"``; ``"uniform"`` with the other losses. Otherwise:
         Negatives drawn uniformly from all items (the notebook), uniformly but redrawn when
         they hit one of the user's training positives, or with probability proportional to
         ``(count + 1) ** negative_alpha``; redrawn every epoch. ``"all"``: no sampling,
@@ -187,9 +187,9 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
 
     def __init__(
         self,
-        model: Literal["bilinear", "deep", "fm"] = "bilinear",
+        model: Architecture = "bilinear",
         *,
-        similarity: Literal["cosine", "dot"] = "dot",
+        similarity: Similarity = "dot",
         n_factors: int = 128,
         item_bias: bool = True,
         ranking_bias_scale: float | Literal["auto"] = "auto",
@@ -199,18 +199,18 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         hidden_layers: Sequence[int] = (128,),
         dropout: float = 0.1,
         dot_factors: int = 0,
-        loss: str = "softmax",
+        loss: LossName = "softmax",
         margin: float = 1.0,
-        negatives: str = "auto",
+        negatives: Literal["auto", SamplerName] = "auto",
         n_negatives: int = 1,
         negative_alpha: float = 0.75,
         epochs: int = 10,
         batch_size: int = 3072,
         learning_rate: float = 0.04,
         l2: float = 3.5e-5,
-        batch_by: Literal["auto", "positive", "user"] = "auto",
+        batch_by: Literal["auto", BatchBy] = "auto",
         max_norm: float | None = 2.0,
-        lr_schedule: str = "linear",
+        lr_schedule: LRSchedule = "linear",
         init_scale: float = 0.01,
         identity_dropout: float = 0.0,
         feature_weight: float = 0.25,

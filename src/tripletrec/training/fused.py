@@ -24,6 +24,7 @@ Gradients, for a batch of B triplets with scores ``s_pos``, ``s_neg``:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from torch import nn
 
 from tripletrec.exceptions import ParameterError
 from tripletrec.models.embeddings import FeatureEmbedding
-from tripletrec.models.scorers import BilinearScorer, Scorer
+from tripletrec.models.scorers import COSINE, DOT, BilinearScorer, Scorer, Similarity
 from tripletrec.training.loop import make_adam
 from tripletrec.training.losses import Loss
 
@@ -89,20 +90,27 @@ class FusedBilinearStep:
         Adam's step size and weight decay, as in ``torch.optim.Adam``.
     """
 
+    #: The similarities whose gradients this step has in closed form. A scorer with another
+    #: trains by autograd (:meth:`can_train`), never with these gradients.
+    similarities: ClassVar[tuple[Similarity, ...]] = (COSINE, DOT)
+
     #: Largest (distinct users in a batch) x (items) block scored at once; above it the
     #: step works per triplet instead.
     block_budget = 1 << 22
 
     def __init__(self, scorer: BilinearScorer, loss: Loss, learning_rate: float, l2: float) -> None:
         if not self.can_train(scorer, loss, n_negatives=1):
+            similarities = " or ".join(map(repr, self.similarities))
+            similarity = getattr(scorer, "similarity", None)
             raise ParameterError(
                 "the fused step supports the full softmax and margin or BPR losses on a "
-                f"bilinear model without temperature, not the {loss.name!r} loss "
-                f"({loss.kind}) on a {type(scorer).__name__}"
+                f"bilinear model without temperature, with similarity {similarities}; not the "
+                f"{loss.name!r} loss ({loss.kind}) on a {type(scorer).__name__}"
+                + ("" if similarity is None else f" with similarity {similarity!r}")
             )
         self.scorer, self.loss = scorer, loss
         self._slope = loss.pairwise_slope
-        self.cosine = scorer.similarity == "cosine"
+        self.cosine = scorer.similarity == COSINE
         self.user_rows = _Rows(scorer.user_embedding)
         self.item_rows = _Rows(scorer.item_embedding)
         self.bias_rows = None if scorer.item_bias is None else _Rows(scorer.item_bias)
@@ -115,6 +123,8 @@ class FusedBilinearStep:
     def can_train(scorer: Scorer, loss: Loss, n_negatives: int) -> bool:
         """Whether this step trains ``scorer`` with ``loss`` and ``n_negatives`` per positive."""
         if not scorer.fusable:
+            return False
+        if cast(BilinearScorer, scorer).similarity not in FusedBilinearStep.similarities:
             return False
         return loss.kind == "full_softmax" or (loss.pairwise_slope is not None and n_negatives == 1)
 

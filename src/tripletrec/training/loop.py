@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -28,6 +28,12 @@ from tripletrec.training.losses import Loss
 from tripletrec.training.sampling import NegativeSampler
 
 EpochCallback = Callable[[int, dict], bool | None]
+#: How the step size changes over training (:meth:`TrainingSchedule.lr_factor`).
+LRSchedule = Literal["constant", "linear", "cosine"]
+LR_SCHEDULES: tuple[LRSchedule, ...] = get_args(LRSchedule)
+#: What an epoch shuffles into batches (:func:`epoch_order`).
+BatchBy = Literal["positive", "user"]
+BATCH_BY: tuple[BatchBy, ...] = get_args(BatchBy)
 
 
 class ParamGroups(Protocol):
@@ -76,8 +82,8 @@ class TrainingSchedule:
     batch_size: int
     learning_rate: float
     l2: float = 0.0
-    lr_schedule: str = "constant"
-    batch_by: str = "positive"
+    lr_schedule: LRSchedule = "constant"
+    batch_by: BatchBy = "positive"
 
     def __post_init__(self) -> None:
         # Checked and stored as plain Python numbers (frozen: set through object).
@@ -102,10 +108,6 @@ class TrainingSchedule:
         if self.lr_schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         return 1.0
-
-
-LR_SCHEDULES = ("constant", "linear", "cosine")
-BATCH_BY = ("positive", "user")
 
 
 def epoch_order(users: np.ndarray, rng: np.random.Generator, batch_by: str) -> np.ndarray:

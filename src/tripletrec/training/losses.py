@@ -10,7 +10,7 @@ batch's other positives (in-batch negatives).
 :func:`resolve_loss` turns the estimator's ``(loss, margin, negatives)`` settings into one
 :class:`Loss` that the training steps, fold-in and data-parallel training all receive. It
 is the only code that knows which sampler makes which softmax. A new pairwise loss is one
-function and one entry in ``_PAIRWISE``.
+function, its name in ``LossName`` and one entry in ``_PAIRWISE``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from tripletrec._checks import finite_number, one_of
 from tripletrec.exceptions import ParameterError
 
+#: The estimator's ``loss`` values: every pairwise loss of ``_PAIRWISE``, and the softmax.
+LossName = Literal["margin", "bpr", "adaptive_hinge", "warp", "softmax"]
 LossKind = Literal["pairwise", "sampled_softmax", "full_softmax", "in_batch_softmax"]
 #: The loss and ``dL/ds_neg`` per triplet of a batch (``dL/ds_pos`` is its negation).
 Slope = tuple[torch.Tensor, torch.Tensor]
@@ -151,14 +153,14 @@ class _Pairwise:
     slope: Callable[[torch.Tensor, torch.Tensor, float], Slope] | None = None
 
 
-_PAIRWISE: dict[str, _Pairwise] = {
+_PAIRWISE: dict[LossName, _Pairwise] = {
     "margin": _Pairwise(lambda pos, neg, m, n: margin_loss(pos, neg, m), _margin_slope),
     "bpr": _Pairwise(lambda pos, neg, m, n: bpr_loss(pos, neg), _bpr_slope),
     "adaptive_hinge": _Pairwise(lambda pos, neg, m, n: adaptive_hinge_loss(pos, neg, m)),
     "warp": _Pairwise(warp_loss),
 }
 
-LOSSES = (*_PAIRWISE, "softmax")
+LOSSES: tuple[LossName, ...] = get_args(LossName)
 _SOFTMAX_KINDS = ("sampled_softmax", "full_softmax", "in_batch_softmax")
 #: The kinds scored as a matrix (every item, or the batch's positives), not as pairs.
 MATRIX_KINDS = ("full_softmax", "in_batch_softmax")
@@ -181,7 +183,7 @@ class Loss:
         Catalogue size, for WARP's rank estimate.
     """
 
-    name: str
+    name: LossName
     margin: float = 1.0
     kind: LossKind = "pairwise"
     n_items: int | None = None

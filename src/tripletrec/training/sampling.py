@@ -9,7 +9,7 @@ uniform), for the sampled-softmax correction.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -139,9 +139,11 @@ class InBatch:
         return None
 
 
+#: The samplers :func:`make_sampler` makes, by name (the estimator's ``negatives``).
+SamplerName = Literal["uniform", "exclude_positives", "popularity", "all", "in_batch"]
+SAMPLERS: tuple[SamplerName, ...] = get_args(SamplerName)
 #: Samplers that draw nothing: the training step builds the negatives from the batch.
-IMPLICIT_NEGATIVES = ("all", "in_batch")
-SAMPLERS = ("uniform", "exclude_positives", "popularity", *IMPLICIT_NEGATIVES)
+IMPLICIT_NEGATIVES: tuple[SamplerName, ...] = ("all", "in_batch")
 
 
 def make_sampler(name: str, positives: sp.csr_matrix, alpha: float = 0.75) -> NegativeSampler:

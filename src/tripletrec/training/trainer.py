@@ -104,7 +104,8 @@ class TrainingSettings:
         """
         batch_by = one_of("batch_by", model.batch_by, ("auto", *BATCH_BY))
         schedule = TrainingSchedule(
-            model.epochs, model.batch_size, model.learning_rate, model.l2, model.lr_schedule,
+            epochs=model.epochs, batch_size=model.batch_size, learning_rate=model.learning_rate,
+            l2=model.l2, lr_schedule=model.lr_schedule,
             batch_by="positive" if batch_by == "auto" else batch_by,
         )  # fmt: skip
         small = resolve_negatives(model.negatives, model.loss, 0, 0)
