@@ -149,7 +149,7 @@ def save_model(
             if metadata is None
             else json.loads(metadata.to_json(orient="split")),
             "metrics": metrics or {},
-            "fit": model._fit_summary(),
+            "fit": model.fit_summary(),
             "weights_sha256": sha256_of_file(staging / WEIGHTS_FILE),
         }
         write_json_atomic(staging / MODEL_FILE, manifest)

@@ -25,7 +25,8 @@ def estimator_of(argv: Sequence[str]) -> type[RecommenderBase]:
     config.json names, else the default. A name or file that cannot be read gives the
     default here; the full parse or the run then says what is wrong with it."""
     scan = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for flag in ("--estimator", "--config", "--resume"):
+    scan.add_argument("--estimator", "-e")
+    for flag in ("--config", "--resume"):
         scan.add_argument(flag)
     known, _ = scan.parse_known_args(list(argv))
     try:
@@ -256,6 +257,7 @@ def _add_run_arguments(
     names = sorted(_registry.short_name(c) for c in _registry.registered().values())
     parser.add_argument(
         "--estimator",
+        "-e",
         type=_estimator_name,
         metavar="NAME",
         help=f"the estimator to train, by class name or short name ({', '.join(names)}; "

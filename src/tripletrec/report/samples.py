@@ -122,8 +122,8 @@ def collect_samples(model: Any, *, k: int = 10, n_history: int = 15, n_because: 
     users = model.user_map_.ids[rows]
     items, scores = model.recommend(users, k=k)
     explain_note = None
-    if not callable(getattr(model, "explain", None)):
-        explain_note = f"{type(model).__name__} has no explain(): no 'because you liked'"
+    if not model.capabilities().explain:
+        explain_note = f"{type(model).__name__} cannot explain its scores: no 'because you liked'"
     samples = []
     for row, raw_user, user_items, user_scores in zip(rows, users, items, scores):
         user = raw_user.item() if isinstance(raw_user, np.generic) else raw_user
