@@ -31,15 +31,15 @@ test: venv lint
 bench: venv
 	$(PY) -m pip install --quiet -e ".[serve,ann]" "implicit>=0.7" "threadpoolctl>=3"
 	-$(PY) -m pip install --quiet setuptools wheel && $(PY) -m pip install --quiet --no-use-pep517 lightfm==1.17
-	$(PY) benchmarks/reproduce_notebook.py
-	$(PY) benchmarks/compare.py
-	$(PY) benchmarks/default_choices.py
-	$(PY) benchmarks/cold_start.py
-	$(PY) benchmarks/throughput.py
-	$(PY) benchmarks/metrics_speed.py
-	$(PY) benchmarks/load_test.py
-	$(PY) benchmarks/retrieval.py
-	$(PY) benchmarks/growth.py
+	$(PY) benchmarks/perf/reproduce_notebook.py
+	$(PY) benchmarks/perf/compare.py
+	$(PY) benchmarks/studies/default_choices.py
+	$(PY) benchmarks/perf/cold_start.py
+	$(PY) benchmarks/perf/throughput.py
+	$(PY) benchmarks/perf/metrics_speed.py
+	$(PY) benchmarks/perf/load_test.py
+	$(PY) benchmarks/perf/retrieval.py
+	$(PY) benchmarks/perf/growth.py
 
 clean:
 	rm -rf $(VENV) runs build dist .pytest_cache .ruff_cache

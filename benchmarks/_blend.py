@@ -1,5 +1,5 @@
 """The default blended with EASE, for the validation study that chose
-``tripletrec.HybridRecommender``'s weight (``hybrid_validation.py``).
+``tripletrec.HybridRecommender``'s weight (``studies/hybrid_validation.py``).
 
 ``tripletrec.models.hybrid.blend`` of two models fitted once, so that a grid of weights
 and ``l2`` costs no refits.
