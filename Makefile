@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION := 2.13.0
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench studies clean
 
 venv: $(VENV)/.installed
 
@@ -26,20 +26,29 @@ lint: venv
 test: venv lint
 	$(PY) -m pytest -q
 
-# Every benchmark behind the README's figures (about 30 minutes on 2 cores). LightFM is
-# source-only and may fail to build: compare.py then goes on without it.
+# The benchmarks behind the README's figures (about 30 minutes on 2 cores; the index is
+# benchmarks/README.md). LightFM is source-only and may fail to build: compare.py then goes
+# on without it.
 bench: venv
 	$(PY) -m pip install --quiet -e ".[serve,ann]" "implicit>=0.7" "threadpoolctl>=3"
 	-$(PY) -m pip install --quiet setuptools wheel && $(PY) -m pip install --quiet --no-use-pep517 lightfm==1.17
-	$(PY) benchmarks/reproduce_notebook.py
-	$(PY) benchmarks/compare.py
-	$(PY) benchmarks/default_choices.py
-	$(PY) benchmarks/cold_start.py
-	$(PY) benchmarks/throughput.py
-	$(PY) benchmarks/metrics_speed.py
-	$(PY) benchmarks/load_test.py
-	$(PY) benchmarks/retrieval.py
-	$(PY) benchmarks/growth.py
+	$(PY) benchmarks/perf/reproduce_notebook.py
+	$(PY) benchmarks/perf/compare.py
+	$(PY) benchmarks/studies/default_choices.py
+	$(PY) benchmarks/perf/cold_start.py
+	$(PY) benchmarks/perf/throughput.py
+	$(PY) benchmarks/perf/metrics_speed.py
+	$(PY) benchmarks/perf/load_test.py
+	$(PY) benchmarks/perf/retrieval.py
+	$(PY) benchmarks/perf/growth.py
+
+# The design studies that chose the defaults, on validation splits (about 25 minutes on
+# 2 cores; benchmarks/studies/README.md). hybrid_validation.py shows LightFM and implicit
+# for reference when `make bench` has installed them.
+STUDIES := default_choices user_batches hybrid_validation hybrid_weight hybrid_rule \
+	history_aware hybrid_data_size item_item_weighting
+studies: venv
+	set -e; for study in $(STUDIES); do $(PY) benchmarks/studies/$$study.py; done
 
 clean:
 	rm -rf $(VENV) runs build dist .pytest_cache .ruff_cache

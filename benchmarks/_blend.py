@@ -1,5 +1,5 @@
 """The default blended with EASE, for the validation study that chose
-``tripletrec.HybridRecommender``'s weight (``hybrid_validation.py``).
+``tripletrec.HybridRecommender``'s weight (``studies/hybrid_validation.py``).
 
 ``tripletrec.models.hybrid.blend`` of two models fitted once, so that a grid of weights
 and ``l2`` costs no refits.
@@ -38,12 +38,12 @@ class Blend(RecommenderBase):
         return wrapper
 
     def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
-        first = self.first._score_block(user_idx, item_idx)
-        second = self.second._score_block(user_idx, item_idx)
+        first = self.first.score_indices(user_idx, item_idx)
+        second = self.second.score_indices(user_idx, item_idx)
         return blend(first, second, self.weight, self.floor)
 
     def _item_vectors(self) -> np.ndarray:
-        return self.first._item_vectors()
+        return self.first.item_vectors()
 
     def _model_state(self) -> dict[str, np.ndarray]:
         return {}

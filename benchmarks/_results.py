@@ -1,4 +1,5 @@
-"""What every benchmark script records about its run, and how it writes its tables."""
+"""What every benchmark script records about its run, and the one writer of its result
+files: ``NAME.json`` and ``NAME.md``, each written atomically (:func:`write_report`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tripletrec._files import write_json_atomic
+from tripletrec._files import write_json_atomic, write_text_atomic
+
+#: ``benchmarks/``: the shared modules, the two shelves (``perf/``, ``studies/``) and
+#: ``results/``.
+BENCHMARKS = Path(__file__).resolve().parent
+#: The repository's root: commands are recorded relative to it.
+ROOT = BENCHMARKS.parent
+#: Where every script writes by default, one ``NAME.md`` + ``NAME.json`` per script.
+RESULTS = BENCHMARKS / "results"
 
 
 def package_versions() -> dict[str, str]:
@@ -40,11 +49,24 @@ def mean_std_of(values: Sequence[float], digits: int = 4) -> str:
     return f"{statistics.fmean(values):.{digits}f} +- {spread:.{digits}f}"
 
 
-def run_environment(script: str, argv: Sequence[str], n_seeds: int, start: float) -> dict:
-    """The command, date, machine, package versions and wall time of a run begun at
-    ``start`` (a ``time.perf_counter()`` reading)."""
+def script_path(script: str | Path) -> str:
+    """``script`` (a script's ``__file__``) from the repository's root:
+    ``benchmarks/perf/compare.py``."""
+    path = Path(script).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def command(script: str | Path, argv: Sequence[str] = ()) -> str:
+    """The command that ran ``script`` (a script's ``__file__``) with ``argv``, from the
+    repository's root: ``python benchmarks/perf/compare.py --quick``."""
+    return " ".join(["python", script_path(script), *argv])
+
+
+def run_environment(script: str | Path, argv: Sequence[str], n_seeds: int, start: float) -> dict:
+    """The command, date, machine, package versions and wall time of a run of ``script``
+    (its ``__file__``) begun at ``start`` (a ``time.perf_counter()`` reading)."""
     return {
-        "command": f"python benchmarks/{script} " + " ".join(argv),
+        "command": command(script, argv),
         "date": datetime.date.today().isoformat(),
         "n_seeds": n_seeds,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -53,14 +75,21 @@ def run_environment(script: str, argv: Sequence[str], n_seeds: int, start: float
     }
 
 
+def write_report(out: Path, payload: dict, markdown: str) -> None:
+    """``out``.json (``payload``) and ``out``.md (``markdown``), each written atomically
+    (the folder is created): how every script writes its results."""
+    write_json_atomic(out.with_suffix(".json"), payload)
+    write_text_atomic(out.with_suffix(".md"), markdown)
+    print(f"wrote {out.with_suffix('.md')} and .json")
+
+
 def write_results(
     out: Path,
     rows: list[dict],
     environment: dict,
-    write_markdown: Callable[[Path, list[dict], dict], None],
+    markdown: Callable[[list[dict], dict], str],
 ) -> None:
-    """``out``.json (environment and rows) and ``out``.md, each written atomically."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
-    write_markdown(out.with_suffix(".md"), rows, environment)
-    print(f"wrote {out.with_suffix('.md')}")
+    """:func:`write_report` of ``{"environment": environment, "rows": rows}`` and of
+    ``markdown(rows, environment)``: the JSON and tables of most scripts."""
+    payload = {"environment": environment, "rows": rows}
+    write_report(out, payload, markdown(rows, environment))

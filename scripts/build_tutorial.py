@@ -544,7 +544,7 @@ display(pd.DataFrame(cold_results).T.drop(columns="n_users"))
 Known anime gain a few thousandths from their features at most. The held-out ones, which
 the model has never seen rated, are ranked from their features well above chance (AUC 0.5);
 the factorization machine does as well as the cold-start preset there, and less well on the
-known anime. `docs/features.md` and `benchmarks/cold_start.py` have the measured figures
+known anime. `docs/features.md` and `benchmarks/perf/cold_start.py` have the measured figures
 over several seeds.
 """),
     ("markdown", r"""
@@ -559,7 +559,7 @@ a decaying step (chosen on validation splits; `docs/models.md`). Two strong refe
   `tr.EASERecommender`. Its one parameter, `l2`, is chosen here on a validation split of
   the training positives, never on the test part.
 * **LightFM** with the WARP loss (40 epochs, step 0.02, 64 factors, as in
-  `benchmarks/compare.py`), when it is installed (`pip install lightfm`; it is optional).
+  `benchmarks/perf/compare.py`), when it is installed (`pip install lightfm`; it is optional).
   Its scores go through the same `full_ranking`.
 
 All rank the same items for the same users with the same metric code.
@@ -587,7 +587,7 @@ try:
     from lightfm import LightFM
 except ImportError:
     print("LightFM is not installed here: its row is left out "
-          "(pip install lightfm; benchmarks/compare.py has measured figures).")
+          "(pip install lightfm; benchmarks/perf/compare.py has measured figures).")
 else:
     lightfm = LightFM(no_components=64, loss="warp", learning_rate=0.02, random_state=SEED)
     lightfm.fit(train_matrix.tocoo(), epochs=LIGHTFM_EPOCHS, num_threads=1)
@@ -614,7 +614,7 @@ fig.tight_layout()
     ("markdown", r"""
 In this run the default preset has the best AUC, above LightFM's WARP and EASE, and EASE
 ranks the top 10 best (NDCG@10): the same order as the benchmark over three seeds in the
-README (`benchmarks/compare.py`). Both notebook models, the starting point of this
+README (`benchmarks/perf/compare.py`). Both notebook models, the starting point of this
 project, trail all three.
 """),
     ("markdown", r"""
@@ -623,8 +623,8 @@ project, trail all three.
 * The same runs from the command line: `tripletrec train --preset notebook-bilinear --out
   runs/nb` (model, metrics, learning curve), `tripletrec evaluate runs/nb --metrics
   auc,ndcg@10`, `tripletrec recommend runs/nb --user 1`, `tripletrec serve runs/nb`.
-* Measured comparisons over several seeds, with fit times: `benchmarks/compare.py` and
-  `benchmarks/reproduce_notebook.py` (results in `benchmarks/results/`).
+* Measured comparisons over several seeds, with fit times: `benchmarks/perf/compare.py` and
+  `benchmarks/perf/reproduce_notebook.py` (results in `benchmarks/results/`).
 * Models, losses and presets: `docs/models.md`; side features and cold start:
   `docs/features.md`; metrics: `docs/metrics.md`; protocols: `docs/protocols.md`.
 """),

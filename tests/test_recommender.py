@@ -318,7 +318,7 @@ def test_default_preset_ranks_well_and_its_bias_shrink_helps(split):
     model = tr.TripletRecommender(**settings).fit(train)  # "auto": shrunk for the softmax
     whole_bias = tr.TripletRecommender(ranking_bias_scale=1.0, **settings).fit(train)
     shrunk = tr.evaluate(model, train, test, ["auc", "ndcg@10"])
-    # Wide floors, not the benchmark's figures (benchmarks/compare.py pins those): a
+    # Wide floors, not the benchmark's figures (benchmarks/perf/compare.py pins those): a
     # regression of a few points fails, BLAS and torch versions do not.
     assert shrunk["auc"] > 0.86 and shrunk["ndcg@10"] > 0.33
     whole = tr.evaluate(whole_bias, train, test, ["auc", "ndcg@10"])

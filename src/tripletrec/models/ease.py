@@ -72,7 +72,7 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         0.5 (one over the square root of the history's length) ranked better on
         validation splits of all three bundled data sets and is what
         :class:`~tripletrec.models.hybrid.HybridRecommender` uses
-        (``benchmarks/item_item_weighting.py``).
+        (``benchmarks/studies/item_item_weighting.py``).
 
     Attributes
     ----------

@@ -54,7 +54,7 @@ class FoldInSettings:
     l2 : float
         Full-softmax fold-in only: weight of ``|u|^2`` in the objective (a Gaussian prior
         on the new user's vector), against a sum of one log-likelihood term per history
-        item. Chosen on users held out of the training users (``benchmarks/cold_start.py``).
+        item. Chosen on users held out of the training users (``benchmarks/perf/cold_start.py``).
     """
 
     steps: int = 60

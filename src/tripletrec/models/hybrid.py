@@ -15,16 +15,16 @@ counts are noise, to the factor model: that keeps the factor model's AUC. EASE's
 is chosen on an inner split of the training positives, over the most popular items only
 (:func:`chosen_l2`), and EASE weighs each user's positives by one over the square root
 of the user's number of positives, so that long histories do not dominate the
-co-occurrences (``user_weight_exponent``; ``benchmarks/item_item_weighting.py`` chose it).
-``benchmarks/hybrid_validation.py`` chose the weight and
-``benchmarks/hybrid_rule.py`` the floor, the factor model's epochs and the search's
+co-occurrences (``user_weight_exponent``; ``benchmarks/studies/item_item_weighting.py`` chose it).
+``benchmarks/studies/hybrid_validation.py`` chose the weight and
+``benchmarks/studies/hybrid_rule.py`` the floor, the factor model's epochs and the search's
 catalogue, all on validation splits of the training positives of three data sets;
-``benchmarks/compare.py --hybrid`` measures the result on test.
+``benchmarks/perf/compare.py --hybrid`` measures the result on test.
 
 The factor model is history-aware too: each user's side features are the items of their
 training history (:func:`~tripletrec.data.features.history_features`), so a user's vector
 is their own embedding plus the mean of learned embeddings of the items they liked (the
-asymmetric-MF / FISM idea; ``benchmarks/history_aware.py`` chose it on validation).
+asymmetric-MF / FISM idea; ``benchmarks/studies/history_aware.py`` chose it on validation).
 
 New users: the EASE part scores a history exactly; the factor part takes the history's
 item embeddings as the user's features and folds the rest in.
@@ -139,8 +139,8 @@ class HybridRecommender(CompositeRecommender):
     weight : float, default 0.3
         EASE's share of the blend, in [0, 1]: 0 ranks as the factor model alone, 1 as
         EASE alone. 0.3 was chosen on validation splits of the training positives of
-        anime-tv, MovieLens-100k and anime-5k (``benchmarks/hybrid_validation.py``,
-        ``benchmarks/hybrid_weight.py``: it ties 0.4 and 0.5 on NDCG@10 with a better AUC).
+        anime-tv, MovieLens-100k and anime-5k (``benchmarks/studies/hybrid_validation.py``,
+        ``benchmarks/studies/hybrid_weight.py``: it ties 0.4 and 0.5 on NDCG@10 with a better AUC).
     l2 : float or "auto", default "auto"
         EASE's ridge penalty. ``"auto"`` fits EASE for each value of :data:`L2_GRID` on
         80 % of the training positives of the :data:`L2_SEARCH_ITEMS` most popular items
@@ -150,13 +150,13 @@ class HybridRecommender(CompositeRecommender):
         EASE's standardised scores are raised to at least this value before the blend, so
         EASE reorders only the items it scores above ``floor`` standard deviations from
         the user's mean; None blends them as they are. 0 was chosen on validation splits
-        (``benchmarks/hybrid_rule.py``).
+        (``benchmarks/studies/hybrid_rule.py``).
     user_weight_exponent : float, default 0.5
         EASE's user weighting (:class:`~tripletrec.models.ease.EASERecommender`): each
         user's positives weigh one over the ``user_weight_exponent``-th power of the
         user's number of positives in ``X'X``, so that long histories do not dominate the
         co-occurrences. 0.5 was chosen on validation splits
-        (``benchmarks/item_item_weighting.py``); 0 is Steck's EASE.
+        (``benchmarks/studies/item_item_weighting.py``); 0 is Steck's EASE.
     factor : mapping, optional
         Hyper-parameters of the factor model, passed to
         :class:`~tripletrec.models.triplet.TripletRecommender` over

@@ -27,7 +27,7 @@ ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
 # catalogue, small weight decay with a max-norm bound, decaying steps, and the item bias
 # shrunk when ranking. negatives="auto" is the full softmax on catalogues small enough
 # for it (every benchmark data set) and the in-batch softmax beyond. Chosen on validation
-# splits of both datasets' training positives (benchmarks/compare.py has the test figures).
+# splits of both datasets' training positives (benchmarks/perf/compare.py has the test figures).
 _DEFAULT: dict[str, Any] = dict(
     model="bilinear", similarity="dot", n_factors=128, item_bias=True,
     ranking_bias_scale="auto", loss="softmax", negatives="auto", epochs=10, batch_size=3072,
@@ -64,10 +64,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # The default with identity dropout and full-weight features: for training with side
     # features when items (or users) will be added after training and must be ranked from
-    # features alone (benchmarks/cold_start.py).
+    # features alone (benchmarks/perf/cold_start.py).
     "cold-start": {**_DEFAULT, "identity_dropout": 0.5, "feature_weight": 1.0},
     # The notebook's models and losses with tripletrec's settings: large batches, larger
-    # steps (benchmarks/reproduce_notebook.py).
+    # steps (benchmarks/perf/reproduce_notebook.py).
     "bilinear": dict(
         model="bilinear", similarity="cosine", n_factors=64, item_bias=False, loss="margin",
         margin=1.0, negatives="uniform", epochs=10, batch_size=4096, learning_rate=0.02,

@@ -12,7 +12,7 @@ What :func:`fit_partial_triplet_model` does, and why:
   on 80 % of them, then given the other 20 %), epochs over the new positives alone
   improved validation AUC for one epoch and then lowered it, below the model they started
   from after a few more, while a few epochs over the union came within a small margin of
-  a fit on everything (``benchmarks/incremental.py`` measures both on the test split).
+  a fit on everything (``benchmarks/perf/incremental.py`` measures both on the test split).
 * **Epochs**: by default :data:`PARTIAL_EPOCH_SHARE` of the model's ``epochs`` (at least
   one), chosen on that validation split: fewer left a visible gap to the full fit, more
   cost time for little.

@@ -323,14 +323,14 @@ def resolve_loss(
 #: (:func:`full_softmax_pairs`, times the factors its cost) are at most this; beyond it an
 #: epoch is too slow and "auto" takes the in-batch softmax. Per-user batches count about
 #: users x items pairs, so the bundled anime-5k (about 3.4e7) and synthetic catalogues of
-#: 30,000 items (``benchmarks/catalogue_size.py``) keep the full softmax; 100,000 items
+#: 30,000 items (``benchmarks/perf/catalogue_size.py``) keep the full softmax; 100,000 items
 #: with 50,000 users do not.
 FULL_SOFTMAX_PAIR_BUDGET = 2_000_000_000
 
 #: ``batch_by="auto"`` keeps shuffled positives for the full softmax while
 #: ``n_positives * n_items`` is at most this, and groups each user's positives above it.
 #: Shuffled positives rank slightly better where they are affordable, grouping is many
-#: times faster above (``benchmarks/user_batches.py`` has both, on validation splits):
+#: times faster above (``benchmarks/studies/user_batches.py`` has both, on validation splits):
 #: MovieLens-100k stays below it, the bundled anime-5k is above.
 PER_POSITIVE_PAIR_BUDGET = 250_000_000
 

@@ -30,7 +30,7 @@ and its ``setup.py`` breaks under PEP 517 builds with current pip; what works::
 
 When LightFM (or implicit) cannot be imported, the script says so and goes on without it.
 
-Run: ``python benchmarks/compare.py [--quick] [--seeds 3]
+Run: ``python benchmarks/perf/compare.py [--quick] [--seeds 3]
 [--datasets anime-tv,movielens-100k,anime-5k] [--presets bilinear,deep]``. Writes
 ``results/compare.md``, ``results/compare.json`` and ``results/compare.png`` (``--quick``
 writes to the temporary folder instead).
@@ -51,7 +51,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from itertools import product  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -62,23 +62,19 @@ import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_json_atomic, write_text_atomic  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
 from tripletrec.plots import plot_tradeoff  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _blend import EASE_L2_GRID  # noqa: E402
-from _results import mean_std, package_versions, run_environment, write_results  # noqa: E402
+from _peers import fit_implicit, fit_lightfm  # noqa: E402
+from _protocol import THREADS, VALIDATION_FRACTION, test_parts  # noqa: E402
+from _results import RESULTS, command, mean_std, package_versions, write_results  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-SHARED_DATA = HERE.parent.parent / "shared" / "data"
 METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
 SHORT = {"auc": "AUC", "precision@10": "P@10", "recall@10": "R@10", "ndcg@10": "NDCG@10"}
 SHORT["map@10"] = "MAP@10"
-THREADS = 2
-N_FACTORS = 64
-VALIDATION_FRACTION = 0.2
-#: Presets that differ from another only with side features (benchmarks/cold_start.py).
+#: Presets that differ from another only with side features (cold_start.py).
 SIDE_FEATURE_PRESETS = ("cold-start",)
 #: The row of ``--hybrid``: ``tripletrec.HybridRecommender()``, the default blended with EASE.
 HYBRID_NAME = "tripletrec HybridRecommender"
@@ -103,50 +99,7 @@ REFERENCE = {
 }
 
 
-# ---------------------------------------------------------------------------- peers
-class FactorModel(RecommenderBase):
-    """A peer's fitted factors behind tripletrec's interface, so one metric code scores all.
-
-    ``score(u, i) = user_factors[u] . item_factors[i] + item_bias[i]``.
-    """
-
-    def __init__(self) -> None:
-        pass
-
-    @classmethod
-    def from_factors(
-        cls,
-        train: tr.Interactions,
-        user_factors: np.ndarray,
-        item_factors: np.ndarray,
-        item_bias: np.ndarray | None = None,
-    ) -> FactorModel:
-        model = cls()
-        model._set_training_data(train)
-        model.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
-        model.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
-        model.item_bias_ = (
-            np.zeros(len(item_factors), np.float32)
-            if item_bias is None
-            else np.asarray(item_bias, np.float32)
-        )
-        return model
-
-    def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
-        items = self.item_factors_ if item_idx is None else self.item_factors_[item_idx]
-        bias = self.item_bias_ if item_idx is None else self.item_bias_[item_idx]
-        return self.user_factors_[user_idx] @ items.T + bias
-
-    def _item_vectors(self) -> np.ndarray:
-        return self.item_factors_
-
-    def _model_state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
-        raise NotImplementedError("benchmark wrappers are not saved")
-
-
+# ---------------------------------------------------------------------------- models
 @dataclass
 class Candidate:
     """One model to benchmark: how to fit it with given settings, and the grid to tune."""
@@ -166,61 +119,6 @@ class Candidate:
         if not self.label_settings or not settings:
             return self.name
         return f"{self.name[:-1]}, {_settings(settings)})"
-
-
-def _fit_lightfm(loss: str) -> Callable[[tr.Interactions, dict, int], RecommenderBase]:
-    from lightfm import LightFM
-
-    def fit(train: tr.Interactions, settings: dict, seed: int) -> RecommenderBase:
-        matrix = train.to_csr().tocoo()
-        model = LightFM(
-            no_components=N_FACTORS,
-            loss=loss,
-            learning_rate=settings["learning_rate"],
-            random_state=seed,
-        )
-        start = time.perf_counter()
-        model.fit(matrix, epochs=settings["epochs"], num_threads=THREADS)
-        seconds = time.perf_counter() - start
-        _user_bias, user_factors = model.get_user_representations()
-        item_bias, item_factors = model.get_item_representations()
-        wrapped = FactorModel.from_factors(train, user_factors, item_factors, item_bias)
-        wrapped.fit_seconds_ = seconds
-        return wrapped
-
-    return fit
-
-
-def _fit_implicit(kind: str) -> Callable[[tr.Interactions, dict, int], RecommenderBase]:
-    import implicit
-
-    def fit(train: tr.Interactions, settings: dict, seed: int) -> RecommenderBase:
-        matrix = train.to_csr()
-        if kind == "als":
-            model = implicit.cpu.als.AlternatingLeastSquares(
-                factors=N_FACTORS,
-                alpha=settings["alpha"],
-                regularization=settings["regularization"],
-                iterations=settings["iterations"],
-                num_threads=THREADS,
-                random_state=seed,
-            )
-        else:
-            model = implicit.cpu.bpr.BayesianPersonalizedRanking(
-                factors=N_FACTORS,
-                learning_rate=settings["learning_rate"],
-                iterations=settings["iterations"],
-                num_threads=THREADS,
-                random_state=seed,
-            )
-        start = time.perf_counter()
-        model.fit(matrix, show_progress=False)
-        seconds = time.perf_counter() - start
-        wrapped = FactorModel.from_factors(train, model.user_factors, model.item_factors)
-        wrapped.fit_seconds_ = seconds
-        return wrapped
-
-    return fit
 
 
 def _fit_tripletrec(preset: str) -> Callable[[tr.Interactions, dict, int], RecommenderBase]:
@@ -301,7 +199,7 @@ def candidates(quick: bool, presets: list[str], hybrid: bool = False) -> list[Ca
             )
         ]
     try:
-        _fit_lightfm("warp")
+        fit_lightfm("warp")
     except ImportError as exc:
         print(
             f"LightFM is not available ({exc}); going on without it. To install: "
@@ -315,11 +213,11 @@ def candidates(quick: bool, presets: list[str], hybrid: bool = False) -> list[Ca
             else _grid(learning_rate=[0.02, 0.05, 0.1], epochs=[5, 10, 20, 40])
         )
         out += [
-            Candidate("LightFM WARP", "lightfm", _fit_lightfm("warp"), lightfm_grid),
-            Candidate("LightFM BPR", "lightfm", _fit_lightfm("bpr"), lightfm_grid),
+            Candidate("LightFM WARP", "lightfm", fit_lightfm("warp"), lightfm_grid),
+            Candidate("LightFM BPR", "lightfm", fit_lightfm("bpr"), lightfm_grid),
         ]
     try:
-        _fit_implicit("als")
+        fit_implicit("als")
     except ImportError as exc:
         print(f"implicit is not available ({exc}); going on without it", file=sys.stderr)
     else:
@@ -336,96 +234,13 @@ def candidates(quick: bool, presets: list[str], hybrid: bool = False) -> list[Ca
             else _grid(learning_rate=[0.005, 0.01, 0.05], iterations=[50, 100, 200])
         )
         out += [
-            Candidate("implicit ALS", "implicit", _fit_implicit("als"), als_grid),
-            Candidate("implicit BPR", "implicit", _fit_implicit("bpr"), bpr_grid),
+            Candidate("implicit ALS", "implicit", fit_implicit("als"), als_grid),
+            Candidate("implicit BPR", "implicit", fit_implicit("bpr"), bpr_grid),
         ]
     return out
 
 
 # ---------------------------------------------------------------------------- protocol
-def load(name: str) -> tuple[tr.Interactions, tr.Interactions] | None:
-    """Train and test positives of ``name``, or None (with a note) when the data is absent."""
-    if name in ("anime-tv", "anime-5k"):
-        data = tr.load_dataset(name)
-    elif name == "movielens-100k":
-        folder = SHARED_DATA / "movielens-100k"
-        if not (folder / "u.data").is_file():
-            print(f"{folder} is absent: skipping movielens-100k", file=sys.stderr)
-            return None
-        data = tr.load_dataset(name, path=folder)
-    else:
-        raise SystemExit(f"unknown dataset {name!r}")
-    rule = tr.data.datasets.DATASETS[name]
-    train, test = tr.random_split(data, test_size=0.2, random_state=42)
-    return rule.positives(train), rule.positives(test)
-
-
-def validation_parts(
-    names: str, fraction: float = VALIDATION_FRACTION
-) -> Iterator[tuple[str, tr.Interactions, tr.Interactions]]:
-    """``(name, fit part, validation part)`` of each comma-separated data set that is
-    present: ``fraction`` of its *training* positives held out (``validation_split``,
-    seed 0); its test positives are never read."""
-    for name in names.split(","):
-        loaded = load(name)
-        if loaded is None:
-            continue
-        fit_part, validation = tr.validation_split(loaded[0], fraction, random_state=0)
-        print(f"{name}: {len(fit_part):,} fit / {len(validation):,} validation positives")
-        yield name, fit_part, validation
-
-
-def validation_row(
-    model: RecommenderBase,
-    fit_part: tr.Interactions,
-    validation: tr.Interactions,
-    metrics: tuple[str, ...],
-    /,
-    **labels: Any,
-) -> dict:
-    """One result row of a validation study: ``labels`` and the model's ``metrics`` on
-    ``validation`` (the fit part excluded from the ranking), printed as it is made."""
-    scores = tr.evaluate(model, fit_part, validation, metrics)
-    row = labels | {metric: scores[metric] for metric in metrics}
-    shown = " ".join(
-        f"{value:.1f} s" if key == "seconds" else value if isinstance(value, str)
-        else f"{key} {value}" for key, value in labels.items() if key != "dataset"
-    )  # fmt: skip
-    print(f"  {shown}: " + ", ".join(f"{m} {scores[m]:.4f}" for m in metrics), flush=True)
-    return row
-
-
-def run_validation_study(
-    script: str,
-    description: str,
-    study: Callable[..., list[dict]],
-    write_markdown: Callable[[Path, list[dict], dict], None],
-    argv: list[str] | None = None,
-    *,
-    seeds: int | None = None,
-) -> None:
-    """The command line of a study on validation parts (:func:`validation_parts`):
-    ``--datasets``, ``--out`` (``results/`` + the script's name) and, when ``seeds`` is
-    given, ``--seeds`` (``seeds`` by default). Calls ``study(name, fit part, validation
-    part[, seeds])`` per data set present and writes the rows with ``write_markdown``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--datasets", default="anime-tv,movielens-100k,anime-5k")
-    parser.add_argument("--out", default=str(HERE / "results" / Path(script).stem))
-    if seeds is not None:
-        parser.add_argument("--seeds", type=int, default=seeds)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
-    started = time.perf_counter()
-    extra = () if seeds is None else (args.seeds,)
-    rows: list[dict] = []
-    for name, fit_part, validation in validation_parts(args.datasets):
-        rows += study(name, fit_part, validation, *extra)
-    n_seeds = 1 if seeds is None else args.seeds
-    given = argv if argv is not None else sys.argv[1:]
-    write_results(Path(args.out), rows, run_environment(script, given, n_seeds, started),
-                  write_markdown)  # fmt: skip
-
-
 def tune(
     candidate: Candidate, train: tr.Interactions, cache: dict | None = None
 ) -> tuple[dict, list[dict]]:
@@ -496,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         # A smoke test must not overwrite the published results.
         out = Path(tempfile.gettempdir()) / "tripletrec-compare-quick"
     else:
-        out = HERE / "results" / "compare"
+        out = RESULTS / "compare"
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
 
@@ -507,12 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         warnings.simplefilter("ignore", category=RuntimeWarning)
         models = candidates(args.quick, presets, args.hybrid)
         other_presets = {f"tripletrec {name}" for name in presets if name != "default"}
-        for dataset in args.datasets.split(","):
-            loaded = load(dataset)
-            if loaded is None:
-                continue
-            train, test = loaded
-            print(f"{dataset}: {len(train):,} train / {len(test):,} test positives", flush=True)
+        for dataset, train, test in test_parts(args.datasets):
             tuning_cache: dict[str, list[dict]] = {}
             for candidate in models:
                 if dataset in LARGE_CATALOGUES and candidate.name in other_presets:
@@ -551,10 +361,8 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
 
-    wall = time.perf_counter() - started
     environment = {
-        "command": "python benchmarks/compare.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command(__file__, argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -564,14 +372,12 @@ def main(argv: list[str] | None = None) -> None:
         "versions": package_versions(),
         "presets": {name: tr.PRESETS[name] for name in presets},
         "validation_fraction": VALIDATION_FRACTION,
-        "wall_seconds": wall,
+        "wall_seconds": time.perf_counter() - started,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
-    write_markdown(out.with_suffix(".md"), rows, environment)
+    write_results(out, rows, environment, markdown)
     if plot_tradeoff(rows, out.with_suffix(".png")) is None:
         print("matplotlib is not installed: no plot written", file=sys.stderr)
-    print(f"wrote {out.with_suffix('.md')} ({wall:.0f} s)")
+    print(f"wall time {environment['wall_seconds']:.0f} s")
 
 
 def _settings(settings: dict) -> str:
@@ -601,7 +407,7 @@ def _fit_time_ratios(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in environment["versions"].items())
     lines = [
         "# tripletrec vs baselines vs LightFM and implicit",
@@ -647,7 +453,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "Reference = independent measurements (`/work/shared/reference-results.md`). "
         "Plot: `compare.png` (AUC and NDCG@10 against fit seconds, log scale).",
     ]
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ penalty is in units of co-occurrence counts); the blend is
 :data:`WEIGHTS`. Rankings exclude the subset's positives; full-ranking AUC and NDCG@10 on
 the validation positives. A test split trains on 1.25 times the fit part (share 1.25).
 
-Run alone: ``python benchmarks/hybrid_data_size.py [--datasets anime-tv,movielens-100k,anime-5k]``.
+Run alone: ``python benchmarks/studies/hybrid_data_size.py
+[--datasets anime-tv,movielens-100k,anime-5k]``.
 Writes ``results/hybrid_data_size.md`` and ``results/hybrid_data_size.json``.
 """
 
@@ -33,13 +34,12 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.data.features import matrix_history_features  # noqa: E402
 from tripletrec.models.hybrid import FACTOR_DEFAULTS  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _blend import Blend  # noqa: E402
-from compare import run_validation_study  # noqa: E402
+from _study import run_validation_study  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 SHARES = (0.5, 0.75, 1.0)
@@ -84,7 +84,7 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     names = list(dict.fromkeys(row["model"] for row in rows))
     lines = [
         "# HybridRecommender's parts against the amount of training data, on validation splits",
@@ -115,13 +115,11 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         lines.append(
             f"| {dataset} | {share:g} | {first['positives']:,} | " + " | ".join(shown) + " |"
         )
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study(
-        "hybrid_data_size.py", __doc__.splitlines()[0], study, write_markdown, argv
-    )
+    run_validation_study(__file__, __doc__.splitlines()[0], study, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ it stops at the deadline by itself.
 
 Usage::
 
-    python benchmarks/soak.py                         # 10 minutes
-    python benchmarks/soak.py --minutes 0.5 --out /tmp/soak-smoke
+    python benchmarks/perf/soak.py                         # 10 minutes
+    python benchmarks/perf/soak.py --minutes 0.5 --out /tmp/soak-smoke
 """
 
 from __future__ import annotations
@@ -46,12 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tripletrec._files import write_json_atomic, write_text_atomic
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _results import RESULTS, command, write_report
 from _server import Connection, HttpError, Server
 
-RESULTS = Path(__file__).resolve().parent / "results"
 UNKNOWN_USER, UNKNOWN_ITEM = 900_000_001, 900_000_002
 MIB = 1 << 20
 
@@ -374,7 +372,7 @@ def summarise(soak: Soak, args: argparse.Namespace, server_log: str) -> dict:
         and rss["ratio_end_to_start"] <= args.max_rss_ratio,
     }
     return {
-        "command": "python benchmarks/soak.py " + " ".join(args.argv),
+        "command": command(__file__, args.argv),
         "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; the load generator on the same CPUs",
         "settings": {
@@ -401,7 +399,7 @@ def _percentile(values: np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
-def write_markdown(path: Path, report: dict) -> None:
+def markdown(report: dict) -> str:
     s, t, rss = report["settings"], report["totals"], report["rss"]
 
     def ms(value: float | None) -> str:
@@ -460,7 +458,7 @@ def write_markdown(path: Path, report: dict) -> None:
         lines += ["", "First failures:", ""]
         for f in report["failures"][:10]:
             lines.append(f"- {f['t_s']} s {f['kind']} `{f['path']}`: {f['why']}")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------- main
@@ -498,10 +496,9 @@ def main(argv: list[str] | None = None) -> int:
             soak = Soak(server, expected, args)
             asyncio.run(soak.run())
         report = summarise(soak, args, log.read_text(errors="replace"))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "soak.json", report)
-    write_markdown(out / "soak.md", report)
-    print((out / "soak.md").read_text())
+    text = markdown(report)
+    write_report(out / "soak", report, text)
+    print(text)
     return 0 if report["passed"] else 1
 
 

@@ -19,7 +19,7 @@ On one size (``--compare-size``) the same epoch is also trained with dense gradi
 ``TripletRecommender.fit``), and with 2 processes under ``torchrun`` (gloo, one thread
 each), dense and sparse.
 
-Run: ``python benchmarks/growth.py [--sizes 1M,4M,16M,ml-1m] [--compare-size 4M]``;
+Run: ``python benchmarks/perf/growth.py [--sizes 1M,4M,16M,ml-1m] [--compare-size 4M]``;
 writes ``results/growth.md`` and ``.json``. Measure on a quiet machine: the point is the
 growth, and a busy neighbour on 2 cores doubles any figure.
 """
@@ -44,7 +44,9 @@ from tripletrec._system import peak_rss_bytes
 from tripletrec.data.synthetic import write_synthetic_parquet
 from tripletrec.training.distributed import TORCHRUN_VARIABLES, fit_data_parallel, init_distributed
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _results import RESULTS, command, write_report
+
 ITEMS = 50_000
 ITEMS_PER_USER = 20
 #: The MovieLens-1M shape: users, items, ratings.
@@ -185,13 +187,9 @@ def per_row_costs(rows: list[dict]) -> dict:
     }
 
 
-def write_report(out: Path, environment: dict, growth: list[dict], compare: list[dict]) -> None:
+def report(out: Path, environment: dict, growth: list[dict], compare: list[dict]) -> None:
+    """``out``.json and ``out``.md: the sizes' records, the comparison's and their costs."""
     costs = per_row_costs(growth)
-    write_json_atomic(
-        out.with_suffix(".json"),
-        {"environment": environment, "model": MODEL, "growth": growth, "compare": compare,
-         "per_row": costs},
-    )  # fmt: skip
     lines = [
         "# Growth: one training epoch against data size",
         "",
@@ -242,7 +240,9 @@ def write_report(out: Path, environment: dict, growth: list[dict], compare: list
                 f"{r['epoch_seconds']:.2f} | {r['triplets_per_second']:,.0f} | "
                 f"{r['peak_rss_bytes'] / 2**30:.2f} |"
             )
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    payload = {"environment": environment, "model": MODEL, "growth": growth, "compare": compare,
+               "per_row": costs}  # fmt: skip
+    write_report(out, payload, "\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -259,7 +259,7 @@ def main() -> None:
         default=str(Path(tempfile.gettempdir()) / "tripletrec-growth"),
         help="where the synthetic Parquet files are kept between runs",
     )
-    parser.add_argument("--out", default=str(HERE / "results" / "growth"))
+    parser.add_argument("--out", default=str(RESULTS / "growth"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -291,7 +291,7 @@ def main() -> None:
             print(f"{trainer:>7} {processes} x {threads}: {describe(record)}", flush=True)
 
     environment = {
-        "command": "python benchmarks/growth.py " + " ".join(sys.argv[1:]),
+        "command": command(__file__, sys.argv[1:]),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -299,8 +299,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.machine(),
     }
-    write_report(Path(args.out), environment, growth, compare)
-    print(f"wrote {Path(args.out).with_suffix('.md')}")
+    report(Path(args.out), environment, growth, compare)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Trains on the anime-tv training positives (91,591 per epoch) with batch sizes fr
 and not counted). The bilinear model with one negative uses the fused step; the same model
 forced through autograd is measured in the same run for the ratio.
 
-Run: ``python benchmarks/throughput.py [--epochs 3]``; writes ``results/throughput.md`` and
+Run: ``python benchmarks/perf/throughput.py [--epochs 3]``; writes ``results/throughput.md`` and
 ``.json``.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -20,13 +21,14 @@ import numpy as np
 import torch
 
 import tripletrec as tr
-from tripletrec._files import write_json_atomic
 from tripletrec.models.scorers import BilinearScorer, TripletNet
 from tripletrec.training.loop import TrainingSchedule, autograd_step, train_triplets
 from tripletrec.training.losses import get_loss
 from tripletrec.training.sampling import make_sampler
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _results import RESULTS, command, write_report
+
 BATCH_SIZES = (64, 256, 1024, 4096, 16384)
 #: Settings held fixed whatever the constructor's defaults: the table's model sizes.
 PINNED = dict(n_factors=64, init_scale=0.05, max_norm=None, lr_schedule="constant")
@@ -73,7 +75,7 @@ def autograd_bilinear_history(train: tr.Interactions, batch_size: int, epochs: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per point")
-    parser.add_argument("--out", default=str(HERE / "results" / "throughput"))
+    parser.add_argument("--out", default=str(RESULTS / "throughput"))
     args = parser.parse_args()
 
     data = tr.load_dataset("anime-tv")
@@ -94,13 +96,11 @@ def main() -> None:
         "timed_epochs": args.epochs,
         "triplets_per_epoch": len(train),
     }
-    out = Path(args.out)
-    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
     header = "| model | " + " | ".join(f"batch {b:,}" for b in BATCH_SIZES) + " |"
     lines = [
         "# Training throughput (triplets / second), anime-tv",
         "",
-        f"`python benchmarks/throughput.py` — torch {environment['torch']}, "
+        f"`{command(__file__)}` — torch {environment['torch']}, "
         f"{environment['threads']} CPU threads, {environment['date']}; "
         f"{len(train):,} triplets per epoch, mean over {args.epochs} epochs after a warm-up.",
         "",
@@ -110,8 +110,8 @@ def main() -> None:
     for name in MODELS:
         rates = [r["triplets_per_second"] for r in rows if r["model"] == name]
         lines.append(f"| {name} | " + " | ".join(f"{rate:,.0f}" for rate in rates) + " |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {out.with_suffix('.md')}")
+    payload = {"environment": environment, "rows": rows}
+    write_report(Path(args.out), payload, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ that epoch would score more than ``FULL_SOFTMAX_PAIR_BUDGET`` pairs it is measur
 about ``--cap`` (20,000) positives and scaled (see :func:`full_softmax_epoch`), so the
 growth that "auto" avoids is visible without spending minutes on it.
 
-Run: ``python benchmarks/catalogue_size.py [--epochs 2] [--cap 20000] [--out PATH]``
+Run: ``python benchmarks/perf/catalogue_size.py [--epochs 2] [--cap 20000] [--out PATH]``
 (a few minutes); writes ``results/catalogue_size.md`` and ``.json``. ``--quick``: small
 sizes and a lowered budget so that both sides of it are crossed, for a smoke run (write it
 elsewhere with ``--out``; its figures mean nothing). Measure on a quiet machine.
@@ -39,15 +39,13 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.data.synthetic import generate_synthetic  # noqa: E402
 from tripletrec.training import losses  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_environment, write_results  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _protocol import THREADS  # noqa: E402
+from _results import RESULTS, run_environment, write_results  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-THREADS = 2
 SEED = 0
 SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 POSITIVES_PER_ITEM = 10
@@ -132,7 +130,7 @@ def measure(n_items: int, epochs: int, cap: int) -> dict:
     return row
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# Fit time of the default against catalogue size",
         "",
@@ -170,7 +168,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "groupings on validation splits).",
         "",
     ]
-    write_text_atomic(path, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, lowered budget (smoke run only)"
     )
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "catalogue_size",
+    parser.add_argument("--out", type=Path, default=RESULTS / "catalogue_size",
                         help="output path without suffix")  # fmt: skip
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -191,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes, losses.FULL_SOFTMAX_PAIR_BUDGET = QUICK_SIZES, QUICK_BUDGET
         losses.PER_POSITIVE_PAIR_BUDGET = QUICK_BUDGET // 10
     rows = [measure(n_items, args.epochs, args.cap) for n_items in sizes]
-    environment = run_environment("catalogue_size.py", sys.argv[1:], 1, started)
-    write_results(args.out, rows, environment, write_markdown)
+    environment = run_environment(__file__, sys.argv[1:], 1, started)
+    write_results(args.out, rows, environment, markdown)
     return 0
 
 

@@ -16,7 +16,7 @@ validation positives. Fit seconds are wall time of ``fit`` after an untimed one-
 warm-up of each; speed is reported as the
 ratio of the two, measured side by side. What ``batch_by="auto"`` picks is shown per set.
 
-Run alone (no other busy process on the cores): ``python benchmarks/user_batches.py
+Run alone (no other busy process on the cores): ``python benchmarks/studies/user_batches.py
 [--datasets anime-tv,movielens-100k,anime-5k] [--seeds 3]``. Writes
 ``results/user_batches.md`` and ``results/user_batches.json``.
 """
@@ -34,12 +34,11 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.training import losses  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _results import mean_std_of  # noqa: E402
-from compare import run_validation_study, validation_row  # noqa: E402
+from _study import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 BATCH_BY = ("positive", "user")
@@ -63,7 +62,7 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions, 
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# Per-user batches of the full softmax, on validation splits",
         "",
@@ -98,13 +97,11 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
                 f"{mean_std_of([r['seconds'] for r in chosen], 1)} | {ratio:.2f} | "
                 f"{first['auto']} |"
             )
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study(
-        "user_batches.py", __doc__.splitlines()[0], study, write_markdown, argv, seeds=3
-    )
+    run_validation_study(__file__, __doc__.splitlines()[0], study, markdown, argv, seeds=3)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """HybridRecommender's EASE weight on validation splits, over model seeds, and by how long
 the users' histories are.
 
-Protocol: the validation parts of ``compare.py`` (``compare.validation_parts``: 20 % of
+Protocol: the validation parts of ``perf/compare.py``'s split (``_study.validation_parts``: 20 % of
 each data set's *training* positives held out, seed 0; the test positives are never read).
 Per model seed, ``tripletrec.HybridRecommender(random_state=seed)`` is fitted once on the
 fit part and scored at each weight of :data:`WEIGHTS`: the weight enters only the blend of
@@ -13,7 +13,7 @@ the seeds' noise; and does the best weight grow with a user's history (the numbe
 fit-part positives, in quintiles), which would let a per-user weight follow the amount of
 data, as the best weight does on anime-5k (``hybrid_data_size.py``).
 
-Run: ``python benchmarks/hybrid_weight.py [--datasets ...] [--seeds 3]``.
+Run: ``python benchmarks/studies/hybrid_weight.py [--datasets ...] [--seeds 3]``.
 Writes ``results/hybrid_weight.md`` and ``results/hybrid_weight.json``.
 """
 
@@ -31,11 +31,10 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _results import mean_std_of  # noqa: E402
-from compare import run_validation_study  # noqa: E402
+from _study import run_validation_study  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
@@ -73,7 +72,7 @@ def study(
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     n_seeds = len({r["seed"] for r in rows})
     lines = [
@@ -122,13 +121,11 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
                 f"{bounds[b]:.0f}-{bounds[b + 1]:.0f} items: w {chosen:g} ({means[chosen]:.4f})"
             )
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study(
-        "hybrid_weight.py", __doc__.splitlines()[0], study, write_markdown, argv, seeds=3
-    )
+    run_validation_study(__file__, __doc__.splitlines()[0], study, markdown, argv, seeds=3)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ feature sets (``tripletrec.data.datasets.dataset_features``), mean +- std over s
 * **Warm users**: the random 80/20 protocol of ``compare.py``; the default preset with and
   without side features.
 
-Run: ``python benchmarks/cold_start.py [--seeds 3] [--datasets anime-tv,movielens-100k]``.
+Run: ``python benchmarks/perf/cold_start.py [--seeds 3] [--datasets anime-tv,movielens-100k]``.
 Writes ``results/cold_start.md`` and ``results/cold_start.json``.
 """
 
@@ -47,41 +47,24 @@ import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
-from tripletrec.data.datasets import DATASETS, dataset_features  # noqa: E402
+from tripletrec.data.datasets import DATASETS  # noqa: E402
 from tripletrec.data.features import FeatureEncoder, Features, with_identity  # noqa: E402
 from tripletrec.data.interactions import IdMap  # noqa: E402
 from tripletrec.data.splits import cold_item_split, fraction_per_user_split  # noqa: E402
 from tripletrec.evaluation.metrics import ranking_metrics  # noqa: E402
 from tripletrec.models import foldin  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import mean_std, run_environment, write_results  # noqa: E402
-from compare import FactorModel  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _peers import N_FACTORS, FactorModel  # noqa: E402
+from _protocol import THREADS, load_with_features  # noqa: E402
+from _results import RESULTS, mean_std, run_environment, write_results  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-SHARED_DATA = HERE.parent.parent / "shared" / "data"
-THREADS = 2
 METRICS = ("auc", "ndcg@10")
 COLD_FRACTION = 0.2
 NEW_USER_FRACTION = 0.1
 LIGHTFM_GRID = [
     {"learning_rate": lr, "epochs": epochs} for lr in (0.02, 0.05) for epochs in (10, 40)
 ]
-
-
-# ---------------------------------------------------------------------------- data
-def load(name: str) -> tuple[tr.Interactions, Features | None, Features] | None:
-    """Positives of dataset ``name`` and its user / item features (None when absent)."""
-    path = None
-    if name == "movielens-100k":
-        path = SHARED_DATA / "movielens-100k"
-        if not (path / "u.data").is_file():
-            print(f"{path} is absent: skipping movielens-100k", file=sys.stderr)
-            return None
-    data = tr.load_dataset(name, path=path)
-    users, items = dataset_features(name, data, path=path)
-    return data, users, items
 
 
 # ---------------------------------------------------------------------------- cold items
@@ -118,7 +101,7 @@ def _lightfm(settings: dict) -> Callable:
         item_map, matrix = _item_matrix(items, train, cold_items)
         wide = _widened(train, item_map)
         model = LightFM(
-            no_components=64, loss="warp", learning_rate=settings["learning_rate"],
+            no_components=N_FACTORS, loss="warp", learning_rate=settings["learning_rate"],
             random_state=seed,
         )  # fmt: skip
         start = time.perf_counter()
@@ -349,7 +332,7 @@ def _summary(dataset: str, protocol: str, label: str, runs: list[dict]) -> dict:
     return row
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in environment["versions"].items())
     lines = [
         "# Side features and cold start",
@@ -385,7 +368,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     tuned = [row for row in rows if "settings" in row]
     for row in tuned:
         lines.append(f"- {row['dataset']} {row['model']}: chosen settings {row['settings']}")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -393,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", default="anime-tv,movielens-100k")
     parser.add_argument("--protocols", default="cold items,new users,warm users")
-    parser.add_argument("--out", default=str(HERE / "results" / "cold_start"))
+    parser.add_argument("--out", default=str(RESULTS / "cold_start"))
     args = parser.parse_args(argv)
     torch.set_num_threads(THREADS)
     protocols = {"cold items": cold_items, "new users": new_users, "warm users": warm_users}
@@ -401,13 +384,13 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     rows: list[dict] = []
     for name in args.datasets.split(","):
-        loaded = load(name)
+        loaded = load_with_features(name)
         if loaded is None:
             continue
         for protocol in args.protocols.split(","):
             rows += protocols[protocol](name, *loaded, seeds)
-    environment = run_environment("cold_start.py", argv or sys.argv[1:], len(seeds), start)
-    write_results(Path(args.out), rows, environment, write_markdown)
+    environment = run_environment(__file__, argv or sys.argv[1:], len(seeds), start)
+    write_results(Path(args.out), rows, environment, markdown)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ factor model is the default).
 LightFM WARP and implicit ALS
 appear at ``compare.py``'s most frequent choices for reference when installed.
 
-Run: ``python benchmarks/hybrid_validation.py [--datasets anime-tv,movielens-100k,anime-5k]``.
+Run: ``python benchmarks/studies/hybrid_validation.py
+[--datasets anime-tv,movielens-100k,anime-5k]``.
 Writes ``results/hybrid_validation.md`` and ``results/hybrid_validation.json``.
 """
 
@@ -39,17 +40,12 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _blend import EASE_L2_GRID, Blend  # noqa: E402
-from compare import (  # noqa: E402
-    _fit_implicit,
-    _fit_lightfm,
-    run_validation_study,
-    validation_row,
-)
+from _peers import fit_implicit, fit_lightfm  # noqa: E402
+from _study import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 WEIGHTS = (0.1, 0.2, 0.3, 0.5)
@@ -57,9 +53,9 @@ WEIGHTS = (0.1, 0.2, 0.3, 0.5)
 FLOOR = inspect.signature(tr.HybridRecommender).parameters["item_item_floor"].default
 #: Peer settings for reference (compare.py's usual choices on these data sets).
 PEERS = {
-    "LightFM WARP": (_fit_lightfm, "warp", {"learning_rate": 0.02, "epochs": 40}),
+    "LightFM WARP": (fit_lightfm, "warp", {"learning_rate": 0.02, "epochs": 40}),
     "implicit ALS": (
-        _fit_implicit, "als", {"alpha": 10.0, "regularization": 100.0, "iterations": 15}
+        fit_implicit, "als", {"alpha": 10.0, "regularization": 100.0, "iterations": 15}
     ),
 }  # fmt: skip
 
@@ -105,7 +101,7 @@ def best(rows: list[dict], model: str, metric: str) -> dict:
     return max((r for r in rows if r["model"] == model), key=lambda r: r[metric])
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# The default, EASE and their blend on validation splits",
         "",
@@ -132,13 +128,11 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
                     f"{chosen['settings'] or '-'}: {chosen['auc']:.4f}, {chosen['ndcg@10']:.4f}"
                 )
             lines.append(f"| {dataset} | {model} | {cells[0]} | {cells[1]} |")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study(
-        "hybrid_validation.py", __doc__.splitlines()[0], study, write_markdown, argv
-    )
+    run_validation_study(__file__, __doc__.splitlines()[0], study, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ item ranked but the user's training positives, all of them), the gap to the fit 
 and fit seconds (for ``fit_partial``, that call alone; 2 threads). The target: the union
 ``fit_partial`` within 0.005 AUC of the fit on all, in a fraction of its time.
 
-Run: ``python benchmarks/incremental.py [--seeds 3] [--out PATH]``; writes
+Run: ``python benchmarks/perf/incremental.py [--seeds 3] [--out PATH]``; writes
 ``results/incremental.md`` and ``.json`` (``--out`` elsewhere, for a smoke run). Measure
 on a quiet machine: the seconds are the point as much as the AUC.
 """
@@ -40,17 +40,15 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.training.incremental import (  # noqa: E402
     PARTIAL_EPOCH_SHARE,
     fit_partial_triplet_model,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import mean_std, run_environment, write_results  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _protocol import THREADS  # noqa: E402
+from _results import RESULTS, mean_std, run_environment, write_results  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-THREADS = 2
 METRICS = ("auc", "ndcg@10")
 NEW_SHARE = 0.2
 TARGET_AUC_GAP = 0.005
@@ -108,7 +106,7 @@ def summarise(per_seed: list[dict[str, dict]]) -> list[dict]:
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     full = next(row for row in rows if row["model"] == "fit on all")
     union = next(row for row in rows if row["model"] == "fit_partial (union)")
     met = abs(union["auc_gap"]) <= TARGET_AUC_GAP and union["fit_seconds"] < full["fit_seconds"]
@@ -143,13 +141,13 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
         "fit on all's time.",
         "",
     ]
-    write_text_atomic(path, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="model seeds (3)")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "incremental",
+    parser.add_argument("--out", type=Path, default=RESULTS / "incremental",
                         help="results path without suffix (results/incremental)")  # fmt: skip
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -164,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: " + ", ".join(f"{k} AUC {v['auc']:.4f} in {v['fit_seconds']:.2f} s"
                                            for k, v in per_seed[-1].items()))  # fmt: skip
     rows = summarise(per_seed)
-    environment = run_environment("incremental.py", sys.argv[1:], args.seeds, started)
-    write_results(args.out, rows, environment, write_markdown)
+    environment = run_environment(__file__, sys.argv[1:], args.seeds, started)
+    write_results(args.out, rows, environment, markdown)
     return 0
 
 

@@ -18,8 +18,8 @@ is absent), then ``tripletrec.validation_split(train, 0.2, random_state=0)``; ev
 is fitted on the rest with seeds 0, 1, 2 and scored with full-ranking AUC and NDCG@10 on the
 validation positives. Fit seconds are wall time of ``fit``.
 
-Run alone: ``python benchmarks/history_aware.py [--datasets anime-tv,movielens-100k,anime-5k]
-[--seeds 3]``.
+Run alone: ``python benchmarks/studies/history_aware.py
+[--datasets anime-tv,movielens-100k,anime-5k] [--seeds 3]``.
 Writes ``results/history_aware.md`` and ``results/history_aware.json``.
 """
 
@@ -36,15 +36,14 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.data.features import matrix_history_features  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
 from tripletrec.models.hybrid import FACTOR_DEFAULTS, chosen_l2  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _blend import Blend  # noqa: E402
 from _results import mean_std_of  # noqa: E402
-from compare import run_validation_study, validation_row  # noqa: E402
+from _study import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 
@@ -98,7 +97,7 @@ def study(
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# History-aware forms of the default, on validation splits",
         "",
@@ -119,13 +118,11 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
             f"{mean_std_of([r['ndcg@10'] for r in chosen], 4)} | "
             f"{mean_std_of([r['seconds'] for r in chosen], 1)} |"
         )
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study(
-        "history_aware.py", __doc__.splitlines()[0], study, write_markdown, argv, seeds=3
-    )
+    run_validation_study(__file__, __doc__.splitlines()[0], study, markdown, argv, seeds=3)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ machine, recorded with the results. Without a GPU, ``--device cpu --quick`` runs
 code on small sizes (a smoke run: write it elsewhere with ``--out``; its figures mean
 nothing).
 
-Run on the GPU machine: ``python benchmarks/gpu_check.py``; writes ``results/gpu_check.md``
+Run on the GPU machine: ``python benchmarks/perf/gpu_check.py``; writes ``results/gpu_check.md``
 and ``results/gpu_check.json``. Every fit is preceded by a warm-up fit on its device, so
 that no timed fit pays for CUDA's start.
 """
@@ -38,13 +38,12 @@ import numpy as np
 import torch
 
 import tripletrec as tr
-from tripletrec._files import write_text_atomic
 from tripletrec.data.synthetic import generate_synthetic
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_environment, write_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _protocol import load
+from _results import RESULTS, run_environment, write_results
 
-HERE = Path(__file__).resolve().parent
 METRICS = ("auc", "ndcg@10")
 
 
@@ -75,11 +74,7 @@ def warm_up(device: str) -> None:
 
 
 def anime_5k(device: str) -> list[dict]:
-    # compare.py's split and positives; not imported from there, whose import would pin
-    # the thread pools to 2 and needs the peers' packages.
-    rule = tr.data.datasets.DATASETS["anime-5k"]
-    train, test = tr.random_split(tr.load_dataset("anime-5k"), test_size=0.2, random_state=42)
-    train, test = rule.positives(train), rule.positives(test)
+    train, test = load("anime-5k")  # compare.py's split and positives
     runs = [("reference", "cpu", 0), ("reference", "cpu", 1), ("checked", device, 0)]
     return [
         {"data": "anime-5k", "role": role} | fit_and_score(train, test, where, seed)
@@ -103,7 +98,7 @@ def synthetic(args: argparse.Namespace) -> list[dict]:
     ]
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# The default on a GPU against the CPU",
         "",
@@ -122,7 +117,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
             f"{row['ndcg@10']:.4f} | {row['n_users_evaluated']:,} |"
         )
     lines += ["", *speed_lines(rows)]
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def speed_lines(rows: list[dict]) -> list[str]:
@@ -157,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-users", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--skip-anime", action="store_true", help="the synthetic set alone")
-    parser.add_argument("--out", default=str(HERE / "results" / "gpu_check"))
+    parser.add_argument("--out", default=str(RESULTS / "gpu_check"))
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.items, args.eval_users = 2_000, 500, 500
@@ -167,12 +162,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = [] if args.skip_anime else anime_5k(args.device)
     rows += synthetic(args)
     given = argv if argv is not None else sys.argv[1:]
-    environment = run_environment("gpu_check.py", given, 1, started)
+    environment = run_environment(__file__, given, 1, started)
     environment |= {
         "cpu_threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "no GPU",
     }
-    write_results(Path(args.out), rows, environment, write_markdown)
+    write_results(Path(args.out), rows, environment, markdown)
 
 
 if __name__ == "__main__":

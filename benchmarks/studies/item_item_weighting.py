@@ -7,13 +7,13 @@ user with 10 only 90: ``B`` is mostly learned from the heaviest users. ``w_u = n
 (rescaled so that all positives weigh as much in total, which keeps ``l2``'s scale;
 ``EASERecommender(user_weight_exponent=a)``) evens that out; ``a = 0`` is Steck's EASE.
 
-Protocol: the validation parts of ``compare.py`` (``compare.validation_parts``: 20 % of
+Protocol: the validation parts of ``perf/compare.py``'s split (``_study.validation_parts``: 20 % of
 each data set's *training* positives held out, seed 0; the test positives are never read).
 Per exponent of :data:`EXPONENTS`: EASE at each ``l2`` of ``HybridRecommender``'s grid
 (deterministic), and ``tripletrec.HybridRecommender(user_weight_exponent=a)`` with its own
 ``l2="auto"`` (chosen on an inner split of the fit part) over model seeds.
 
-Run: ``python benchmarks/item_item_weighting.py [--datasets ...] [--seeds 3]``.
+Run: ``python benchmarks/studies/item_item_weighting.py [--datasets ...] [--seeds 3]``.
 Writes ``results/item_item_weighting.md`` and ``results/item_item_weighting.json``.
 """
 
@@ -30,12 +30,11 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.models.hybrid import L2_GRID  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _results import mean_std_of  # noqa: E402
-from compare import run_validation_study, validation_row  # noqa: E402
+from _study import run_validation_study, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 EXPONENTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -64,7 +63,7 @@ def study(
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     n_seeds = len({r["seed"] for r in rows if "seed" in r})
     header = " | ".join(
@@ -100,13 +99,11 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
             )
             total += statistics.fmean(r["ndcg@10"] for r in hybrid)
         lines.append(f"| {exponent:g} | " + " | ".join(cells) + f" | {total:.4f} |")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study(
-        "item_item_weighting.py", __doc__.splitlines()[0], study, write_markdown, argv, seeds=3
-    )
+    run_validation_study(__file__, __doc__.splitlines()[0], study, markdown, argv, seeds=3)
 
 
 if __name__ == "__main__":

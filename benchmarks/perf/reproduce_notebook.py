@@ -12,7 +12,8 @@ positives rating > 7 on anime-tv, >= 4 on MovieLens; full ranking without the us
 positives). Fit time is the ``fit`` call alone. Writes ``results/reproduce_notebook.md`` and
 ``.json``.
 
-Run: ``python benchmarks/reproduce_notebook.py [--seeds 3] [--datasets anime-tv,movielens-100k]``
+Run: ``python benchmarks/perf/reproduce_notebook.py [--seeds 3]
+[--datasets anime-tv,movielens-100k]``
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import numpy as np
 import torch
 
 import tripletrec as tr
-from tripletrec._files import write_json_atomic
 
-HERE = Path(__file__).resolve().parent
-SHARED_DATA = HERE.parent.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _protocol import test_parts
+from _results import RESULTS, command, write_results
+
 METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
 #: AUC measured by an independent re-implementation of the notebook (reference-results.md).
 REFERENCE_AUC = {
@@ -40,17 +42,6 @@ REFERENCE_AUC = {
     ("movielens-100k", "bilinear"): 0.924,
     ("movielens-100k", "deep"): 0.920,
 }
-
-
-def load(name: str) -> tuple[tr.Interactions, tr.Interactions]:
-    """Train and test positives of ``name`` on the notebook's protocol."""
-    if name == "anime-tv":
-        data = tr.load_dataset("anime-tv")
-    else:
-        data = tr.load_dataset(name, path=SHARED_DATA / "movielens-100k")
-    rule = tr.data.datasets.DATASETS[name]
-    train, test = tr.random_split(data, test_size=0.2, random_state=42)
-    return rule.positives(train), rule.positives(test)
 
 
 def run(preset: str, train: tr.Interactions, test: tr.Interactions, seed: int) -> dict:
@@ -71,18 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", default="anime-tv,movielens-100k")
-    parser.add_argument("--out", default=str(HERE / "results" / "reproduce_notebook"))
+    parser.add_argument("--out", default=str(RESULTS / "reproduce_notebook"))
     args = parser.parse_args()
 
     rows = []
-    for dataset in args.datasets.split(","):
-        if dataset != "anime-tv" and not (SHARED_DATA / "movielens-100k" / "u.data").exists():
-            print(
-                f"skipping {dataset}: {SHARED_DATA / 'movielens-100k'} is absent", file=sys.stderr
-            )
-            continue
-        train, test = load(dataset)
-        print(f"{dataset}: {len(train):,} train / {len(test):,} test positives", flush=True)
+    for dataset, train, test in test_parts(args.datasets):
         for model in ("bilinear", "deep"):
             per_setting = {}
             for setting, preset in (("notebook", f"notebook-{model}"), ("tripletrec", model)):
@@ -122,18 +106,14 @@ def main() -> None:
         "seeds": args.seeds,
         "date": time.strftime("%Y-%m-%d"),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
-    write_markdown(out.with_suffix(".md"), rows, environment)
-    print(f"wrote {out.with_suffix('.md')} and .json")
+    write_results(Path(args.out), rows, environment, markdown)
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# The notebook's models: its settings vs tripletrec's",
         "",
-        f"`python benchmarks/reproduce_notebook.py` — {environment['seeds']} seeds, mean +- std; "
+        f"`{command(__file__)}` — {environment['seeds']} seeds, mean +- std; "
         f"torch {environment['torch']} on {environment['torch_threads']} CPU threads, "
         f"{environment['date']}. Fit = the `fit` call only. Reference = an independent "
         "re-implementation of the notebook on the same protocol.",
@@ -156,7 +136,7 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     lines += ["", "Presets:", ""]
     for preset in sorted({row["preset"] for row in rows}):
         lines.append(f"- `{preset}`: `{json.dumps(tr.PRESETS[preset])}`")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ Protocol: ``compare.py``'s split (random 80/20 row split, seed 42; positives rat
 anime-tv and anime-5k, >= 4 on MovieLens-100k, skipped with a note when ``../shared/data``
 is absent), then ``tripletrec.validation_split(train, 0.2, random_state=0)``.
 
-Run alone: ``python benchmarks/hybrid_rule.py [--datasets anime-tv,movielens-100k,anime-5k]``.
+Run alone: ``python benchmarks/studies/hybrid_rule.py
+[--datasets anime-tv,movielens-100k,anime-5k]``.
 Writes ``results/hybrid_rule.md`` and ``results/hybrid_rule.json``.
 """
 
@@ -35,11 +36,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.models.hybrid import L2_GRID, L2_SEARCH_ITEMS, chosen_l2  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import run_validation_study  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _study import run_validation_study  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
 FLOORS = (None, 0.0, 1.0)
@@ -85,7 +85,7 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# HybridRecommender's rule on validation splits",
         "",
@@ -123,11 +123,11 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
             f"| {row['dataset']} | {row['model']} | {floor} | {epochs} | {row['auc']:.4f} | "
             f"{row['ndcg@10']:.4f} | {row['seconds']:.1f} |"
         )
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_validation_study("hybrid_rule.py", __doc__.splitlines()[0], study, write_markdown, argv)
+    run_validation_study(__file__, __doc__.splitlines()[0], study, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,15 @@ runs of
 ``tripletrec.evaluation.metrics.ranking_metrics`` computing AUC, P@10, R@10, NDCG@10, MAP@10,
 MRR and HR@10 together, plus ``auc_per_user`` alone.
 
-Run: ``python benchmarks/metrics_speed.py``; writes ``results/metrics_speed.md`` and ``.json``.
+Run: ``python benchmarks/perf/metrics_speed.py [--out PATH]``; writes ``results/metrics_speed.md``
+and ``.json``.
 """
 
 from __future__ import annotations
 
+import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -20,11 +23,12 @@ import numpy as np
 import scipy.sparse as sp
 
 import tripletrec as tr
-from tripletrec._files import write_json_atomic
 from tripletrec.evaluation.metrics import auc_per_user, ranking_metrics
 from tripletrec.evaluation.protocols import interactions_matrix
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _results import RESULTS, command, write_report
+
 METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10", "mrr", "hit_rate@10")
 
 
@@ -59,7 +63,10 @@ def random_case(n_users: int = 6000, n_items: int = 3700) -> tuple:
     return scores, matrix(picks[:, :20]), matrix(picks[:, 20:])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(RESULTS / "metrics_speed"), help="path without suffix")
+    args = parser.parse_args(argv)
     rows = []
     for name, (scores, relevant, exclude) in (
         ("anime-tv (3,839 x 293)", anime_case()),
@@ -72,13 +79,11 @@ def main() -> None:
         rows.append({"case": name, "all_metrics_seconds": every, "auc_seconds": auc})
         print(f"{name}: all metrics {every:.3f} s, AUC alone {auc:.3f} s", flush=True)
 
-    out = HERE / "results" / "metrics_speed"
     environment = {"python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
-    write_json_atomic(out.with_suffix(".json"), {"environment": environment, "rows": rows})
     lines = [
         "# Ranking metrics: time for every user",
         "",
-        f"`python benchmarks/metrics_speed.py` — best of 5, {environment['date']}, 2 cores. "
+        f"`{command(__file__)}` — best of 5, {environment['date']}, 2 cores. "
         f"All metrics = {', '.join(METRICS)} in one `ranking_metrics` call.",
         "",
         "| case | all metrics s | AUC alone s |",
@@ -88,7 +93,8 @@ def main() -> None:
             for r in rows
         ),
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    payload = {"environment": environment, "rows": rows}
+    write_report(Path(args.out), payload, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

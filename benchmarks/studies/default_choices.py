@@ -15,7 +15,8 @@ positives; mean over model seeds.
 * **Side-feature weight**: the default preset with the dataset's built-in item features at
   several ``feature_weight`` values, against the same preset without features.
 
-Run: ``python benchmarks/default_choices.py [--seeds 3] [--datasets anime-tv,movielens-100k]``.
+Run: ``python benchmarks/studies/default_choices.py [--seeds 3]
+[--datasets anime-tv,movielens-100k]``.
 Writes ``results/default_choices.md`` and ``results/default_choices.json``.
 """
 
@@ -35,15 +36,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec._files import write_text_atomic  # noqa: E402
 from tripletrec.data.datasets import DATASETS  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_environment, write_results  # noqa: E402
-from cold_start import load as load_with_features  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _protocol import THREADS, VALIDATION_FRACTION, load_with_features  # noqa: E402
+from _results import RESULTS, run_environment, write_results  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-THREADS = 2
 METRICS = ("auc", "ndcg@10")
 SCALES = (0.5, 0.6, 0.75, 0.9, 1.0)
 FEATURE_WEIGHTS = (1.0, 0.5, 0.25)
@@ -74,7 +72,7 @@ def load(name: str) -> tuple[tr.Interactions, tr.Interactions, tr.data.features.
     data, _, items = loaded
     train, _ = tr.random_split(data, test_size=0.2, random_state=42)  # test: never read
     positives = DATASETS[name].positives(train)
-    fit_part, validation = tr.validation_split(positives, 0.2, random_state=0)
+    fit_part, validation = tr.validation_split(positives, VALIDATION_FRACTION, random_state=0)
     return fit_part, validation, items
 
 
@@ -126,7 +124,7 @@ def feature_weights(name, fit_part, validation, items, seeds) -> list[dict]:
     return rows
 
 
-def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
+def markdown(rows: list[dict], environment: dict) -> str:
     lines = [
         "# How the default's ranking bias scale and feature weight were chosen",
         "",
@@ -159,14 +157,14 @@ def write_markdown(path: Path, rows: list[dict], environment: dict) -> None:
     for r in rows:
         if r["study"] == "feature weight":
             lines.append(f"| {r['dataset']} | {r['model']} | {r['auc']:.4f} | {r['ndcg@10']:.4f} |")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", default="anime-tv,movielens-100k")
-    parser.add_argument("--out", default=str(HERE / "results" / "default_choices"))
+    parser.add_argument("--out", default=str(RESULTS / "default_choices"))
     args = parser.parse_args(argv)
     torch.set_num_threads(THREADS)
     seeds = list(range(args.seeds))
@@ -178,8 +176,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         rows += ranking_bias_scales(name, *loaded, seeds)
         rows += feature_weights(name, *loaded, seeds)
-    environment = run_environment("default_choices.py", argv or sys.argv[1:], len(seeds), start)
-    write_results(Path(args.out), rows, environment, write_markdown)
+    environment = run_environment(__file__, argv or sys.argv[1:], len(seeds), start)
+    write_results(Path(args.out), rows, environment, markdown)
 
 
 if __name__ == "__main__":

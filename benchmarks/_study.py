@@ -1,0 +1,94 @@
+"""What the design studies share: the validation parts of the training positives, a row
+of validation metrics, and the command line that runs a study and writes its results.
+
+A study never reads the test positives: it holds :data:`~_protocol.VALIDATION_FRACTION`
+of each data set's *training* positives out (``tripletrec.validation_split``, seed 0),
+fits on the rest and scores on the part held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import tripletrec as tr
+from tripletrec.models.base import RecommenderBase
+
+from _protocol import THREADS, VALIDATION_FRACTION, load
+from _results import RESULTS, run_environment, write_results
+
+#: The data sets a study runs on unless ``--datasets`` says otherwise.
+DATASETS = "anime-tv,movielens-100k,anime-5k"
+
+
+def validation_parts(
+    names: str, fraction: float = VALIDATION_FRACTION
+) -> Iterator[tuple[str, tr.Interactions, tr.Interactions]]:
+    """``(name, fit part, validation part)`` of each comma-separated data set that is
+    present: ``fraction`` of its *training* positives held out (``validation_split``,
+    seed 0); its test positives are never read."""
+    for name in names.split(","):
+        loaded = load(name)
+        if loaded is None:
+            continue
+        fit_part, validation = tr.validation_split(loaded[0], fraction, random_state=0)
+        print(f"{name}: {len(fit_part):,} fit / {len(validation):,} validation positives")
+        yield name, fit_part, validation
+
+
+def validation_row(
+    model: RecommenderBase,
+    fit_part: tr.Interactions,
+    validation: tr.Interactions,
+    metrics: tuple[str, ...],
+    /,
+    **labels: Any,
+) -> dict:
+    """One result row of a validation study: ``labels`` and the model's ``metrics`` on
+    ``validation`` (the fit part excluded from the ranking), printed as it is made."""
+    scores = tr.evaluate(model, fit_part, validation, metrics)
+    row = labels | {metric: scores[metric] for metric in metrics}
+    shown = " ".join(
+        f"{value:.1f} s" if key == "seconds" else value if isinstance(value, str)
+        else f"{key} {value}" for key, value in labels.items() if key != "dataset"
+    )  # fmt: skip
+    print(f"  {shown}: " + ", ".join(f"{m} {scores[m]:.4f}" for m in metrics), flush=True)
+    return row
+
+
+def run_validation_study(
+    script: str,
+    description: str,
+    study: Callable[..., list[dict]],
+    markdown: Callable[[list[dict], dict], str],
+    argv: list[str] | None = None,
+    *,
+    seeds: int | None = None,
+) -> None:
+    """The command line of the study in ``script`` (its ``__file__``) on validation parts
+    (:func:`validation_parts`): ``--datasets``, ``--out`` (``results/`` + the script's
+    name) and, when ``seeds`` is given, ``--seeds`` (``seeds`` by default). Calls
+    ``study(name, fit part, validation part[, seeds])`` per data set present and writes the
+    rows and ``markdown(rows, environment)`` (``_results.write_results``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--datasets", default=DATASETS)
+    parser.add_argument("--out", default=str(RESULTS / Path(script).stem))
+    if seeds is not None:
+        parser.add_argument("--seeds", type=int, default=seeds)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    extra = () if seeds is None else (args.seeds,)
+    rows: list[dict] = []
+    for name, fit_part, validation in validation_parts(args.datasets):
+        rows += study(name, fit_part, validation, *extra)
+    n_seeds = 1 if seeds is None else args.seeds
+    given = argv if argv is not None else sys.argv[1:]
+    write_results(Path(args.out), rows, run_environment(script, given, n_seeds, started),
+                  markdown)  # fmt: skip
