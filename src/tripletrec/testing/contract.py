@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from tripletrec.exceptions import (
     UnknownIdError,
 )
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.capabilities import Capabilities
 from tripletrec.persistence import MODEL_FILE, WEIGHTS_FILE, load_model
+from tripletrec.testing.capability_checks import CapabilityChecks
 from tripletrec.testing.data import BlockData, block_data
 
 #: Ids no fitted model knows.
@@ -31,22 +30,13 @@ UNKNOWN_USER, UNKNOWN_ITEM = -12345, "no such item"
 BAD_K = (0, -1, 2.5, True)
 
 
-#: The ``fit`` options each capability brings: an estimator takes them exactly when it
-#: declares the capability.
-_FIT_OPTIONS = {
-    "side_features": ("user_features", "item_features"),
-    "epochs": ("validation", "on_epoch_end"),
-    "checkpoints": ("checkpoint_dir",),
-}
-
-
 def _best(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of each row's ``k`` highest scores, best first, ties by lower index (the
     documented order of every ranking in tripletrec)."""
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-class RecommenderContract:
+class RecommenderContract(CapabilityChecks):
     """The checks every :class:`~tripletrec.models.base.RecommenderBase` estimator passes.
 
     Subclass it in a test module with a ``Test...`` name, define :meth:`make_estimator`,
@@ -334,62 +324,6 @@ class RecommenderContract:
         for error, call in calls:
             with pytest.raises(error):
                 call()
-
-    # ------------------------------------------------------------------ capabilities
-    def test_capabilities_are_one_value_kept_by_fit_and_refused_when_undeclared(
-        self, fitted
-    ) -> None:
-        declared = self.make_estimator().capabilities()
-        assert isinstance(declared, Capabilities) and fitted.capabilities() == declared
-        # What fit takes follows what the estimator declares.
-        fit = inspect.signature(type(fitted).fit).parameters
-        for capability, options in _FIT_OPTIONS.items():
-            takes = all(option in fit for option in options)
-            assert takes == getattr(declared, capability), f"{capability}: fit{options}"
-        for name in Capabilities.names():
-            if getattr(declared, name):
-                fitted.require(name, "the contract")
-                continue
-            with pytest.raises(TripletrecError) as refused:
-                fitted.require(name, "the contract")
-            message = str(refused.value)
-            assert "\n" not in message and name.replace("_", " ") in message
-
-    def test_the_vector_space_ranks_as_the_model_or_is_none(self, fitted, toy) -> None:
-        space = fitted.vector_space()
-        if not fitted.capabilities().vector_space:
-            assert space is None
-            return
-        users, items = space
-        assert users.dtype == items.dtype == np.float32
-        assert users.shape[0] == fitted.n_users_ and items.shape[0] == fitted.n_items_
-        rows = fitted.user_map_.to_index(toy.user_ids)
-        np.testing.assert_allclose(
-            users[rows] @ items.T, fitted.score(toy.user_ids), rtol=1e-4, atol=1e-4
-        )
-
-    def test_index_level_history_scores_equal_the_raw_id_ones(self, fitted, toy) -> None:
-        histories = toy.histories()
-        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        items = fitted.item_map_.to_index([item for h in histories for item in h])
-        if not fitted.capabilities().history_scoring:
-            with pytest.raises(TripletrecError):
-                fitted.score_histories(rows, items, len(histories))
-            return
-        np.testing.assert_array_equal(
-            fitted.score_histories(rows, items, len(histories)),
-            fitted.score_from_history(histories),
-        )
-
-    def test_fit_partial_trains_further_or_refuses(self, toy) -> None:
-        estimator = self.fit_estimator(self.make_estimator(), toy.interactions)
-        if not estimator.capabilities().fit_partial:
-            with pytest.raises(TripletrecError, match="fit partial"):
-                estimator.fit_partial(toy.interactions)
-            return
-        before = estimator.score(toy.user_ids)
-        assert estimator.fit_partial(toy.interactions, epochs=1) is estimator
-        assert estimator.score(toy.user_ids).shape == before.shape
 
     # ------------------------------------------------------------------ persistence
     def test_save_and_load_give_identical_answers(self, fitted, saved, toy) -> None:
