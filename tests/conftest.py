@@ -65,6 +65,12 @@ def movielens_100k_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def gowalla_dir() -> Path:
+    """Gowalla as split by LightGCN (train.txt, valid.txt, test.txt); skips when absent."""
+    return _shared("gowalla/test.txt").parent
+
+
+@pytest.fixture(scope="session")
 def kaggle_anime_dir() -> Path:
     """Folder with Kaggle ``anime.csv`` and ``rating_tail_sample.parquet``; skips when absent."""
     return _shared("anime/rating_tail_sample.parquet").parent

@@ -51,7 +51,9 @@ def zip_tables(anime_5k_zip):
 def test_list_datasets_describes_every_dataset():
     entries = list_datasets()
     assert [e["name"] for e in entries] == list(DATASETS)
-    assert {"anime-tv", "anime-5k", "anime-5k-history", "movielens-100k"} <= set(DATASETS)
+    assert {"anime-tv", "anime-5k", "anime-5k-history", "movielens-100k", "gowalla"} <= set(
+        DATASETS
+    )
     for entry in entries:
         for key in ("description", "license", "positive_rule", "n_users", "n_items", "n_rows"):
             assert entry[key], (entry["name"], key)
@@ -61,6 +63,7 @@ def test_list_datasets_describes_every_dataset():
         "anime-5k": "rating > 7",
         "anime-5k-history": "every row",
         "movielens-100k": "rating >= 4",
+        "gowalla": "every row",
     }
     json.dumps(entries)  # the CLI may print it as JSON
 

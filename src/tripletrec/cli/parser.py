@@ -136,7 +136,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "data", nargs="?", help="bundled dataset name or CSV/Parquet file (default anime-tv)"
     )
     describe.add_argument(
-        "--data-path", help="folder of a dataset that is not bundled (movielens-100k)"
+        "--data-path", help="folder of a dataset that is not bundled (movielens-100k, gowalla)"
     )
     describe.add_argument("--user-col", help="user id column of a data file (default user_id)")
     describe.add_argument("--item-col", help="item id column of a data file (default item_id)")
@@ -233,7 +233,7 @@ def _add_run_arguments(
     )
     parser.add_argument("--config", help="a config.json written by an earlier train run")
     parser.add_argument(
-        "--data-path", help="folder of a dataset that is not bundled (movielens-100k)"
+        "--data-path", help="folder of a dataset that is not bundled (movielens-100k, gowalla)"
     )
     parser.add_argument("--user-col", help="user id column of a data file (default user_id)")
     parser.add_argument("--item-col", help="item id column of a data file (default item_id)")

@@ -262,6 +262,17 @@ class Interactions:
         return read_parquet_interactions(path, **kwargs)
 
     @classmethod
+    def from_adjacency_file(cls, path: str | Path, **kwargs) -> Interactions:
+        """Read a ``user item item ...`` file (LightGCN's format), one line per user.
+
+        Keyword arguments (``user_map``, ``item_map``, ``duplicates``) and errors: see
+        :func:`tripletrec.data.adjacency.read_adjacency_file`.
+        """
+        from tripletrec.data.adjacency import read_adjacency_file  # it imports this module
+
+        return read_adjacency_file(path, **kwargs)
+
+    @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> Interactions:
         """Read a ``.csv``/``.tsv``/``.parquet`` file, choosing the reader by its suffix."""
         suffix = Path(path).suffix.lower()

@@ -19,8 +19,12 @@ datasets are cut from it:
 
 MovieLens 100K is not bundled, because the GroupLens terms forbid redistribution; pass
 the folder of an unzipped ``ml-100k`` to ``load_dataset("movielens-100k", path=...)`` or
-to :func:`load_movielens_100k`. :func:`load_kaggle_anime` applies the notebook's recipe to
-the full Kaggle ``anime.csv`` and ``rating.csv`` when you have them.
+to :func:`load_movielens_100k`. Gowalla as split by LightGCN is not bundled either (SNAP's
+research data, read from the caller's folder): ``load_dataset("gowalla", path=...)``
+returns all its interactions, :func:`load_gowalla` its train, valid and test parts with
+shared id maps, which the benchmark's protocol needs. :func:`load_kaggle_anime` applies
+the notebook's recipe to the full Kaggle ``anime.csv`` and ``rating.csv`` when you have
+them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from tripletrec.data.datasets.anime import (
     read_anime_5k_zip,
 )
 from tripletrec.data.datasets.features import dataset_features
+from tripletrec.data.datasets.gowalla import GOWALLA_FILES, GowallaSplit, load_gowalla
 from tripletrec.data.datasets.kaggle import load_kaggle_anime
 from tripletrec.data.datasets.movielens import (
     MOVIELENS_GENRES,
@@ -55,15 +60,18 @@ __all__ = [
     "ANIME_COLUMNS",
     "BUNDLED_ANIME_5K",
     "DATASETS",
+    "GOWALLA_FILES",
     "MOVIELENS_GENRES",
     "AnimeTables",
     "DatasetInfo",
+    "GowallaSplit",
     "anime_recipe",
     "dataset_features",
     "dataset_info",
     "list_datasets",
     "load_anime_5k_tables",
     "load_dataset",
+    "load_gowalla",
     "load_kaggle_anime",
     "load_movielens_100k",
     "load_movielens_100k_users",
@@ -76,6 +84,10 @@ _ANIME_LICENSE = (
 )
 _MOVIELENS_LICENSE = (
     "GroupLens research-only terms: no redistribution, no commercial use (so not bundled)"
+)
+_GOWALLA_LICENSE = (
+    "SNAP Gowalla check-ins, free for research use: cite Cho, Myers and Leskovec (KDD 2011) "
+    "and LightGCN (He et al., SIGIR 2020); not bundled"
 )
 
 
@@ -184,6 +196,21 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
                 n_items=1_682,
                 n_rows=100_000,
             ),
+            DatasetInfo(
+                name="gowalla",
+                description=(
+                    "Gowalla check-ins, LightGCN's split: train + valid + test together, "
+                    "implicit (not bundled: pass path= to the folder; load_gowalla for the "
+                    "three parts)"
+                ),
+                license=_GOWALLA_LICENSE,
+                positive_threshold=None,
+                inclusive=False,
+                bundled=False,
+                n_users=29_858,
+                n_items=40_981,
+                n_rows=1_027_370,
+            ),
         )
     }
 )
@@ -215,13 +242,17 @@ def load_dataset(name: str = "anime-tv", *, path: str | Path | None = None) -> I
         For ``movielens-100k`` (required): the ``ml-100k`` folder holding ``u.data`` and
         ``u.item``. For the anime datasets (optional): ``anime-5k.zip`` as published, or a
         folder of tables built by ``scripts/build_bundled_data.py``, instead of the
-        bundled copy.
+        bundled copy. For ``gowalla`` (required): the folder holding ``train.txt``,
+        ``valid.txt`` and ``test.txt``.
 
     Returns
     -------
     Interactions
         Raw ids are the dataset's own ids; ``item_metadata`` is indexed by raw item id, in
-        item-index order, with a ``name`` column.
+        item-index order, with a ``name`` column. ``gowalla`` has no metadata and no
+        ratings; it returns every interaction of its three parts, which suits describing
+        the data: to reproduce the published tables use :func:`load_gowalla`, fit on
+        ``train_valid`` and score ``test``.
     """
     info = dataset_info(name)
     return _LOADERS[info.name](path)
@@ -251,9 +282,19 @@ def _load_movielens_100k(path: str | Path | None) -> Interactions:
     return load_movielens_100k(path)
 
 
+def _load_gowalla(path: str | Path | None) -> Interactions:
+    if path is None:
+        raise DataError(
+            "gowalla is not bundled; pass path= to the folder holding train.txt, valid.txt "
+            "and test.txt (LightGCN's split)"
+        )
+    return load_gowalla(path).all
+
+
 _LOADERS: dict[str, Callable[[str | Path | None], Interactions]] = {
     "anime-tv": _load_anime_tv,
     "anime-5k": _load_anime_5k,
     "anime-5k-history": _load_anime_5k_history,
     "movielens-100k": _load_movielens_100k,
+    "gowalla": _load_gowalla,
 }
