@@ -16,7 +16,7 @@ import torch.distributed as dist
 import tripletrec as tr
 from tripletrec.cli import main
 from tripletrec.models.scorers import BilinearScorer, DeepScorer, FactorizationMachineScorer
-from tripletrec.training.distributed import (
+from tripletrec.models.triplet.distributed import (
     TORCHRUN_VARIABLES,
     DataParallelPlan,
     DistributedContext,

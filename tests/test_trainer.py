@@ -8,7 +8,7 @@ import torch
 
 import tripletrec as tr
 from tripletrec.exceptions import ParameterError
-from tripletrec.training.trainer import TrainingSettings
+from tripletrec.models.triplet.trainer import TrainingSettings
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import argparse
 from tripletrec.cli.model_flags import add_model_flags
 from tripletrec.cli.progress import add_quiet_flag
 from tripletrec.config import RUN_ESTIMATORS, SplitSpec
-from tripletrec.models.presets import PRESETS
+from tripletrec.models.triplet.presets import PRESETS
 
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
 DEFAULT_SAMPLED_METRICS = ("hit_rate@10", "ndcg@10")

@@ -6,7 +6,7 @@ data-parallel job::
     torchrun --standalone --nproc_per_node 2 -m tripletrec train data.parquet --out runs/big
 
 What each rank does (:func:`fit_data_parallel`: the one fit pipeline,
-:func:`tripletrec.training.trainer.fit_triplet_model`, with a :class:`DataParallelPlan`):
+:func:`tripletrec.models.triplet.trainer.fit_triplet_model`, with a :class:`DataParallelPlan`):
 
 * **Same start.** Every rank loads the same data and builds the same id maps; the model is
   initialised from the same seed, and DistributedDataParallel (DDP) broadcasts rank 0's
@@ -22,10 +22,11 @@ What each rank does (:func:`fit_data_parallel`: the one fit pipeline,
   which broadcasts its decision to stop; the caller evaluates and saves on rank 0 only. The
   fitted model is an ordinary :class:`~tripletrec.models.triplet.TripletRecommender`.
 
-Training goes through autograd: the fused bilinear step (:mod:`tripletrec.training.fused`) computes
-gradients in closed form outside autograd, where DDP's gradient hooks cannot see them. The
-network DDP wraps scores each kind of batch in its ``forward`` (triplets, the full softmax,
-in-batch negatives), so every loss of the single-process path is available.
+Training goes through autograd: the fused bilinear step
+(:mod:`tripletrec.models.triplet.fused`) computes gradients in closed form outside autograd,
+where DDP's gradient hooks cannot see them. The network DDP wraps scores each kind of batch
+in its ``forward`` (triplets, the full softmax, in-batch negatives), so every loss of the
+single-process path is available.
 
 **Sparse gradients** (``sparse_gradients=True``, ``--sparse-gradients``): the user
 embeddings (and the item embeddings, when they are only looked up by index, that is with
@@ -52,9 +53,9 @@ from torch import nn
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import DataError, ParameterError
-from tripletrec.models.interface import Scorer
-from tripletrec.models.scorers import TripletNet
-from tripletrec.models.triplet import TripletRecommender
+from tripletrec.models.interface import Scorer, TripletNet
+from tripletrec.models.triplet.estimator import TripletRecommender
+from tripletrec.models.triplet.trainer import ParallelPlan, fit_triplet_model
 from tripletrec.training.checkpoints import CheckpointSettings
 from tripletrec.training.loop import (
     BatchScores,
@@ -73,7 +74,6 @@ from tripletrec.training.process_group import (
     shared_seed,
 )
 from tripletrec.training.sparse import OptimizerGroup, RowSparseAdam, sparse_embeddings
-from tripletrec.training.trainer import ParallelPlan, fit_triplet_model
 
 __all__ = [
     "TORCHRUN_VARIABLES",

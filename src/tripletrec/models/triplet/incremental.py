@@ -2,7 +2,7 @@
 
 What :func:`fit_partial_triplet_model` does, and why:
 
-* **Grow** the model (:mod:`tripletrec.models.growth`): id maps, seen items, side-feature
+* **Grow** the model (:mod:`tripletrec.models.triplet.growth`): id maps, seen items, side-feature
   matrices and the scorer's tables get the new users and items; known rows keep their
   fitted weights.
 * **Train on the union** of the positives the model was fitted on (``seen_``) and the new
@@ -45,7 +45,13 @@ from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ParameterError
 from tripletrec.models.embeddings import embedding_tables
-from tripletrec.models.growth import grow
+from tripletrec.models.triplet.growth import grow
+from tripletrec.models.triplet.trainer import (
+    SINGLE_PROCESS,
+    ParallelPlan,
+    TrainingSettings,
+    training_scope,
+)
 from tripletrec.training.checkpoints import (
     checkpoint_meta,
     fingerprint,
@@ -62,15 +68,9 @@ from tripletrec.training.state import (
     optimizers_of,
     parameter_names,
 )
-from tripletrec.training.trainer import (
-    SINGLE_PROCESS,
-    ParallelPlan,
-    TrainingSettings,
-    training_scope,
-)
 
 if TYPE_CHECKING:
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.triplet.estimator import TripletRecommender
 
 #: ``fit_partial``'s default epochs, as a share of the model's (see the module docstring).
 PARTIAL_EPOCH_SHARE = 0.4

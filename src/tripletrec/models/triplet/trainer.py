@@ -1,7 +1,7 @@
 """One fit pipeline for :class:`~tripletrec.models.triplet.TripletRecommender`.
 
 :func:`fit_triplet_model` is the body of ``TripletRecommender.fit`` and of
-:func:`tripletrec.training.distributed.fit_data_parallel`: settings checked once, training
+:func:`tripletrec.models.triplet.distributed.fit_data_parallel`: settings checked once, training
 data and features set, a seeded scorer built, a training step chosen, the epochs run with
 validation and callbacks, the fitted state recorded. What differs in a data-parallel job
 (batch size per rank, shards, per-rank random streams, the DDP wrapper and its optimisers,
@@ -22,11 +22,13 @@ import scipy.sparse as sp
 import torch
 
 from tripletrec._checks import finite_number, fraction, one_of, positive_int
+from tripletrec._system import resolve_device
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ModelFileError, TripletrecError, first_line
 from tripletrec.models.embeddings import embedding_tables
-from tripletrec.models.scorers import Scorer, TripletNet
+from tripletrec.models.interface import Scorer, TripletNet
+from tripletrec.models.triplet.fused import FusedBilinearStep
 from tripletrec.training.checkpoints import (
     Checkpoint,
     CheckpointSettings,
@@ -34,14 +36,12 @@ from tripletrec.training.checkpoints import (
     fingerprint,
     prepare_directory,
 )
-from tripletrec.training.fused import FusedBilinearStep
 from tripletrec.training.loop import (
     BATCH_BY,
     EpochCallback,
     TrainingSchedule,
     TrainingStep,
     autograd_step,
-    resolve_device,
     steps_per_epoch,
     torch_threads,
     train_triplets,
@@ -65,7 +65,7 @@ from tripletrec.training.state import (
 
 if TYPE_CHECKING:
     from tripletrec.models.scorers import BilinearScorer
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.triplet.estimator import TripletRecommender
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def _optional(value: object, name: str, finite: bool = False) -> float | int | N
 
 class ParallelPlan:
     """How a fit runs: one process (this class), or a data-parallel job (a subclass,
-    :class:`tripletrec.training.distributed.DataParallelPlan`).
+    :class:`tripletrec.models.triplet.distributed.DataParallelPlan`).
 
     Every method is a step of :func:`fit_triplet_model` that a data-parallel job does
     differently; here each is what a single process does.
@@ -314,7 +314,7 @@ def fit_triplet_model(
         monitor = None
         if validation is not None and plan.is_main:
             monitor = ValidationMonitor(
-                model, validation, settings.validation_metric, settings.patience
+                model, scorer, validation, settings.validation_metric, settings.patience
             )
         callback = plan.epoch_callback(chain_callbacks(monitor, on_epoch_end), device)
         first_epoch, done, seconds_before = 0, [], 0.0

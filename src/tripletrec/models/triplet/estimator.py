@@ -1,10 +1,11 @@
 """``TripletRecommender``: the bilinear, deep and FM match models behind one estimator.
 
 The estimator holds the hyper-parameters and the fitted state; training itself is
-:func:`tripletrec.training.trainer.fit_triplet_model` (and, for ``fit_partial``,
-:mod:`tripletrec.training.incremental`), the presets are in :mod:`tripletrec.models.presets`,
-the side-feature matrices in :mod:`tripletrec.models._features`, and scoring and
-persistence in :mod:`tripletrec.models._scorer_hooks`.
+:func:`~tripletrec.models.triplet.trainer.fit_triplet_model` (and, for ``fit_partial``,
+:mod:`~tripletrec.models.triplet.incremental`), the presets are in
+:mod:`~tripletrec.models.triplet.presets`, the side-feature matrices in
+:mod:`~tripletrec.models.triplet._features`, and scoring and persistence in
+:mod:`~tripletrec.models.triplet._scorer_hooks`.
 """
 
 from __future__ import annotations
@@ -20,21 +21,21 @@ import torch
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ParameterError
-from tripletrec.models import _features
-from tripletrec.models._scorer_hooks import ScorerHooks
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.presets import (
+from tripletrec.models.scorers import Scorer
+from tripletrec.models.triplet import _features
+from tripletrec.models.triplet._scorer_hooks import ScorerHooks
+from tripletrec.models.triplet.incremental import fit_partial_triplet_model
+from tripletrec.models.triplet.presets import (
     FULL_SOFTMAX_RANKING_BIAS_SCALE,
     PRESETS,
     build_scorer,
     resolved_ranking_bias_scale,
 )
-from tripletrec.models.scorers import Scorer
+from tripletrec.models.triplet.trainer import fit_triplet_model
 from tripletrec.training.checkpoints import CheckpointSettings
-from tripletrec.training.incremental import fit_partial_triplet_model
 from tripletrec.training.loop import EpochCallback
 from tripletrec.training.losses import Loss, resolve_loss
-from tripletrec.training.trainer import fit_triplet_model
 
 __all__ = ["FULL_SOFTMAX_RANKING_BIAS_SCALE", "PRESETS", "TripletRecommender"]
 
@@ -312,7 +313,7 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         checkpoint_every: int | None = None,
         resume: bool = False,
     ) -> TripletRecommender:
-        """Train on positive interactions (:func:`~tripletrec.training.trainer.fit_triplet_model`).
+        """Train on positive interactions (:mod:`~tripletrec.models.triplet.trainer`).
 
         Parameters
         ----------
@@ -374,7 +375,7 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         the current weights and optimiser state (``optimizer_state_``, or a loaded
         model's final checkpoint in ``checkpoint_dir``) on the union of ``seen_`` and
         ``data``, the learning-rate schedule started again; ``partial_fit_`` counts what
-        was added. See :mod:`tripletrec.training.incremental` and ``docs/training.md``.
+        was added. See :mod:`tripletrec.models.triplet.incremental` and ``docs/training.md``.
 
         Parameters
         ----------
