@@ -42,11 +42,8 @@ import tripletrec as tr
 from tripletrec._files import write_json_atomic
 from tripletrec._system import peak_rss_bytes
 from tripletrec.data.synthetic import write_synthetic_parquet
-from tripletrec.models.triplet.distributed import (
-    TORCHRUN_VARIABLES,
-    fit_data_parallel,
-    init_distributed,
-)
+from tripletrec.models.triplet.distributed import fit_data_parallel
+from tripletrec.training.distributed import TORCHRUN_VARIABLES, init_distributed
 
 HERE = Path(__file__).resolve().parent
 ITEMS = 50_000

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tripletrec.models.scorers import BilinearScorer, TripletNet
-from tripletrec.models.triplet.distributed import init_distributed
+from tripletrec.training.distributed import init_distributed
 from tripletrec.training.loop import BatchScores
 from tripletrec.training.losses import get_loss
 

@@ -29,10 +29,11 @@ from tripletrec.cli.training import metric_names, train_run, write_learning_curv
 from tripletrec.config import DataSpec, RunConfig
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.triplet import TripletRecommender
-from tripletrec.models.triplet.distributed import DataParallel, launched_by_torchrun
+from tripletrec.models.triplet.distributed import DataParallel
 from tripletrec.persistence import MODEL_FILE
 from tripletrec.report import write_run_report
 from tripletrec.training.checkpoints import latest_checkpoint
+from tripletrec.training.distributed import launched_by_torchrun
 
 #: Flags that describe a new run; a resumed one has its own (DIR/config.json).
 _RUN_FLAGS = (

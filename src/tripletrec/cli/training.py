@@ -25,9 +25,10 @@ from tripletrec.evaluation.metrics import metric_key, parse_metric
 from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.triplet.distributed import DataParallel, launched_by_torchrun
+from tripletrec.models.triplet.distributed import DataParallel
 from tripletrec.models.triplet.presets import PRESETS
 from tripletrec.report import write_run_report
+from tripletrec.training.distributed import launched_by_torchrun
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:

@@ -1,4 +1,6 @@
-"""Data-parallel training with ``torch.distributed``, and sparse embedding gradients.
+"""TripletRecommender trained data-parallel with ``torch.distributed``, and sparse
+embedding gradients (the pieces any scorer could use, the DDP step and the synchronised
+callback, are :mod:`tripletrec.training.distributed`).
 
 Launch ``tripletrec train`` under ``torchrun`` and every process becomes one rank of a
 data-parallel job::
@@ -47,7 +49,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from tripletrec.data.features import Features
@@ -57,35 +58,18 @@ from tripletrec.models.interface import Scorer, TripletNet
 from tripletrec.models.triplet.estimator import TripletRecommender
 from tripletrec.models.triplet.trainer import ParallelPlan, fit_triplet_model
 from tripletrec.training.checkpoints import CheckpointSettings
-from tripletrec.training.loop import (
-    BatchScores,
-    EpochCallback,
-    TrainingSchedule,
-    TrainingStep,
-    autograd_step,
-    make_adam,
-)
+from tripletrec.training.distributed import data_parallel_step, synchronised
+from tripletrec.training.loop import EpochCallback, TrainingSchedule, TrainingStep
 from tripletrec.training.losses import Loss
 from tripletrec.training.process_group import (
-    TORCHRUN_VARIABLES,
     DistributedContext,
     init_distributed,
     launched_by_torchrun,
     shared_seed,
 )
-from tripletrec.training.sparse import OptimizerGroup, RowSparseAdam, sparse_embeddings
+from tripletrec.training.sparse import sparse_embeddings
 
-__all__ = [
-    "TORCHRUN_VARIABLES",
-    "DataParallel",
-    "DataParallelPlan",
-    "DistributedContext",
-    "RowSparseAdam",
-    "fit_data_parallel",
-    "init_distributed",
-    "launched_by_torchrun",
-    "sparse_embeddings",
-]
+__all__ = ["DataParallel", "DataParallelPlan", "fit_data_parallel"]
 
 
 class DataParallelPlan(ParallelPlan):
@@ -154,30 +138,15 @@ class DataParallelPlan(ParallelPlan):
         for embedding in self._sparse:
             embedding.sparse = True
         self._sparse_names = [n for n, m in scorer.named_children() if m in self._sparse]
-        net = TripletNet(scorer)
-        module: nn.Module = BatchScores(net, in_batch=loss.kind == "in_batch_softmax")
-        if self.context.distributed:
-            device = next(scorer.parameters()).device
-            device_ids = [device.index] if device.type == "cuda" else None
-            module = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
-        sparse_ids = {id(m.weight) for m in self._sparse}
-        sparse_params = [p for p in scorer.parameters() if id(p) in sparse_ids]
-        dense_params = [p for p in scorer.parameters() if id(p) not in sparse_ids]
-        optimizers: list[torch.optim.Optimizer] = []
-        if dense_params:
-            optimizers.append(make_adam(dense_params, schedule.learning_rate, schedule.l2))
-        if sparse_params:
-            optimizers.append(
-                RowSparseAdam(sparse_params, schedule.learning_rate, weight_decay=schedule.l2)
-            )
-        return autograd_step(
-            net, loss, log_q=log_q, scores=module, optimizer=OptimizerGroup(optimizers)
-        )
+        return data_parallel_step(
+            TripletNet(scorer), loss, schedule, log_q, sparse=self._sparse,
+            distributed=self.context.distributed,
+        )  # fmt: skip
 
     def epoch_callback(
         self, callback: EpochCallback | None, device: torch.device
     ) -> EpochCallback | None:
-        return _synchronised(callback, self.context, device)
+        return synchronised(callback, self.context, device)
 
     def check_single_process(self, feature: str) -> None:
         # Every rank draws from its own random stream; a checkpoint would need all of them,
@@ -249,25 +218,6 @@ def fit_data_parallel(
         model, data, user_features=user_features, item_features=item_features,
         validation=validation, on_epoch_end=on_epoch_end, plan=plan, checkpoints=checkpoints,
     )  # fmt: skip
-
-
-def _synchronised(
-    callback: EpochCallback | None, context: DistributedContext, device: torch.device
-) -> EpochCallback | None:
-    """Per epoch: the loss averaged over ranks, then rank 0's decision to stop, for all."""
-    if not context.distributed:
-        return callback
-
-    def on_epoch_end(epoch: int, record: dict) -> bool:
-        loss = torch.tensor([record["loss"]], dtype=torch.float64, device=device)
-        dist.all_reduce(loss)
-        record["loss"] = float(loss) / context.world_size
-        stop = bool(callback(epoch, record)) if callback and context.is_main else False
-        flag = torch.tensor([int(stop)], device=device)
-        dist.broadcast(flag, src=0)
-        return bool(flag)
-
-    return on_epoch_end
 
 
 class DataParallel:
