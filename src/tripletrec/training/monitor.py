@@ -69,14 +69,18 @@ class ValidationMonitor:
         return self.patience is not None and epoch - self.best_epoch >= self.patience
 
     def restore_best(self) -> None:
-        """Load the best epoch's weights (with ``patience``) and set ``best_epoch_``.
+        """Load the best epoch's weights (with ``patience``).
 
         A fit resumed from its final checkpoint has no best weights to load: its weights
         are the best epoch's already."""
         if self.best_state is not None:
             self.weights.load_state_dict(self.best_state)
-        if self.patience is not None and self.best_epoch > 0:
-            self.model.best_epoch_ = self.best_epoch
+
+    @property
+    def kept_epoch(self) -> int | None:
+        """The epoch whose weights the fit keeps: the best one, with ``patience`` and once
+        an epoch was scored; None otherwise."""
+        return self.best_epoch if self.patience is not None and self.best_epoch > 0 else None
 
 
 def chain_callbacks(*callbacks: EpochCallback | None) -> EpochCallback | None:

@@ -10,6 +10,8 @@ checkpoints, validation); this package builds TripletRecommender's fit from thos
   ``build_scorer``.
 * :mod:`~tripletrec.models.triplet.trainer`: ``fit_triplet_model``, the one fit pipeline,
   and ``ParallelPlan``.
+* :mod:`~tripletrec.models.triplet.fitted`: what a fit produces (``FittedTriplet``), the one
+  place it is installed, and how a refit starts clean.
 * :mod:`~tripletrec.models.triplet.fused`: the closed-form bilinear training step.
 * :mod:`~tripletrec.models.triplet.incremental` and
   :mod:`~tripletrec.models.triplet.growth`: ``fit_partial``.

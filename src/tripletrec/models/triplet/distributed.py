@@ -162,8 +162,8 @@ class DataParallelPlan(ParallelPlan):
         for embedding in self._sparse:
             embedding.sparse = False  # back to normal for serving
 
-    def record(self, model: TripletRecommender) -> None:
-        model.data_parallel_ = {
+    def summary(self) -> dict:
+        return {
             "world_size": self.context.world_size,
             "backend": self.context.backend,
             "gradients": "sparse" if self._sparse else "dense",

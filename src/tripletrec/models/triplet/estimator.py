@@ -4,8 +4,9 @@ The estimator holds the hyper-parameters and the fitted state; training itself i
 :func:`~tripletrec.models.triplet.trainer.fit_triplet_model` (and, for ``fit_partial``,
 :mod:`~tripletrec.models.triplet.incremental`), the presets are in
 :mod:`~tripletrec.models.triplet.presets`, the side-feature matrices in
-:mod:`~tripletrec.models.triplet._features`, and scoring and persistence in
-:mod:`~tripletrec.models.triplet._scorer_hooks`.
+:mod:`~tripletrec.models.triplet._features`, scoring and persistence in
+:mod:`~tripletrec.models.triplet._scorer_hooks`, and where each fitted attribute is written
+(a fit's results are installed in one place) in :mod:`~tripletrec.models.triplet.fitted`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tripletrec.models.base import RecommenderBase
 from tripletrec.models.scorers import Scorer
 from tripletrec.models.triplet import _features
 from tripletrec.models.triplet._scorer_hooks import ScorerHooks
+from tripletrec.models.triplet.fitted import TripletState
 from tripletrec.models.triplet.incremental import fit_partial_triplet_model
 from tripletrec.models.triplet.presets import (
     FULL_SOFTMAX_RANKING_BIAS_SCALE,
@@ -35,12 +37,11 @@ from tripletrec.models.triplet.presets import (
 from tripletrec.models.triplet.trainer import fit_triplet_model
 from tripletrec.training.checkpoints import CheckpointSettings
 from tripletrec.training.loop import EpochCallback
-from tripletrec.training.losses import Loss, resolve_loss
 
 __all__ = ["FULL_SOFTMAX_RANKING_BIAS_SCALE", "PRESETS", "TripletRecommender"]
 
 
-class TripletRecommender(ScorerHooks, RecommenderBase):
+class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
     """A recommender trained on (user, positive, negative) triplets.
 
     The defaults are the ``"default"`` preset, the best configuration measured on the
@@ -174,6 +175,12 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         continues from (kept in memory; not saved with the model).
     resumed_epoch_ : int
         Epochs the last ``fit`` restored from a checkpoint (0: none).
+    best_epoch_ : int
+        With ``validation`` and ``patience``: the epoch whose weights were kept.
+    partial_fit_ : dict
+        After ``fit_partial``: the new users, items and positives, and its epochs.
+    data_parallel_ : dict
+        After ``fit_data_parallel``: the job (world size, backend, gradients).
     user_map_, item_map_, seen_, item_metadata_
         See :class:`~tripletrec.models.base.RecommenderBase`.
 
@@ -285,21 +292,6 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         )
         _features.configure_embeddings(self, module)
         return module
-
-    def _negatives(self) -> str:
-        """The fitted negatives (``negatives_``); before a fit, ``negatives`` as given."""
-        return getattr(self, "negatives_", self.negatives)
-
-    def _batch_by(self) -> str:
-        """The fitted batch grouping (``batch_by_``); before a fit, ``batch_by`` as given
-        (``"auto"`` taken as ``"positive"``)."""
-        return getattr(self, "batch_by_", "positive" if self.batch_by == "auto" else self.batch_by)
-
-    def _loss(self) -> Loss:
-        """The training loss (:func:`~tripletrec.training.losses.resolve_loss`) of the
-        fitted negatives, which fold-in and the ``"auto"`` ranking bias follow."""
-        n_items = self.n_items_ if hasattr(self, "item_map_") else None
-        return resolve_loss(self.loss, self.margin, self._negatives(), n_items)
 
     def fit(
         self,
