@@ -47,7 +47,7 @@ def fit(preset="default", fit_kwargs=None, **kw):
 
 
 def ddp(sparse, **kw):
-    from tripletrec.training.distributed import fit_data_parallel
+    from tripletrec.models.triplet.distributed import fit_data_parallel
 
     model = tr.TripletRecommender.from_preset("default", **{**BASE, **kw})
     return fit_data_parallel(model, train, sparse_gradients=sparse)

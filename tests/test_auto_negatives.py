@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from tripletrec import TripletRecommender
 from tripletrec.cli import main
-from tripletrec.models.presets import PRESETS
+from tripletrec.models.triplet.presets import PRESETS
 from tripletrec.persistence import load_model
 from tripletrec.training import losses
 from tripletrec.training.losses import FULL_SOFTMAX_PAIR_BUDGET, resolve_negatives

@@ -21,9 +21,9 @@ import tripletrec as tr
 from tripletrec.cli import main
 from tripletrec.data.synthetic import generate_synthetic
 from tripletrec.exceptions import DataError, ModelFileError, ParameterError
+from tripletrec.models.triplet.distributed import fit_data_parallel
 from tripletrec.testing.data import block_data
 from tripletrec.training.checkpoints import LATEST_FILE, META_FILE, STATE_FILE, CheckpointSettings
-from tripletrec.training.distributed import fit_data_parallel
 from tripletrec.training.process_group import DistributedContext
 
 

@@ -16,12 +16,11 @@ import torch.distributed as dist
 import tripletrec as tr
 from tripletrec.cli import main
 from tripletrec.models.scorers import BilinearScorer, DeepScorer, FactorizationMachineScorer
+from tripletrec.models.triplet.distributed import DataParallelPlan, fit_data_parallel
 from tripletrec.training.distributed import (
     TORCHRUN_VARIABLES,
-    DataParallelPlan,
     DistributedContext,
     RowSparseAdam,
-    fit_data_parallel,
     init_distributed,
     sparse_embeddings,
 )

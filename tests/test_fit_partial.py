@@ -18,9 +18,9 @@ from tripletrec.data.features import Features
 from tripletrec.data.synthetic import generate_synthetic
 from tripletrec.exceptions import DataError, NotFittedError, ParameterError
 from tripletrec.models.foldin import FoldInSettings, fold_in
-from tripletrec.models.growth import grow
+from tripletrec.models.triplet.growth import grow
+from tripletrec.models.triplet.incremental import fit_partial_triplet_model
 from tripletrec.testing.data import block_data
-from tripletrec.training.incremental import fit_partial_triplet_model
 
 SETTINGS = dict(epochs=4, batch_size=256, random_state=0, n_threads=1)
 

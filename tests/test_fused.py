@@ -8,7 +8,7 @@ import torch
 from tripletrec.exceptions import ParameterError
 from tripletrec.models import scorers
 from tripletrec.models.scorers import COSINE, DOT, SIMILARITIES, BilinearScorer, TripletNet
-from tripletrec.training.fused import FusedBilinearStep
+from tripletrec.models.triplet.fused import FusedBilinearStep
 from tripletrec.training.loop import TrainingSchedule, autograd_step
 from tripletrec.training.losses import resolve_loss
 

@@ -1,4 +1,5 @@
-"""The one fit pipeline: settings checked once, callbacks that score, the scorer's mode."""
+"""The one fit pipeline: settings checked once, callbacks that score, the scorer's mode,
+and a refit that starts clean."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import pytest
 import torch
 
 import tripletrec as tr
-from tripletrec.exceptions import ParameterError
-from tripletrec.training.trainer import TrainingSettings
+from tripletrec.exceptions import DataError, NotFittedError, ParameterError
+from tripletrec.models.triplet.distributed import fit_data_parallel
+from tripletrec.models.triplet.fitted import FITTED_ATTRIBUTES
+from tripletrec.models.triplet.trainer import TrainingSettings
+from tripletrec.testing import block_data
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +98,33 @@ def test_settings_resolve_the_loss_and_the_schedule_once():
     assert settings.loss.kind == "full_softmax" and settings.loss.n_items is None
     assert settings.schedule.batch_size == 3072 and settings.schedule.lr_schedule == "linear"
     assert (settings.n_threads, settings.max_norm, settings.device.type) == (2, None, "cpu")
+
+
+def test_a_refit_forgets_what_the_earlier_fit_recorded():
+    toy = block_data()
+    fit_part, validation = tr.validation_split(toy.interactions, 0.2, random_state=0)
+    small = dict(n_factors=8, epochs=3, batch_size=32, random_state=0, n_threads=1)
+    fresh = tr.TripletRecommender(**small).fit(toy.interactions)
+
+    model = tr.TripletRecommender(patience=1, **small).fit(fit_part, validation=validation)
+    assert model.best_epoch_ >= 1
+    fit_data_parallel(model, toy.interactions)
+    assert "best_epoch_" not in vars(model) and model.data_parallel_["world_size"] == 1
+    model.fit_partial(toy.interactions, epochs=1)
+    # fit_partial continues the data-parallel fit: its record stays, with the partial one.
+    assert model.partial_fit_["epochs"] == 1 and "data_parallel_" in vars(model)
+    assert fitted_names(model) <= set(FITTED_ATTRIBUTES)  # all of them forgotten by a refit
+    model.fit(toy.interactions)
+    assert fitted_names(model) == fitted_names(fresh)
+    np.testing.assert_array_equal(model.score(toy.user_ids), fresh.score(toy.user_ids))
+
+    with pytest.raises(DataError):  # a refit that fails leaves nothing of the last one
+        model.fit(toy.interactions, item_features="not features")
+    with pytest.raises(NotFittedError):
+        model.score(toy.user_ids)
+    assert fitted_names(model) == set()
+
+
+def fitted_names(model: tr.TripletRecommender) -> set[str]:
+    """The fitted (trailing-underscore) attributes set on ``model``."""
+    return {name for name in vars(model) if name.endswith("_") and not name.startswith("_")}

@@ -7,7 +7,7 @@ import torch
 
 from tripletrec.exceptions import ParameterError
 from tripletrec.models.scorers import BilinearScorer
-from tripletrec.training.fused import FusedBilinearStep
+from tripletrec.models.triplet.fused import FusedBilinearStep
 from tripletrec.training.loop import TrainingSchedule, train_triplets
 from tripletrec.training.losses import resolve_loss
 from tripletrec.training.sampling import make_sampler

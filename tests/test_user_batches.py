@@ -13,9 +13,9 @@ import torch
 from tripletrec import TripletRecommender
 from tripletrec.exceptions import ParameterError
 from tripletrec.models.scorers import BilinearScorer
+from tripletrec.models.triplet.fused import FusedBilinearStep
 from tripletrec.persistence import load_model
 from tripletrec.training import losses
-from tripletrec.training.fused import FusedBilinearStep
 from tripletrec.training.loop import TrainingSchedule, epoch_order
 from tripletrec.training.losses import (
     FULL_SOFTMAX_PAIR_BUDGET,

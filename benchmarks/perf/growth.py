@@ -42,7 +42,8 @@ import tripletrec as tr
 from tripletrec._files import write_json_atomic
 from tripletrec._system import peak_rss_bytes
 from tripletrec.data.synthetic import write_synthetic_parquet
-from tripletrec.training.distributed import TORCHRUN_VARIABLES, fit_data_parallel, init_distributed
+from tripletrec.models.triplet.distributed import fit_data_parallel
+from tripletrec.training.distributed import TORCHRUN_VARIABLES, init_distributed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _results import RESULTS, command, write_report

@@ -40,7 +40,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec.training.incremental import (  # noqa: E402
+from tripletrec.models.triplet.incremental import (  # noqa: E402
     PARTIAL_EPOCH_SHARE,
     fit_partial_triplet_model,
 )

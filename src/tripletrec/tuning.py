@@ -34,7 +34,7 @@ from tripletrec.evaluation.metrics import metric_key, parse_metric
 from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import ParameterError, TripletrecError
 from tripletrec.models.base import RecommenderBase
-from tripletrec.training.distributed import fit_data_parallel
+from tripletrec.models.triplet.distributed import fit_data_parallel
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from tripletrec.cli.progress import add_quiet_flag
 from tripletrec.config import DEFAULT_ESTIMATOR, RunConfig, SplitSpec, estimator_class
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.presets import PRESETS
+from tripletrec.models.triplet.presets import PRESETS
 
 DEFAULT_METRICS = ("auc", "precision@10", "recall@10", "ndcg@10", "map@10")
 DEFAULT_SAMPLED_METRICS = ("hit_rate@10", "ndcg@10")

@@ -5,7 +5,7 @@
   same data, split and settings, so the model is the one the uninterrupted run would have
   saved. A run whose final checkpoint exists is rebuilt from it, without training.
 * ``train --resume DIR --data NEW_FILE`` loads the finished model in ``DIR`` and runs
-  ``fit_partial`` on the file's positives (:mod:`tripletrec.training.incremental`),
+  ``fit_partial`` on the file's positives (:mod:`tripletrec.models.triplet.incremental`),
   continuing from the optimiser state of ``DIR``'s final checkpoint when it has one.
 """
 
@@ -28,10 +28,11 @@ from tripletrec.cli.runs import (
 from tripletrec.cli.training import metric_names, train_run, write_learning_curve
 from tripletrec.config import DEFAULT_ESTIMATOR, DataSpec, RunConfig, estimator_class
 from tripletrec.exceptions import TripletrecError
+from tripletrec.models.triplet.distributed import DataParallel
 from tripletrec.persistence import MODEL_FILE, load_model
 from tripletrec.report import write_run_report
 from tripletrec.training.checkpoints import latest_checkpoint
-from tripletrec.training.distributed import DataParallel, launched_by_torchrun
+from tripletrec.training.distributed import launched_by_torchrun
 
 #: Flags that describe a new run; a resumed one has its own (DIR/config.json).
 _RUN_FLAGS = (

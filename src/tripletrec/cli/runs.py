@@ -24,8 +24,8 @@ from tripletrec._files import (
 from tripletrec.config import RunConfig
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
+from tripletrec.models.triplet.distributed import DataParallel
 from tripletrec.persistence import MODEL_FILE
-from tripletrec.training.distributed import DataParallel
 
 CHECKPOINTS = "checkpoints"
 CONFIG_FILE = "config.json"

@@ -26,8 +26,9 @@ from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
+from tripletrec.models.triplet.distributed import DataParallel
 from tripletrec.report import write_run_report
-from tripletrec.training.distributed import DataParallel, launched_by_torchrun
+from tripletrec.training.distributed import launched_by_torchrun
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +25,9 @@ from tripletrec._keys import contains, pair_keys
 from tripletrec.data.interactions import Interactions
 from tripletrec.evaluation.metrics import metric_key, parse_metric, ranking_metrics
 from tripletrec.exceptions import DataError, ParameterError
-from tripletrec.models.base import RecommenderBase
+
+if TYPE_CHECKING:
+    from tripletrec.models.base import RecommenderBase
 
 #: Users evaluated per block: bounds memory at about this x n_items scores.
 EVAL_CHUNK_USERS = 4096

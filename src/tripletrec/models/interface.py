@@ -1,5 +1,7 @@
 """The scorer interface: what training, fold-in, retrieval and data-parallel training may
-ask of a scoring network, and :func:`scoring`, the context for ranking-time scores.
+ask of a scoring network, :func:`scoring`, the context for ranking-time scores, and
+:class:`TripletNet`, which trains any scorer on (user, positive, negative) triplets
+through that interface alone.
 
 Scores for training and scores for ranking may differ (the bilinear model shrinks its item
 bias when ranking): every scoring method says which it wants with ``for_ranking``, never
@@ -109,7 +111,7 @@ class Scorer(nn.Module):
 
     @property
     def fusable(self) -> bool:
-        """Whether :mod:`tripletrec.training.fused` can train it."""
+        """Whether :mod:`tripletrec.models.triplet.fused` can train it."""
         return False
 
     @property
@@ -152,3 +154,23 @@ class VectorSpaceScorer(Scorer):
         with scoring(self):
             space = self.vector_space(for_ranking=for_ranking)
         return FrozenVectorSpace(self.query_vectors, space, linear=self.linear_query)
+
+
+class TripletNet(nn.Module):
+    """Scores (user, positive, negative) triplets with a shared scorer (training scores).
+
+    The scorer's weights are this network's weights: there is no copy to keep in sync, and
+    training the triplet network trains the scorer.
+    """
+
+    def __init__(self, scorer: Scorer) -> None:
+        super().__init__()
+        self.scorer = scorer
+
+    def forward(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if negatives.dim() == 2:  # K negatives per user: score them as a (B, K) block
+            negative_scores = self.scorer(users[:, None].expand_as(negatives), negatives)
+            return self.scorer(users, positives), negative_scores
+        return self.scorer.triplet_scores(users, positives, negatives)

@@ -1,11 +1,11 @@
-"""Scoring networks (user, item) -> score, and the triplet network that trains them.
+"""Scoring networks (user, item) -> score.
 
 A *scorer* maps aligned user and item index tensors to one score per pair; it is the
-notebook's "match model" (the interface: :mod:`tripletrec.models.interface`).
-:class:`TripletNet` wraps a scorer and scores (user, positive, negative) triplets with the
-very same weights, so training the triplet network trains the scorer. The factorization
+notebook's "match model" (the interface: :mod:`tripletrec.models.interface`, which also
+holds :class:`TripletNet`, the triplet network that trains a scorer). The factorization
 machine is in :mod:`tripletrec.models.fm`, the embeddings in
-:mod:`tripletrec.models.embeddings`; both are importable from here too.
+:mod:`tripletrec.models.embeddings`; these, ``Scorer`` and ``TripletNet`` are importable
+from here too.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tripletrec.models.embeddings import (
 )
 from tripletrec.models.fm import FactorizationMachineScorer
 from tripletrec.models.frozen import ACTIVATION_BUDGET, FrozenItems, FrozenMLP, pairwise_blocks
-from tripletrec.models.interface import Scorer, Side, VectorSpaceScorer, scoring
+from tripletrec.models.interface import Scorer, Side, TripletNet, VectorSpaceScorer, scoring
 
 __all__ = [
     "ACTIVATION_BUDGET",
@@ -131,8 +131,8 @@ class BilinearScorer(VectorSpaceScorer):
 
     @property
     def fusable(self) -> bool:
-        """No temperature, not a subclass: :mod:`tripletrec.training.fused` can train it,
-        if it has the similarity's gradients (``FusedBilinearStep.similarities``, which
+        """No temperature, not a subclass: :mod:`tripletrec.models.triplet.fused` can train
+        it, if it has the similarity's gradients (``FusedBilinearStep.similarities``, which
         ``FusedBilinearStep.can_train`` checks: this module does not import the step)."""
         return type(self) is BilinearScorer and self.log_scale is None
 
@@ -353,22 +353,3 @@ class DeepScorer(Scorer):
             output = (self.output.weight, self.output.bias) if len(self.hidden) else None
             item_dot = None if self.item_dot is None else self.item_dot.weight
             return FrozenMLP(first.weight[:, :user_dim], item_part, later, output, item_dot)
-
-
-class TripletNet(nn.Module):
-    """Scores (user, positive, negative) triplets with a shared scorer (training scores).
-
-    The scorer's weights are this network's weights: there is no copy to keep in sync.
-    """
-
-    def __init__(self, scorer: Scorer) -> None:
-        super().__init__()
-        self.scorer = scorer
-
-    def forward(
-        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if negatives.dim() == 2:  # K negatives per user: score them as a (B, K) block
-            negative_scores = self.scorer(users[:, None].expand_as(negatives), negatives)
-            return self.scorer(users, positives), negative_scores
-        return self.scorer.triplet_scores(users, positives, negatives)

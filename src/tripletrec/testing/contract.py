@@ -409,3 +409,23 @@ class RecommenderContract(CapabilityChecks):
         self.fit_estimator(watched, toy.interactions, on_epoch_end=on_epoch_end)
         assert calls, "on_epoch_end was never called"
         np.testing.assert_array_equal(watched.score(toy.user_ids), plain.score(toy.user_ids))
+
+    # ------------------------------------------------------------------ refitting
+    def test_a_second_fit_on_other_data_equals_a_fresh_fit(self, toy) -> None:
+        # Other positives of the same shape (side features are given per index): the
+        # block matrix without each user's first positive, its ids the indices.
+        other = toy.interactions.to_csr().copy()
+        other.data[other.indptr[:-1]] = 0
+        other.eliminate_zeros()
+        first = self.fit_estimator(self.make_estimator(), toy.interactions)
+        refitted = self.fit_estimator(first, other)
+        fresh = self.fit_estimator(self.make_estimator(), other)
+        users = np.arange(other.shape[0])
+        np.testing.assert_array_equal(refitted.score(users), fresh.score(users))
+        for a, b in zip(refitted.recommend(users, k=5), fresh.recommend(users, k=5)):
+            np.testing.assert_array_equal(a, b)
+        fitted = [
+            {name for name in vars(model) if name.endswith("_") and not name.startswith("_")}
+            for model in (refitted, fresh)
+        ]
+        assert fitted[0] == fitted[1]  # nothing of the first fit is left over

@@ -1,2 +1,3 @@
-"""How triplet models learn: losses, negative samplers, the epoch loop, the fused step and
-data parallelism."""
+"""What any trained model could use: losses, negative samplers, the epoch loop, a fit's
+state and checkpoints, validation with early stopping, sparse gradients and the pieces of
+data-parallel training. TripletRecommender's own training is :mod:`tripletrec.models.triplet`."""

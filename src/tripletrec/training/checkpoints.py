@@ -56,7 +56,7 @@ from tripletrec._version import __version__
 from tripletrec.exceptions import DataError, ModelFileError, ParameterError, first_line
 
 if TYPE_CHECKING:
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.base import RecommenderBase
 
 FORMAT_NAME = "tripletrec-checkpoint"
 FORMAT_VERSION = 1
@@ -126,7 +126,7 @@ class Checkpoint:
 
 
 def fingerprint(
-    model: TripletRecommender,
+    model: RecommenderBase,
     seen: sp.csr_matrix,
     validation: sp.csr_matrix | None = None,
 ) -> dict:

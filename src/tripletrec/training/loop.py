@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -23,9 +23,11 @@ from tqdm.auto import tqdm
 
 from tripletrec._checks import finite_number, one_of, positive_int
 from tripletrec.exceptions import ParameterError, TrainingDivergedError
-from tripletrec.models.scorers import TripletNet
 from tripletrec.training.losses import Loss
 from tripletrec.training.sampling import NegativeSampler
+
+if TYPE_CHECKING:
+    from tripletrec.models.interface import TripletNet
 
 EpochCallback = Callable[[int, dict], bool | None]
 #: How the step size changes over training (:meth:`TrainingSchedule.lr_factor`).
@@ -142,19 +144,6 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device called ``name`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``), checked."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise ParameterError(f"invalid device {name!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device 'cuda' requested but no CUDA device is available")
-    if device.type not in ("cpu", "cuda"):
-        raise ParameterError(f"device must be 'cpu' or 'cuda', not {name!r}")
-    return device
 
 
 def make_adam(
@@ -302,7 +291,7 @@ def train_triplets(
     ----------
     step : TrainingStep
         One optimiser step on a batch (see :func:`autograd_step` and
-        :class:`tripletrec.training.fused.FusedBilinearStep`); the model is in it, and its
+        :class:`tripletrec.models.triplet.fused.FusedBilinearStep`); the model is in it, and its
         ``optimizer`` is what the learning-rate schedule adjusts.
     users, items : numpy.ndarray of int64
         The training positives as aligned index arrays.

@@ -271,7 +271,7 @@ class Loss:
     @property
     def pairwise_slope(self) -> Callable[[torch.Tensor, torch.Tensor], Slope] | None:
         """``slope(s_pos, s_neg) -> (loss, dL/ds_neg)`` in closed form for one negative
-        per positive (what :mod:`tripletrec.training.fused` needs); None where the loss
+        per positive (what :mod:`tripletrec.models.triplet.fused` needs); None where the loss
         has none (WARP, the adaptive hinge, the softmax kinds)."""
         entry = _PAIRWISE.get(self.name) if self.kind == "pairwise" else None
         if entry is None or entry.slope is None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 from tripletrec.data.interactions import Interactions
 from tripletrec.evaluation.metrics import metric_key, parse_metric
@@ -14,7 +15,7 @@ from tripletrec.evaluation.protocols import evaluate, interactions_matrix
 from tripletrec.training.loop import EpochCallback
 
 if TYPE_CHECKING:
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.base import RecommenderBase
 
 
 class ValidationMonitor:
@@ -22,8 +23,11 @@ class ValidationMonitor:
 
     Parameters
     ----------
-    model : TripletRecommender
-        The model being fitted; its ``module_`` is the scorer in training.
+    model : RecommenderBase
+        The model being fitted, scored as it stands after each epoch.
+    weights : nn.Module
+        The network in training behind ``model``'s scores, whose best epoch's weights
+        are kept with ``patience``.
     validation : Interactions or scipy sparse matrix
         Held-out positives of the training users.
     metric : str
@@ -35,12 +39,14 @@ class ValidationMonitor:
 
     def __init__(
         self,
-        model: TripletRecommender,
+        model: RecommenderBase,
+        weights: nn.Module,
         validation: Interactions | sp.spmatrix,
         metric: str,
         patience: int | None,
     ) -> None:
         self.model = model
+        self.weights = weights
         self.relevant = interactions_matrix(model, validation)
         self.metric = metric_key(*parse_metric(metric))
         self.patience = patience
@@ -58,19 +64,23 @@ class ValidationMonitor:
         if value > self.best_value:
             self.best_value, self.best_epoch = value, epoch
             if self.patience is not None:
-                state = self.model.module_.state_dict()
+                state = self.weights.state_dict()
                 self.best_state = {k: v.detach().clone() for k, v in state.items()}
         return self.patience is not None and epoch - self.best_epoch >= self.patience
 
     def restore_best(self) -> None:
-        """Load the best epoch's weights (with ``patience``) and set ``best_epoch_``.
+        """Load the best epoch's weights (with ``patience``).
 
         A fit resumed from its final checkpoint has no best weights to load: its weights
         are the best epoch's already."""
         if self.best_state is not None:
-            self.model.module_.load_state_dict(self.best_state)
-        if self.patience is not None and self.best_epoch > 0:
-            self.model.best_epoch_ = self.best_epoch
+            self.weights.load_state_dict(self.best_state)
+
+    @property
+    def kept_epoch(self) -> int | None:
+        """The epoch whose weights the fit keeps: the best one, with ``patience`` and once
+        an epoch was scored; None otherwise."""
+        return self.best_epoch if self.patience is not None and self.best_epoch > 0 else None
 
 
 def chain_callbacks(*callbacks: EpochCallback | None) -> EpochCallback | None:

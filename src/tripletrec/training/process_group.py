@@ -1,7 +1,8 @@
 """The process group of a data-parallel job: where this process stands, joining and leaving.
 
 A process started by ``torchrun`` joins the group its environment describes; any other
-process is a job of one (no process group). See :mod:`tripletrec.training.distributed`.
+process is a job of one (no process group). See :mod:`tripletrec.training.distributed` and
+:mod:`tripletrec.models.triplet.distributed`.
 """
 
 from __future__ import annotations

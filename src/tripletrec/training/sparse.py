@@ -1,22 +1,25 @@
 """Sparse embedding gradients: which tables may have them, and the optimiser that uses them.
 
 A dense step touches every row of every table at every step, so its cost grows with the
-tables; a sparse step's cost grows with the batch (see :mod:`tripletrec.training.distributed`).
+tables; a sparse step's cost grows with the batch (see
+:mod:`tripletrec.models.triplet.distributed`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from tripletrec._checks import finite_number
 from tripletrec.exceptions import ParameterError
-from tripletrec.models.interface import Scorer
 from tripletrec.training.losses import Loss
+
+if TYPE_CHECKING:
+    from tripletrec.models.interface import Scorer
 
 
 class RowSparseAdam(torch.optim.Optimizer):

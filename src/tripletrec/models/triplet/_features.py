@@ -22,7 +22,7 @@ from tripletrec.models.embeddings import FeatureEmbedding
 
 if TYPE_CHECKING:
     from tripletrec.models.interface import Scorer
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.triplet.estimator import TripletRecommender
 
 SIDES = ("user", "item")
 

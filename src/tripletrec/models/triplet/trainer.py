@@ -1,9 +1,9 @@
 """One fit pipeline for :class:`~tripletrec.models.triplet.TripletRecommender`.
 
 :func:`fit_triplet_model` is the body of ``TripletRecommender.fit`` and of
-:func:`tripletrec.training.distributed.fit_data_parallel`: settings checked once, training
+:func:`tripletrec.models.triplet.distributed.fit_data_parallel`: settings checked once, training
 data and features set, a seeded scorer built, a training step chosen, the epochs run with
-validation and callbacks, the fitted state recorded. What differs in a data-parallel job
+validation and callbacks, the fitted state installed. What differs in a data-parallel job
 (batch size per rank, shards, per-rank random streams, the DDP wrapper and its optimisers,
 the synchronised callback) is a :class:`ParallelPlan`; the default plan is one process.
 """
@@ -22,11 +22,14 @@ import scipy.sparse as sp
 import torch
 
 from tripletrec._checks import finite_number, fraction, one_of, positive_int
+from tripletrec._system import resolve_device
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ModelFileError, TripletrecError, first_line
 from tripletrec.models.embeddings import embedding_tables
-from tripletrec.models.scorers import Scorer, TripletNet
+from tripletrec.models.interface import Scorer, TripletNet
+from tripletrec.models.triplet.fitted import FittedTriplet
+from tripletrec.models.triplet.fused import FusedBilinearStep
 from tripletrec.training.checkpoints import (
     Checkpoint,
     CheckpointSettings,
@@ -34,14 +37,12 @@ from tripletrec.training.checkpoints import (
     fingerprint,
     prepare_directory,
 )
-from tripletrec.training.fused import FusedBilinearStep
 from tripletrec.training.loop import (
     BATCH_BY,
     EpochCallback,
     TrainingSchedule,
     TrainingStep,
     autograd_step,
-    resolve_device,
     steps_per_epoch,
     torch_threads,
     train_triplets,
@@ -65,7 +66,7 @@ from tripletrec.training.state import (
 
 if TYPE_CHECKING:
     from tripletrec.models.scorers import BilinearScorer
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.triplet.estimator import TripletRecommender
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _optional(value: object, name: str, finite: bool = False) -> float | int | N
 
 class ParallelPlan:
     """How a fit runs: one process (this class), or a data-parallel job (a subclass,
-    :class:`tripletrec.training.distributed.DataParallelPlan`).
+    :class:`tripletrec.models.triplet.distributed.DataParallelPlan`).
 
     Every method is a step of :func:`fit_triplet_model` that a data-parallel job does
     differently; here each is what a single process does.
@@ -224,8 +225,9 @@ class ParallelPlan:
     def after_training(self, scorer: Scorer) -> None:
         """Undo what only training needed (also when training failed)."""
 
-    def record(self, model: TripletRecommender) -> None:
-        """Record facts about the run on the fitted ``model``."""
+    def summary(self) -> dict | None:
+        """Facts about the run the fitted model records (``data_parallel_``); None: none."""
+        return None
 
 
 #: The plan of an ordinary ``fit``.
@@ -283,19 +285,47 @@ def fit_triplet_model(
     Returns
     -------
     TripletRecommender
-        ``model``, with ``module_`` (in eval mode), ``negatives_``, ``batch_by_``, ``history_``,
-        ``fit_seconds_``, ``optimizer_state_`` and ``resumed_epoch_`` set.
+        ``model``, every attribute of an earlier fit forgotten, then fitted: its training
+        data set, and what training produced installed at the end
+        (:class:`~tripletrec.models.triplet.fitted.FittedTriplet`: ``module_`` in eval mode,
+        ``negatives_``, ``batch_by_``, ``history_``, ``fit_seconds_``, ``optimizer_state_``,
+        ``resumed_epoch_``, and ``best_epoch_`` and ``data_parallel_`` where they apply).
     """
     settings = TrainingSettings.of(model)
     checkpoint = None
     if checkpoints is not None:
         plan.check_single_process("checkpointing")
         checkpoint = prepare_directory(checkpoints)
+    # Nothing of an earlier fit survives it, nor half of this one if it fails.
+    with model._fresh_fit():
+        seen = model.set_training_data(
+            data, user_features=user_features, item_features=item_features
+        )
+        trained = _train(
+            model, seen, settings, plan, validation, on_epoch_end, checkpoints, checkpoint
+        )
+        return model._install(trained)
+
+
+def _train(
+    model: TripletRecommender,
+    seen: sp.csr_matrix,
+    settings: TrainingSettings,
+    plan: ParallelPlan,
+    validation: Interactions | sp.spmatrix | None,
+    on_epoch_end: EpochCallback | None,
+    checkpoints: CheckpointSettings | None,
+    checkpoint: Checkpoint | None,
+) -> FittedTriplet:
+    """The training of :func:`fit_triplet_model`, on the training positives ``seen`` (the
+    model's training data set), resumed from ``checkpoint`` if given; returns what it
+    trained, for the model to install."""
     device = plan.device(settings.device)
-    seen = model.set_training_data(data, user_features=user_features, item_features=item_features)
     # Resolved before the scorer is built: the "auto" ranking bias follows the loss kind.
     settings = settings.for_data(seen.nnz, model.n_users_, model.n_items_)
     schedule = plan.per_process(settings.schedule)
+    # Until _install, what training needs of the model: building the scorer follows the
+    # resolved loss, and validation and callbacks score the scorer in training.
     model.negatives_, model.batch_by_ = settings.negatives, settings.batch_by
     loss = settings.loss.with_n_items(model.n_items_)
     users, items = (np.asarray(a, dtype=np.int64) for a in seen.nonzero())
@@ -311,11 +341,11 @@ def fit_triplet_model(
     with training_scope(model, torch_seed, device, settings.n_threads) as scorer:
         step = plan.training_step(scorer, loss, schedule, settings.n_negatives, log_q)
         step = with_max_norm(step, embedding_tables(scorer), settings.max_norm)
-        model.module_ = scorer  # scoring during training (validation, callbacks) uses it
+        model.module_ = scorer
         monitor = None
         if validation is not None and plan.is_main:
             monitor = ValidationMonitor(
-                model, validation, settings.validation_metric, settings.patience
+                model, scorer, validation, settings.validation_metric, settings.patience
             )
         callback = plan.epoch_callback(chain_callbacks(monitor, on_epoch_end), device)
         first_epoch, done, seconds_before = 0, [], 0.0
@@ -345,13 +375,15 @@ def fit_triplet_model(
             plan.after_training(scorer)
         if checkpointer is not None and not (checkpoint is not None and checkpoint.final):
             checkpointer.write(len(history), history, final=True)
-        model.optimizer_state_ = OptimizerState.of_step(step, scorer)
-    model.module_ = scorer.eval()
-    model.history_ = history
-    model.fit_seconds_ = seconds_before + time.perf_counter() - start
-    model.resumed_epoch_ = 0 if checkpoint is None else checkpoint.epoch
-    plan.record(model)
-    return model
+        optimizer_state = OptimizerState.of_step(step, scorer)
+    return FittedTriplet(
+        module=scorer.eval(), negatives=settings.negatives, batch_by=settings.batch_by,
+        history=history, fit_seconds=seconds_before + time.perf_counter() - start,
+        optimizer_state=optimizer_state,
+        resumed_epoch=0 if checkpoint is None else checkpoint.epoch,
+        best_epoch=None if monitor is None else monitor.kept_epoch,
+        data_parallel=plan.summary(),
+    )  # fmt: skip
 
 
 def _resume(

@@ -2,7 +2,7 @@
 
 What :func:`fit_partial_triplet_model` does, and why:
 
-* **Grow** the model (:mod:`tripletrec.models.growth`): id maps, seen items, side-feature
+* **Grow** the model (:mod:`tripletrec.models.triplet.growth`): id maps, seen items, side-feature
   matrices and the scorer's tables get the new users and items; known rows keep their
   fitted weights.
 * **Train on the union** of the positives the model was fitted on (``seen_``) and the new
@@ -45,7 +45,14 @@ from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ParameterError
 from tripletrec.models.embeddings import embedding_tables
-from tripletrec.models.growth import grow
+from tripletrec.models.triplet.fitted import FittedTriplet
+from tripletrec.models.triplet.growth import grow
+from tripletrec.models.triplet.trainer import (
+    SINGLE_PROCESS,
+    ParallelPlan,
+    TrainingSettings,
+    training_scope,
+)
 from tripletrec.training.checkpoints import (
     checkpoint_meta,
     fingerprint,
@@ -62,15 +69,9 @@ from tripletrec.training.state import (
     optimizers_of,
     parameter_names,
 )
-from tripletrec.training.trainer import (
-    SINGLE_PROCESS,
-    ParallelPlan,
-    TrainingSettings,
-    training_scope,
-)
 
 if TYPE_CHECKING:
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.triplet.estimator import TripletRecommender
 
 #: ``fit_partial``'s default epochs, as a share of the model's (see the module docstring).
 PARTIAL_EPOCH_SHARE = 0.4
@@ -99,8 +100,10 @@ def fit_partial_triplet_model(
     Returns
     -------
     TripletRecommender
-        ``model``, grown and trained; ``history_`` gains this call's epochs (numbered on
-        from the last, with ``partial_fit``: which call), ``fit_seconds_`` is this call's.
+        ``model``, grown and trained (its new state installed as a
+        :class:`~tripletrec.models.triplet.fitted.FittedTriplet`); ``history_`` gains this
+        call's epochs (numbered on from the last, with ``partial_fit``: which call),
+        ``fit_seconds_`` is this call's.
     """
     # The negatives and batches resolved by the first fit: "auto" is not chosen again on
     # grown data.
@@ -158,16 +161,18 @@ def fit_partial_triplet_model(
         for record in records
     ]
     growth.apply(model)
-    model.module_ = scorer.eval()
-    model.history_ = history
-    model.fit_seconds_ = time.perf_counter() - start
-    model.optimizer_state_ = new_state
-    model.partial_fit_ = {
+    added = {
         "n_new_users": growth.n_new_users,
         "n_new_items": growth.n_new_items,
         "n_positives": int(growth.given.nnz),
         "epochs": len(records),
     }
+    fitted = FittedTriplet(
+        module=scorer.eval(), negatives=settings.negatives, batch_by=settings.batch_by,
+        history=history, fit_seconds=time.perf_counter() - start, optimizer_state=new_state,
+        partial_fit=added,
+    )  # fmt: skip
+    model._install(fitted)
     if directory is not None:
         meta = checkpoint_meta(
             kind="fit_partial", final=True, steps_done=0, epochs=len(history),

@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from tripletrec._system import resolve_device
 from tripletrec.data.features import Features
 from tripletrec.exceptions import ParameterError
-from tripletrec.models import _features
 from tripletrec.models.capabilities import Capabilities
 from tripletrec.models.explain import ridge_contributions
 from tripletrec.models.foldin import FoldInSettings, fold_in, score_user_vectors
 from tripletrec.models.index_level import RESOLVED_KEY
 from tripletrec.models.scorers import count_parameters, scoring
-from tripletrec.training.loop import resolve_device
+from tripletrec.models.triplet import _features
 
 
 class ScorerHooks:

@@ -36,14 +36,14 @@ import torch
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import IdMap, Interactions
 from tripletrec.exceptions import DataError, TripletrecError
-from tripletrec.models._features import feature_rows, grown_metadata
 from tripletrec.models.base import SCORE_CHUNK_USERS
 from tripletrec.models.embeddings import FeatureEmbedding
 from tripletrec.models.foldin import FoldInSettings, fold_in
 from tripletrec.models.interface import Scorer
+from tripletrec.models.triplet._features import feature_rows, grown_metadata
 
 if TYPE_CHECKING:
-    from tripletrec.models.triplet import TripletRecommender
+    from tripletrec.models.triplet.estimator import TripletRecommender
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """``TripletRecommender``: the bilinear, deep and FM match models behind one estimator.
 
 The estimator holds the hyper-parameters and the fitted state; training itself is
-:func:`tripletrec.training.trainer.fit_triplet_model` (and, for ``fit_partial``,
-:mod:`tripletrec.training.incremental`), the presets are in :mod:`tripletrec.models.presets`,
-the side-feature matrices in :mod:`tripletrec.models._features`, and scoring and
-persistence in :mod:`tripletrec.models._scorer_hooks`.
+:func:`~tripletrec.models.triplet.trainer.fit_triplet_model` (and, for ``fit_partial``,
+:mod:`~tripletrec.models.triplet.incremental`), the presets are in
+:mod:`~tripletrec.models.triplet.presets`, the side-feature matrices in
+:mod:`~tripletrec.models.triplet._features`, scoring and persistence in
+:mod:`~tripletrec.models.triplet._scorer_hooks`, and where each fitted attribute is written
+(a fit's results are installed in one place) in :mod:`~tripletrec.models.triplet.fitted`.
 """
 
 from __future__ import annotations
@@ -20,28 +22,29 @@ import torch
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ParameterError
-from tripletrec.models import _features
-from tripletrec.models._scorer_hooks import ScorerHooks
 from tripletrec.models.base import RecommenderBase
-from tripletrec.models.presets import (
+from tripletrec.models.scorers import Scorer, Similarity
+from tripletrec.models.triplet import _features
+from tripletrec.models.triplet._scorer_hooks import ScorerHooks
+from tripletrec.models.triplet.fitted import TripletState
+from tripletrec.models.triplet.incremental import fit_partial_triplet_model
+from tripletrec.models.triplet.presets import (
     FULL_SOFTMAX_RANKING_BIAS_SCALE,
     PRESETS,
     Architecture,
     build_scorer,
     resolved_ranking_bias_scale,
 )
-from tripletrec.models.scorers import Scorer, Similarity
+from tripletrec.models.triplet.trainer import fit_triplet_model
 from tripletrec.training.checkpoints import CheckpointSettings
-from tripletrec.training.incremental import fit_partial_triplet_model
 from tripletrec.training.loop import BatchBy, EpochCallback, LRSchedule
-from tripletrec.training.losses import Loss, LossName, resolve_loss
+from tripletrec.training.losses import LossName
 from tripletrec.training.sampling import SamplerName
-from tripletrec.training.trainer import fit_triplet_model
 
 __all__ = ["FULL_SOFTMAX_RANKING_BIAS_SCALE", "PRESETS", "TripletRecommender"]
 
 
-class TripletRecommender(ScorerHooks, RecommenderBase):
+class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
     """A recommender trained on (user, positive, negative) triplets.
 
     The defaults are the ``"default"`` preset, the best configuration measured on the
@@ -173,6 +176,12 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         continues from (kept in memory; not saved with the model).
     resumed_epoch_ : int
         Epochs the last ``fit`` restored from a checkpoint (0: none).
+    best_epoch_ : int
+        With ``validation`` and ``patience``: the epoch whose weights were kept.
+    partial_fit_ : dict
+        After ``fit_partial``: the new users, items and positives, and its epochs.
+    data_parallel_ : dict
+        After ``fit_data_parallel``: the job (world size, backend, gradients).
     user_map_, item_map_, seen_, item_metadata_
         See :class:`~tripletrec.models.base.RecommenderBase`.
 
@@ -285,21 +294,6 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         _features.configure_embeddings(self, module)
         return module
 
-    def _negatives(self) -> str:
-        """The fitted negatives (``negatives_``); before a fit, ``negatives`` as given."""
-        return getattr(self, "negatives_", self.negatives)
-
-    def _batch_by(self) -> str:
-        """The fitted batch grouping (``batch_by_``); before a fit, ``batch_by`` as given
-        (``"auto"`` taken as ``"positive"``)."""
-        return getattr(self, "batch_by_", "positive" if self.batch_by == "auto" else self.batch_by)
-
-    def _loss(self) -> Loss:
-        """The training loss (:func:`~tripletrec.training.losses.resolve_loss`) of the
-        fitted negatives, which fold-in and the ``"auto"`` ranking bias follow."""
-        n_items = self.n_items_ if hasattr(self, "item_map_") else None
-        return resolve_loss(self.loss, self.margin, self._negatives(), n_items)
-
     def fit(
         self,
         data: Interactions | sp.spmatrix,
@@ -312,7 +306,7 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         checkpoint_every: int | None = None,
         resume: bool = False,
     ) -> TripletRecommender:
-        """Train on positive interactions (:func:`~tripletrec.training.trainer.fit_triplet_model`).
+        """Train on positive interactions (:mod:`~tripletrec.models.triplet.trainer`).
 
         Parameters
         ----------
@@ -374,7 +368,7 @@ class TripletRecommender(ScorerHooks, RecommenderBase):
         the current weights and optimiser state (``optimizer_state_``, or a loaded
         model's final checkpoint in ``checkpoint_dir``) on the union of ``seen_`` and
         ``data``, the learning-rate schedule started again; ``partial_fit_`` counts what
-        was added. See :mod:`tripletrec.training.incremental` and ``docs/training.md``.
+        was added. See :mod:`tripletrec.models.triplet.incremental` and ``docs/training.md``.
 
         Parameters
         ----------
