@@ -309,7 +309,7 @@ def expect_error(capsys, message: str, *argv: str) -> None:
 
 def test_checkpoint_and_resume_flags_fail_clearly(tmp_path, capsys):
     data = write_csv(tmp_path / "data.csv", 200, 50, 2000)
-    expect_error(capsys, "--checkpoint-every needs --out", "train", str(data),
+    expect_error(capsys, "--checkpoint-every needs --out", "train", "-e", "triplet", str(data),
                  "--checkpoint-every", "2")  # fmt: skip
     expect_error(capsys, "no config.json", "train", "--resume", str(tmp_path))
     flags = [*TRAIN_FLAGS[:2], *TRAIN_FLAGS[4:], "--epochs", "2"]
@@ -329,7 +329,16 @@ def test_checkpoint_and_resume_flags_fail_clearly(tmp_path, capsys):
 def test_resuming_a_finished_checkpointed_run_rebuilds_the_same_model(tmp_path, capsys):
     data = write_csv(tmp_path / "data.csv", 200, 50, 2000)
     out = tmp_path / "run"
-    argv = ["train", str(data), *TRAIN_FLAGS[2:], "--epochs", "3", "--out", str(out)]
+    argv = [
+        "train",
+        str(data),
+        *TRAIN_FLAGS[:2],
+        *TRAIN_FLAGS[4:],
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--checkpoint-every", "2"]) == 0
     first = tr.load_model(out)
     capsys.readouterr()

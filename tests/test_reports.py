@@ -101,7 +101,7 @@ def test_bad_evaluate_inputs_are_one_line_errors(run_dir, capsys, args, message)
 
 
 def test_bad_validation_fraction_is_a_one_line_error(capsys):
-    assert main(["train", "anime-tv", "--validation-fraction", "1.5", "--quiet"]) == 2
+    assert main(["train", "-e", "triplet", "--validation-fraction", "1.5", "--quiet"]) == 2
     assert "--validation-fraction must be in [0, 1)" in capsys.readouterr().err
 
 

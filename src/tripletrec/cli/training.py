@@ -73,13 +73,12 @@ def apply_model_flags(config: RunConfig, given: dict[str, Any]) -> None:
     """Put the model flags given into the run's parameters (a part's settings merged into
     the part's mapping), then the command line's defaults (:data:`CLI_DEFAULTS`) where the
     config has none."""
-    model = config.model
-    parts = config.estimator_class().part_settings
+    model, estimator = config.model, config.estimator_class()
     for name, value in given.items():
-        model[name] = {**(model.get(name) or {}), **value} if name in parts else value
-    names = config.estimator_class()._param_names()
+        part = name in estimator.part_settings
+        model[name] = {**(model.get(name) or {}), **value} if part else value
     for name, value in CLI_DEFAULTS.items():
-        if name in names:
+        if name in estimator._param_names():
             model.setdefault(name, value)
 
 
