@@ -113,9 +113,11 @@ def test_ease_scores_a_subset_of_items_like_the_full_scores(matrix):
 
 def test_ease_refuses_a_catalogue_that_does_not_fit_in_memory(matrix):
     n_active = 24
-    with pytest.raises(DataError, match="24 x 24 item matrices"):
-        tr.EASERecommender(max_memory_bytes=12 * n_active**2 - 1).fit(matrix)
-    model = tr.EASERecommender(max_memory_bytes=12 * n_active**2).fit(matrix)
+    peak = ease_module.ease_peak_bytes(n_active, matrix.nnz, matrix.shape[0])
+    assert peak >= 12 * n_active**2  # the float64 Gram matrix and the float32 B at least
+    with pytest.raises(DataError, match="EASERecommender cannot fit 24 items: its items x"):
+        tr.EASERecommender(max_memory_bytes=peak - 1).fit(matrix)
+    model = tr.EASERecommender(max_memory_bytes=peak).fit(matrix)
     assert model.weights_.shape == (n_active, n_active)
     # A refused fit leaves the estimator unfitted rather than half-fitted.
     refused = tr.EASERecommender(max_memory_bytes=1)

@@ -12,14 +12,13 @@ power of the user's number of positives (``user_weight_exponent``), users with l
 histories no longer dominate the co-occurrences.
 
 The cost is one dense inverse of an items x items matrix: cubic in the catalogue, and
-quadratic in memory. :class:`EASERecommender` refuses, before allocating anything large, a
-catalogue whose matrices would not fit in the memory available.
+quadratic in memory (12 bytes per pair of active items at the peak). :class:`EASERecommender`
+refuses, in well under a second and before allocating anything large, a catalogue whose
+matrices would not fit in the memory available or that the linked LAPACK cannot factorise
+without crashing (:mod:`tripletrec.models.dense_limits`).
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 import scipy.linalg
@@ -27,8 +26,9 @@ import scipy.sparse as sp
 
 from tripletrec._checks import finite_number, positive_int
 from tripletrec.data.interactions import Interactions
-from tripletrec.exceptions import DataError, ParameterError
+from tripletrec.exceptions import ParameterError
 from tripletrec.models.base import RecommenderBase
+from tripletrec.models.dense_limits import check_dense_fit
 from tripletrec.models.item_item import ItemItemMixin
 
 #: Bytes per active item squared at the peak of a fit: the float64 Gram matrix (inverted
@@ -48,10 +48,17 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
     ``B`` (``G`` is invertible on them thanks to ``l2 > 0``, and they decouple), so only the
     active items enter the inverse.
 
-    Use it when the catalogue has at most a few tens of thousands of items: it is often the
+    Use it when the catalogue has at most about twenty thousand items: it is often the
     strongest top-of-list model on small and mid-sized catalogues, fits in one linear
     algebra call, has a single hyper-parameter, and scores new users' histories exactly.
-    Past that, the cubic inverse and the quadratic memory rule it out.
+    Past that, the cubic inverse, the quadratic memory and the LAPACK rule it out, and
+    ``fit`` refuses at once with one :class:`~tripletrec.exceptions.DataError` line rather
+    than let the process die: its peak is 12 bytes per pair of active items (a float64
+    Gram matrix inverted in place, the float32 ``B``), 20.2 GB at Gowalla's 40,981 items,
+    and the OpenBLAS that scipy's wheels link crashes (SIGSEGV) in ``dpotrf`` from about
+    22,700 items with two threads. On a 24 GB, 2-core machine the limit is about 22,000
+    items (:func:`~tripletrec.models.dense_limits.lapack_max_items`); memory alone would
+    allow about 42,000 when the machine is idle.
 
     Parameters
     ----------
@@ -63,8 +70,9 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         those chosen on validation splits of the bundled data; it is the one parameter to
         tune, on a log grid.
     max_memory_bytes : int, optional
-        Memory the fit may use. None (the default) takes the memory available when ``fit``
-        starts (``MemAvailable`` on Linux, else ``os.sysconf``; a cgroup limit if lower).
+        Memory the fit may use. None (the default) takes 90 % of the memory available when
+        ``fit`` starts (``MemAvailable`` on Linux, else ``os.sysconf``; a cgroup's room if
+        lower), leaving the rest to the process and to others.
     user_weight_exponent : float, default 0.0
         Each user's positives weigh ``n_u ** -user_weight_exponent`` in the Gram matrix
         (``n_u``: the user's number of positives), rescaled so that all positives weigh as
@@ -119,7 +127,8 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
             If ``l2`` is not a positive finite number, ``max_memory_bytes`` not a
             positive integer or ``user_weight_exponent`` not a finite number >= 0.
         DataError
-            If the catalogue's items x items matrices would not fit in memory.
+            If the catalogue's items x items matrices would not fit in memory, or it has
+            more active items than the linked LAPACK factorises without crashing.
         """
         l2 = finite_number("l2", self.l2, low=0.0, low_open=True)
         limit = self.max_memory_bytes
@@ -143,21 +152,44 @@ def user_weighted(x: sp.csr_matrix, exponent: float) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(np.sqrt(weights)) @ x)
 
 
+def ease_peak_bytes(n_items: int, n_positives: int, n_users: int) -> int:
+    """Memory an EASE fit on ``n_items`` active items adds at its peak, all copies included.
+
+    Measured (``docs/models.md``): 12 bytes per item pair (the float64 Gram matrix, which
+    the Cholesky inverse overwrites, and the float32 ``B``) plus about 30 MiB at 8,000
+    items; this bound adds the Gram matrix's block of columns (dense and as a sparse
+    product) and three sparse copies of the data (transposed, by columns, user-weighted).
+    """
+    block = min(n_items, max(1, _GRAM_BLOCK_BYTES // (12 * max(n_items, 1))))
+    transients = 20 * n_items * block + 3 * (12 * n_positives + 8 * (n_users + n_items + 1))
+    return BYTES_PER_ITEM_PAIR * n_items * n_items + transients
+
+
+def check_ease_fits(model: str, seen: sp.spmatrix, max_memory_bytes: int | None = None) -> None:
+    """Refuse, in well under a second and before any large allocation, an EASE fit on the
+    positives ``seen`` (users x items) that would exhaust memory or crash the LAPACK.
+
+    Raises
+    ------
+    DataError
+        One line naming ``model``, the active items, the bytes needed and available, and
+        what to use instead (:func:`~tripletrec.models.dense_limits.check_dense_fit`).
+    """
+    seen = sp.csr_matrix(seen)
+    n_active = int(np.count_nonzero(np.bincount(seen.indices, minlength=seen.shape[1])))
+    needed = ease_peak_bytes(n_active, seen.nnz, seen.shape[0])
+    check_dense_fit(model, n_active, needed, max_memory_bytes, factorises=True)
+
+
 def _ease_weights(
     x: sp.csr_matrix, l2: float, limit: int | None, exponent: float = 0.0
 ) -> np.ndarray:
     """``B`` on the active items of binary ``x`` (users weighted by ``exponent``), once the
-    memory it needs is known to fit."""
+    memory it needs is known to fit and the LAPACK known to survive it."""
     n = x.shape[1]
-    needed = BYTES_PER_ITEM_PAIR * n * n
-    available = _available_memory_bytes() if limit is None else limit
-    if available is not None and needed > available:
-        raise DataError(
-            f"EASE needs about {needed / 2**30:.1f} GiB for its {n:,} x {n:,} item "
-            f"matrices and {available / 2**30:.1f} GiB is available; use a model that "
-            "does not invert an items x items matrix (RP3BetaRecommender with top_k, "
-            "TripletRecommender), or fewer items"
-        )
+    check_dense_fit(
+        "EASERecommender", n, ease_peak_bytes(n, x.nnz, x.shape[0]), limit, factorises=True
+    )
     gram = _gram(user_weighted(x, exponent))
     gram[np.diag_indices(n)] += l2
     precision = _spd_inverse(gram)
@@ -206,31 +238,3 @@ def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
         sub[np.tril_indices(stop - start, -1)] = sub.T[np.tril_indices(stop - start, -1)]
     # Symmetric now, so its (C-ordered) transpose is the same matrix, with no copy.
     return inverse.T
-
-
-def _available_memory_bytes() -> int | None:
-    """Memory a fit can use now: Linux's ``MemAvailable`` (free memory plus what the
-    kernel can reclaim), else ``os.sysconf``'s free physical pages; lowered to the room
-    left under a cgroup (container) limit. None when none of these can be read."""
-    available = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-                break
-    except (OSError, ValueError, IndexError):
-        available = None
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = None
-    try:
-        cgroup = Path("/sys/fs/cgroup")
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit != "max":
-            room = int(limit) - int((cgroup / "memory.current").read_text().strip())
-            available = room if available is None else min(available, room)
-    except (OSError, ValueError):
-        pass
-    return available

@@ -44,10 +44,10 @@ from tripletrec._files import json_lists_to_tuples
 from tripletrec.data.features import history_features, matrix_history_features
 from tripletrec.data.interactions import Interactions
 from tripletrec.evaluation.protocols import evaluate
-from tripletrec.exceptions import ParameterError
+from tripletrec.exceptions import DataError, ParameterError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.composite import CompositeRecommender, part_entry
-from tripletrec.models.ease import EASERecommender
+from tripletrec.models.ease import EASERecommender, check_ease_fits
 from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
 from tripletrec.models.triplet import TripletRecommender
 
@@ -186,7 +186,9 @@ class HybridRecommender(CompositeRecommender):
     -----
     Scoring needs every item's score of a user (the standardisation is over the
     catalogue), so there is no vector space to search approximately. EASE refuses
-    catalogues whose items x items matrices do not fit in memory; so does this model.
+    catalogues whose items x items matrices do not fit in memory or that the linked LAPACK
+    cannot factorise (about 22,000 items with scipy's OpenBLAS); so does this model, with
+    the same one line, before it searches ``l2`` or trains its factor model.
     """
 
     part_settings: ClassVar[Mapping[str, type[RecommenderBase]]] = {"factor": TripletRecommender}
@@ -269,6 +271,13 @@ class HybridRecommender(CompositeRecommender):
         factor = self._factor_model()
         start = time.perf_counter()
         seen = self._set_training_data(data)
+        try:
+            # Before the l2 search and the factor model's minutes of training: a catalogue
+            # EASE cannot fit is refused in well under a second.
+            check_ease_fits(f"{type(self).__name__} (its EASE part)", seen)
+        except DataError:
+            self.__dict__.pop("seen_", None)  # refused: unfitted, not half-fitted
+            raise
         l2 = (
             float(self.l2)
             if self.l2 != "auto"

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from tripletrec._checks import finite_number, positive_int
 from tripletrec.data.interactions import Interactions
 from tripletrec.models.base import RecommenderBase
+from tripletrec.models.dense_limits import check_dense_fit
 from tripletrec.models.item_item import ItemItemMixin, top_k_per_row
 
 #: Bound on one block of rows of ``W`` while it is built (dense float64 + sparse product).
@@ -48,7 +49,10 @@ class RP3BetaRecommender(ItemItemMixin, RecommenderBase):
         Popularity penalty (>= 0): arrival at item ``j`` is divided by ``pop(j) ** beta``.
     top_k : int, optional
         Keep only the ``top_k`` largest entries of each row of ``W`` (``weights_`` is then
-        a sparse CSR matrix); None keeps every entry, as a dense matrix.
+        a sparse CSR matrix, items x ``top_k`` in memory); None keeps every entry, as a
+        dense matrix of 4 bytes per pair of active items, and ``fit`` refuses (one
+        :class:`~tripletrec.exceptions.DataError` line) a catalogue whose ``W`` would not
+        fit in 90 % of the memory available.
 
     Attributes
     ----------
@@ -91,6 +95,8 @@ class RP3BetaRecommender(ItemItemMixin, RecommenderBase):
         ParameterError
             If ``alpha`` is not a positive finite number, ``beta`` not a non-negative finite
             number, or ``top_k`` neither None nor a positive integer.
+        DataError
+            If ``top_k`` is None and the dense ``W`` would not fit in memory.
         """
         alpha = finite_number("alpha", self.alpha, low=0.0, low_open=True)
         beta = finite_number("beta", self.beta, low=0.0)
@@ -111,8 +117,12 @@ def _walk_weights(
     walk_to_items = sp.diags(user_weight) @ x  # P_ui^alpha
     row_scale = item_degree**-alpha  # P_iu^alpha = diag(row_scale) X'
     column_scale = item_degree**-beta  # the popularity penalty, pop(j)^-beta
-    to_users = x.T.tocsr()
     block = max(1, _BLOCK_BYTES // (20 * max(n, 1)))
+    if top_k is None:
+        # The dense float32 W, beside a block of rows (float64 and its sparse product).
+        needed = 4 * n * n + 20 * n * min(block, n)
+        check_dense_fit("RP3BetaRecommender(top_k=None)", n, needed)
+    to_users = x.T.tocsr()
     pieces = []
     dense = None if top_k is not None else np.empty((n, n), np.float32)
     for first in range(0, n, block):
