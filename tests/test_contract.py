@@ -15,6 +15,7 @@ import numpy as np
 import tripletrec
 from tripletrec import (
     EASERecommender,
+    GraphFilterRecommender,
     HybridRecommender,
     ItemKNNRecommender,
     PopularityRecommender,
@@ -122,6 +123,13 @@ class TestRP3BetaRecommender(RecommenderContract):
 
     def make_estimator(self) -> RP3BetaRecommender:
         return RP3BetaRecommender(alpha=1.0, beta=0.5)
+
+
+class TestGraphFilterRecommender(RecommenderContract):
+    history_is_exact = True  # a history is scored as the binary row of a trained user
+
+    def make_estimator(self) -> GraphFilterRecommender:
+        return GraphFilterRecommender(n_components=4, low_pass_weight=0.3, random_state=0)
 
 
 class TestHybridRecommender(RecommenderContract):

@@ -25,6 +25,7 @@ from tripletrec.exceptions import (
 from tripletrec.models.baselines import ItemKNNRecommender, PopularityRecommender, RandomRecommender
 from tripletrec.models.ease import EASERecommender
 from tripletrec.models.explain import Explanation
+from tripletrec.models.graph_filter import GraphFilterRecommender
 from tripletrec.models.hybrid import HybridRecommender
 from tripletrec.models.recommender import Recommender
 from tripletrec.models.rp3beta import RP3BetaRecommender
@@ -37,6 +38,7 @@ __all__ = [
     "DataSummary",
     "EASERecommender",
     "Explanation",
+    "GraphFilterRecommender",
     "HybridRecommender",
     "IdMap",
     "Interactions",
