@@ -132,6 +132,13 @@ class TestGraphFilterRecommender(RecommenderContract):
         return GraphFilterRecommender(n_components=4, low_pass_weight=0.3, random_state=0)
 
 
+class TestGraphFilterRecommenderArpack(RecommenderContract):
+    history_is_exact = True
+
+    def make_estimator(self) -> GraphFilterRecommender:
+        return GraphFilterRecommender(n_components=4, solver="arpack", random_state=0)
+
+
 class TestHybridRecommender(RecommenderContract):
     """The default factor model and EASE, blended; l2 chosen on an inner split."""
 

@@ -10,10 +10,10 @@ history row ``r`` scores
 the sum of a linear low-pass filter (``P = Rn' Rn``, the normalised item co-occurrences)
 and an *ideal* low-pass filter: the projection on ``V_k``, the top ``k`` right singular
 vectors of ``Rn``. Nothing is trained: the fit is one sparse normalisation and one
-truncated SVD (``scipy.sparse.linalg.svds``, ARPACK, from a seeded start vector), whose
-cost grows with the positives times ``k`` and the items times ``k``; no items x items
-matrix is ever formed, dense or sparse. Scores are computed by blocks of users as
-``(r Rn') Rn`` plus a rank-``k`` product.
+seeded truncated SVD (a randomized range finder, or ARPACK), whose cost grows with the
+positives times ``k`` and the items times ``k``; no items x items matrix is ever formed,
+dense or sparse. Scores are computed by blocks of users as ``(r Rn') Rn`` plus a
+rank-``k`` product.
 """
 
 from __future__ import annotations
@@ -25,11 +25,21 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from tripletrec._checks import finite_number, positive_int, random_seed
+from tripletrec._checks import finite_number, one_of, positive_int, random_seed
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.capabilities import Capabilities
+
+#: Extra columns of the randomized range finder's test matrix beyond ``k``.
+OVERSAMPLING = 64
+#: Power iterations of the randomized range finder.
+POWER_ITERATIONS = 2
+#: Users scored per sparse product: bounds the ``(x Rn') Rn`` intermediate (about 16k
+#: entries per user on Gowalla).
+_LINEAR_BLOCK_USERS = 512
+#: The SVD solvers.
+SOLVERS = ("randomized", "arpack")
 
 #: The fitted attributes, dropped together when a fit is refused half-way.
 _FITTED = ("seen_", "normalized_", "components_", "singular_values_", "n_components_")
@@ -60,9 +70,17 @@ class GraphFilterRecommender(RecommenderBase):
     low_pass_weight : float, default 0.3
         Weight of the ideal low-pass term beside the linear filter (>= 0): 0 is the
         linear filter ``Rn' Rn`` alone. 0.3 is the published setting.
+    solver : {"randomized", "arpack"}, default "randomized"
+        The truncated SVD: ``"randomized"`` is a randomized range finder (``k`` + 64
+        Gaussian columns, two power iterations, in float64), whose top vectors are close
+        to but not exactly the leading ones; ``"arpack"`` is
+        ``scipy.sparse.linalg.svds`` (exact to convergence). On Gowalla's training split
+        the randomized one fits in a third of the time and scored higher on the
+        validation split (``benchmarks/studies/graph_filter.py``).
     random_state : int, optional, default 0
-        Seed of the SVD's start vector: the same data and seed give the same model,
-        bitwise (on the same machine and thread count). None draws a fresh one.
+        Seed of the SVD's random draws (test matrix or start vector): the same data and
+        seed give the same model, bitwise (on the same machine and thread count). None
+        draws a fresh one.
 
     Attributes
     ----------
@@ -88,10 +106,12 @@ class GraphFilterRecommender(RecommenderBase):
         self,
         n_components: int = 256,
         low_pass_weight: float = 0.3,
+        solver: str = "randomized",
         random_state: int | None = 0,
     ) -> None:
         self.n_components = n_components
         self.low_pass_weight = low_pass_weight
+        self.solver = solver
         self.random_state = random_state
 
     def capabilities(self) -> Capabilities:
@@ -115,10 +135,12 @@ class GraphFilterRecommender(RecommenderBase):
         ------
         ParameterError
             If ``n_components`` is not a positive integer, ``low_pass_weight`` not a
-            finite number >= 0 or ``random_state`` neither None nor a seed.
+            finite number >= 0, ``solver`` not one of :data:`SOLVERS` or
+            ``random_state`` neither None nor a seed.
         """
         k = positive_int("n_components", self.n_components)
         finite_number("low_pass_weight", self.low_pass_weight, low=0.0)
+        solver = one_of("solver", self.solver, SOLVERS)
         seed = random_seed("random_state", self.random_state)
         start = time.perf_counter()
         for name in _FITTED:
@@ -127,7 +149,7 @@ class GraphFilterRecommender(RecommenderBase):
         try:
             seen = self._set_training_data(data)
             normalized = normalize(seen)
-            components, values = top_singular_vectors(normalized, k, seed)
+            components, values = top_singular_vectors(normalized, k, seed, solver)
         except BaseException:
             for name in _FITTED:
                 self.__dict__.pop(name, None)
@@ -165,10 +187,12 @@ class GraphFilterRecommender(RecommenderBase):
         """Scores of binary history rows, float32, columns ``item_idx`` (all when None)."""
         parts = self._parts()
         x = sp.csr_matrix(rows, dtype=np.float32)
-        linear = (x @ parts["transposed"]) @ self.normalized_  # (x Rn') Rn, sparse
-        if item_idx is not None:
-            linear = linear[:, item_idx]
-        out = np.asarray(linear.toarray(), dtype=np.float32)
+        n_columns = self.n_items_ if item_idx is None else len(item_idx)
+        out = np.empty((x.shape[0], n_columns), np.float32)
+        for first in range(0, x.shape[0], _LINEAR_BLOCK_USERS):
+            block = slice(first, first + _LINEAR_BLOCK_USERS)
+            linear = (x[block] @ parts["transposed"]) @ self.normalized_  # (x Rn') Rn
+            out[block] = (linear if item_idx is None else linear[:, item_idx]).toarray()
         weight = np.float32(self.low_pass_weight)
         if self.n_components_ and weight != 0:
             coordinates = np.asarray(x @ parts["into"], dtype=np.float32)  # (n, k)
@@ -241,8 +265,10 @@ class GraphFilterRecommender(RecommenderBase):
             raise ValueError("the normalised matrix refers to items outside the item map")
         components = np.asarray(state["components"], dtype=np.float32)
         values = np.asarray(state["singular_values"], dtype=np.float32)
-        if components.ndim != 2 or components.shape[1] != n_items or values.shape != (
-            components.shape[0],
+        if (
+            components.ndim != 2
+            or components.shape[1] != n_items
+            or values.shape != (components.shape[0],)
         ):
             raise ValueError("the singular vectors do not fit the item map")
         self._drop_caches()
@@ -275,24 +301,48 @@ def normalize(seen: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def top_singular_vectors(
-    matrix: sp.csr_matrix, k: int, seed: int | None
+    matrix: sp.csr_matrix, k: int, seed: int | None, solver: str = "randomized"
 ) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` right singular vectors (rows, float32) and values (decreasing) of
-    ``matrix``; ``k`` clamped to ``min(active rows, active columns) - 1``, the most ARPACK
-    returns (0: empty arrays). ARPACK starts from a vector drawn from ``seed``."""
+    ``matrix``, computed in float64; ``k`` clamped to ``min(active rows, active columns)
+    - 1`` (0: empty arrays). ``solver``: ``"arpack"`` (``svds`` from a start vector drawn
+    from ``seed``) or ``"randomized"`` (:func:`randomized_svd`)."""
     active_rows = int(np.count_nonzero(np.diff(matrix.indptr)))
     active_columns = int(np.count_nonzero(item_degrees(matrix)))
     k = min(k, min(active_rows, active_columns) - 1)
-    n_columns = matrix.shape[1]
     if k < 1:
-        return np.zeros((0, n_columns), np.float32), np.zeros(0, np.float32)
-    start = np.random.default_rng(seed).standard_normal(min(matrix.shape))
+        return np.zeros((0, matrix.shape[1]), np.float32), np.zeros(0, np.float32)
     matrix = sp.csr_matrix(matrix, dtype=np.float64)
-    _, values, vectors = svds(matrix, k=k, v0=start, solver="arpack")
-    order = np.argsort(-values, kind="stable")
+    rng = np.random.default_rng(seed)
+    if solver == "arpack":
+        start = rng.standard_normal(min(matrix.shape))
+        _, values, vectors = svds(matrix, k=k, v0=start, solver="arpack")
+        order = np.argsort(-values, kind="stable")
+        values, vectors = values[order], vectors[order]
+    else:
+        values, vectors = randomized_svd(matrix, k, rng)
     # A singular vector's sign is arbitrary: fix it (largest entry positive) so that the
     # stored state does not depend on it. The scores never do.
-    vectors = vectors[order]
     signs = np.sign(vectors[np.arange(k), np.abs(vectors).argmax(axis=1)])
     vectors *= np.where(signs == 0, 1, signs)[:, None]
-    return np.ascontiguousarray(vectors, dtype=np.float32), values[order].astype(np.float32)
+    return np.ascontiguousarray(vectors, dtype=np.float32), values.astype(np.float32)
+
+
+def randomized_svd(
+    matrix: sp.csr_matrix, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` singular values and right vectors of ``matrix`` by a randomized range
+    finder (Halko, Martinsson and Tropp 2011): a Gaussian test matrix of ``k +``
+    :data:`OVERSAMPLING` columns drawn from ``rng``, :data:`POWER_ITERATIONS` power
+    iterations re-orthonormalised by QR, then the exact SVD of the small projected matrix.
+    Costs ``O((nnz + (users + items) (k + p)) (k + p))`` per iteration."""
+    width = min(k + OVERSAMPLING, min(matrix.shape))
+    transposed = matrix.T.tocsr()
+    test = rng.standard_normal((matrix.shape[1], width))
+    basis, _ = np.linalg.qr(matrix @ test)
+    for _ in range(POWER_ITERATIONS):
+        across, _ = np.linalg.qr(transposed @ basis)
+        basis, _ = np.linalg.qr(matrix @ across)
+    projected = np.ascontiguousarray((transposed @ basis).T)  # (width, items)
+    _, values, vectors = np.linalg.svd(projected, full_matrices=False)
+    return values[:k], vectors[:k]
