@@ -40,15 +40,15 @@ METRICS = ("auc", "ndcg@10")
 GOWALLA_METRICS = ("recall@20", "ndcg@20")
 #: The models of the small sets, by label.
 SMALL = {
+    "GF arpack (default)": lambda: tr.GraphFilterRecommender(solver="arpack"),
     "GF randomized": lambda: tr.GraphFilterRecommender(solver="randomized"),
-    "GF arpack": lambda: tr.GraphFilterRecommender(solver="arpack"),
     "EASERecommender()": lambda: tr.EASERecommender(),
     "RP3BetaRecommender()": lambda: tr.RP3BetaRecommender(),
 }
 #: The Gowalla settings of GraphFilterRecommender, by label.
 GOWALLA = {
-    "GF randomized (default)": {"solver": "randomized"},
-    "GF arpack (exact top 256)": {"solver": "arpack"},
+    "GF arpack (default: exact top 256)": {"solver": "arpack"},
+    "GF randomized": {"solver": "randomized"},
     "GF linear filter only": {"low_pass_weight": 0.0},
 }
 
