@@ -8,11 +8,22 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tripletrec import EASERecommender, HybridRecommender, TripletRecommender
+from tripletrec import (
+    EASERecommender,
+    GraphFilterRecommender,
+    HybridRecommender,
+    TripletRecommender,
+)
 from tripletrec.data.features import HISTORY_COLUMN, Features, history_features
 from tripletrec.exceptions import ParameterError
 from tripletrec.models import hybrid
-from tripletrec.models.hybrid import FACTOR_DEFAULTS, L2_GRID, chosen_l2, standardised
+from tripletrec.models.hybrid import (
+    FACTOR_DEFAULTS,
+    FACTOR_DEFAULTS_BESIDE_EASE,
+    L2_GRID,
+    chosen_l2,
+    standardised,
+)
 from tripletrec.persistence import MODEL_FILE, load_model
 
 FACTOR = dict(n_factors=8, epochs=5, batch_size=64, learning_rate=0.05)
@@ -34,7 +45,9 @@ def independent_factor(data: sp.csr_matrix) -> TripletRecommender:
     cells = [list(data[user].indices) for user in range(data.shape[0])]
     table = pd.DataFrame({HISTORY_COLUMN: cells})
     features = Features(table, multi_valued={HISTORY_COLUMN: ""})
-    model = TripletRecommender(**{**FACTOR_DEFAULTS, **FACTOR}, random_state=1)
+    model = TripletRecommender(
+        **{**FACTOR_DEFAULTS, **FACTOR_DEFAULTS_BESIDE_EASE, **FACTOR}, random_state=1
+    )
     return model.fit(data, user_features=features)
 
 
@@ -83,10 +96,13 @@ def test_below_the_floor_items_keep_the_factor_models_order(data, fitted):
 def test_the_factor_model_defaults_here_unless_given():
     assert HybridRecommender()._factor_model().epochs == FACTOR_DEFAULTS["epochs"]
     assert HybridRecommender(factor={"epochs": 3})._factor_model().epochs == 3
-    rest = HybridRecommender()._factor_model().get_params()
+    rest = HybridRecommender()._factor_model("graph_filter").get_params()
     assert {k: v for k, v in rest.items() if k not in FACTOR_DEFAULTS} == {
         k: v for k, v in TripletRecommender().get_params().items() if k not in FACTOR_DEFAULTS
     }
+    beside_ease = HybridRecommender()._factor_model("ease").get_params()
+    assert beside_ease == {**rest, **FACTOR_DEFAULTS_BESIDE_EASE}
+    assert HybridRecommender(factor={"l2": 0.0})._factor_model("ease").l2 == 0.0
 
 
 @pytest.mark.parametrize(("weight", "alone"), [(0.0, "factor"), (1.0, "ease")])
@@ -186,6 +202,7 @@ def test_a_file_saved_before_the_floor_existed_blends_without_it(fitted, tmp_pat
         (dict(item_item_floor="low"), "item_item_floor"),
         (dict(factor={"n_factor": 8}), "factor"),
         (dict(user_weight_exponent=-1.0), "user_weight_exponent"),
+        (dict(item_item="sansa"), "item_item"),
     ],
 )
 def test_bad_parameters_fail_before_any_work(data, params, message):
@@ -222,3 +239,29 @@ def test_an_item_ease_holds_at_the_floor_is_explained_by_the_factor_model_alone(
     np.testing.assert_allclose(fitted._explain_contributions(history, below)[0], factor_part)
     both = scaled(fitted.factor_, above, 0.7) + scaled(fitted.item_item_, above, 0.3)
     np.testing.assert_allclose(fitted._explain_contributions(history, above)[0], both)
+
+
+@pytest.mark.parametrize(("limit", "kind"), [(25, "ease"), (24, "graph_filter")])
+def test_auto_fits_ease_up_to_the_item_limit_and_the_graph_filter_above(
+    data, monkeypatch, limit, kind
+):
+    monkeypatch.setattr(hybrid, "EASE_MAX_ITEMS", limit)  # data has 25 items
+    model = HybridRecommender(factor=FACTOR, random_state=1).fit(data)
+    assert model.item_item_kind_ == kind
+    assert model.fit_summary()["resolved"]["item_item"] == kind
+    expected = EASERecommender if kind == "ease" else GraphFilterRecommender
+    assert type(model.item_item_) is expected
+    assert (model.l2_ is None) == (kind == "graph_filter")
+
+
+def test_a_graph_filter_hybrid_blends_its_scores_and_round_trips(data, tmp_path):
+    model = HybridRecommender(item_item="graph_filter", factor=FACTOR, random_state=1).fit(data)
+    users = np.arange(10)
+    expected = hybrid.blend(
+        model.factor_.score_indices(users), model.item_item_.score_indices(users), 0.3, 0.0
+    )
+    np.testing.assert_array_equal(model.score_indices(users), expected)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.item_item_kind_ == "graph_filter"
+    np.testing.assert_array_equal(loaded.score_indices(users), model.score_indices(users))

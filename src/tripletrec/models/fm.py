@@ -119,7 +119,10 @@ class FactorizationMachineScorer(VectorSpaceScorer):
             self._user_side(users),
             self._item_side(items, for_ranking=for_ranking),
         )
-        return user_vectors @ item_vectors.T + item_terms + user_terms[:, None]
+        scores = user_vectors @ item_vectors.T + item_terms
+        # A user's own terms are one constant over the items: they rank nothing, and
+        # without them ranking scores are those of the vector space (an index's).
+        return scores if for_ranking else scores + user_terms[:, None]
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight

@@ -48,6 +48,7 @@ from tripletrec.exceptions import DataError, ParameterError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.composite import CompositeRecommender, part_entry
 from tripletrec.models.ease import EASERecommender, check_ease_fits
+from tripletrec.models.graph_filter import GraphFilterRecommender
 from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
 from tripletrec.models.triplet import TripletRecommender
 
@@ -65,6 +66,24 @@ L2_SEARCH_ITEMS = 1000
 #: its history features count fully (``feature_weight`` 1), and its batches are grouped
 #: by user, which with those features ranked better on validation and trains faster.
 FACTOR_DEFAULTS: Mapping[str, Any] = {"epochs": 7, "feature_weight": 1.0, "batch_by": "user"}
+#: Beside EASE (catalogues up to :data:`EASE_MAX_ITEMS` items) the factor model keeps a
+#: small weight decay: without it the blend lost NDCG@10 on validation (anime-tv 0.2735 to
+#: 0.2709, MovieLens-100k 0.2243 to 0.2240, anime-5k equal). Beside the graph filter it
+#: trains with none (TripletRecommender's default): on Gowalla's validation this decay
+#: collapsed it towards popularity (``docs/models.md``, "Weight decay and sparse catalogues").
+FACTOR_DEFAULTS_BESIDE_EASE: Mapping[str, Any] = {"l2": 3.5e-5}
+#: ``item_item="auto"`` fits EASE on catalogues of at most this many items and the graph
+#: filter (:class:`~tripletrec.models.graph_filter.GraphFilterRecommender`) above. EASE
+#: ranks better on every catalogue it was measured on (up to 7,157 items:
+#: ``benchmarks/results/graph_filter.md``) but costs items^3 time and 12 bytes x items^2
+#: memory (``benchmarks/results/dense_limits.md``): about 9 s and 1.2 GB at 10,000 items,
+#: 50 s at 17,600, a crash or a refusal beyond 22,000. The graph filter's fit grows with
+#: the positives and items x 256. A fixed count, not the memory found at run time, so that
+#: the same data gives the same model on every machine.
+EASE_MAX_ITEMS = 10_000
+#: The item-item parts ``item_item`` names.
+ItemItemKind = Literal["auto", "ease", "graph_filter"]
+ITEM_ITEM_KINDS: tuple[str, ...] = ("auto", "ease", "graph_filter")
 #: Floor of a user's score spread in the standardisation (a constant row stays 0).
 _MIN_SPREAD = 1e-12
 
@@ -132,12 +151,13 @@ def chosen_l2(
 
 
 class HybridRecommender(CompositeRecommender):
-    """The default factor model and EASE, blended per user on standardised scores.
+    """The default factor model and an item-item model (EASE, or a graph filter on large
+    catalogues), blended per user on standardised scores.
 
     Parameters
     ----------
     weight : float, default 0.3
-        EASE's share of the blend, in [0, 1]: 0 ranks as the factor model alone, 1 as
+        The item-item model's share of the blend, in [0, 1]: 0 ranks as the factor model alone, 1 as
         EASE alone. 0.3 was chosen on validation splits of the training positives of
         anime-tv, MovieLens-100k and anime-5k (``benchmarks/studies/hybrid_validation.py``,
         ``benchmarks/studies/hybrid_weight.py``: it ties 0.4 and 0.5 on NDCG@10 with a better AUC).
@@ -157,6 +177,12 @@ class HybridRecommender(CompositeRecommender):
         user's number of positives in ``X'X``, so that long histories do not dominate the
         co-occurrences. 0.5 was chosen on validation splits
         (``benchmarks/studies/item_item_weighting.py``); 0 is Steck's EASE.
+    item_item : {"auto", "ease", "graph_filter"}, default "auto"
+        The item-item part: EASE, or
+        :class:`~tripletrec.models.graph_filter.GraphFilterRecommender` (GF-CF, whose
+        cost grows with the positives, not items^2). ``"auto"`` fits EASE on catalogues
+        of at most :data:`EASE_MAX_ITEMS` items and the graph filter above; ``l2`` and
+        ``user_weight_exponent`` concern EASE only.
     factor : mapping, optional
         Hyper-parameters of the factor model, passed to
         :class:`~tripletrec.models.triplet.TripletRecommender` over
@@ -170,13 +196,15 @@ class HybridRecommender(CompositeRecommender):
     ----------
     factor_ : TripletRecommender
         The fitted factor model.
-    item_item_ : EASERecommender
-        The fitted EASE model.
+    item_item_ : EASERecommender or GraphFilterRecommender
+        The fitted item-item model.
+    item_item_kind_ : str
+        ``"ease"`` or ``"graph_filter"``: ``item_item`` with ``"auto"`` resolved.
     parts_ : dict
         Both, by name (``"factor"``, ``"item_item"``): how they are saved and loaded
         (:class:`~tripletrec.models.composite.CompositeRecommender`).
-    l2_ : float
-        The ``l2`` EASE was fitted with (``"auto"`` resolved).
+    l2_ : float or None
+        The ``l2`` EASE was fitted with (``"auto"`` resolved); None for the graph filter.
     fit_seconds_ : float
         Wall time of the last ``fit``, both models and the choice of ``l2`` included.
     user_map_, item_map_, seen_, item_metadata_
@@ -187,8 +215,9 @@ class HybridRecommender(CompositeRecommender):
     Scoring needs every item's score of a user (the standardisation is over the
     catalogue), so there is no vector space to search approximately. EASE refuses
     catalogues whose items x items matrices do not fit in memory or that the linked LAPACK
-    cannot factorise (about 22,000 items with scipy's OpenBLAS); so does this model, with
-    the same one line, before it searches ``l2`` or trains its factor model.
+    cannot factorise (about 22,000 items with scipy's OpenBLAS); so does this model with
+    ``item_item="ease"``, with the same one line, before it searches ``l2`` or trains its
+    factor model.
     """
 
     part_settings: ClassVar[Mapping[str, type[RecommenderBase]]] = {"factor": TripletRecommender}
@@ -199,6 +228,7 @@ class HybridRecommender(CompositeRecommender):
         l2: float | Literal["auto"] = "auto",
         item_item_floor: float | None = 0.0,
         user_weight_exponent: float = 0.5,
+        item_item: ItemItemKind = "auto",
         factor: Mapping[str, Any] | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -206,30 +236,47 @@ class HybridRecommender(CompositeRecommender):
         self.l2 = l2
         self.item_item_floor = item_item_floor
         self.user_weight_exponent = user_weight_exponent
+        self.item_item = item_item
         self.factor = factor
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parts
-    def _factor_model(self) -> TripletRecommender:
+    def _factor_model(self, item_item_kind: str = "ease") -> TripletRecommender:
         params = {} if self.factor is None else json_lists_to_tuples(dict(self.factor))
+        defaults = {
+            **FACTOR_DEFAULTS,
+            **(FACTOR_DEFAULTS_BESIDE_EASE if item_item_kind == "ease" else {}),
+        }
         try:
-            return TripletRecommender(
-                **{**FACTOR_DEFAULTS, **params, "random_state": self.random_state}
-            )
+            return TripletRecommender(**{**defaults, **params, "random_state": self.random_state})
         except TypeError as exc:  # an unknown name in ``factor``
             raise ParameterError(f"factor: {exc}") from exc
 
     def _item_item_model(self, l2: float) -> EASERecommender:
         return EASERecommender(l2=l2, user_weight_exponent=self.user_weight_exponent)
 
+    def _item_item_kind(self, n_items: int) -> str:
+        """``item_item`` with ``"auto"`` resolved for a catalogue of ``n_items`` items."""
+        if self.item_item != "auto":
+            return str(self.item_item)
+        return "ease" if n_items <= EASE_MAX_ITEMS else "graph_filter"
+
     def _part_prototypes(self) -> dict[str, RecommenderBase]:
         l2 = L2_GRID[0] if self.l2 == "auto" else float(self.l2)
-        return {"factor": self._factor_model(), "item_item": self._item_item_model(l2)}
+        item_item: RecommenderBase = (
+            GraphFilterRecommender(random_state=self.random_state)
+            if self.item_item == "graph_filter"
+            else self._item_item_model(l2)
+        )
+        kind = "graph_filter" if self.item_item == "graph_filter" else "ease"
+        return {"factor": self._factor_model(kind), "item_item": item_item}
 
     def _install_parts(self, parts: Mapping[str, RecommenderBase], fit_summary: dict) -> None:
         self.parts_ = dict(parts)
         self.factor_, self.item_item_ = parts["factor"], parts["item_item"]
-        self.l2_ = float(fit_summary["l2"])
+        is_ease = isinstance(self.item_item_, EASERecommender)
+        self.item_item_kind_ = "ease" if is_ease else "graph_filter"
+        self.l2_ = None if fit_summary.get("l2") is None else float(fit_summary["l2"])
         self.item_item_floor_ = _floor(self.item_item_floor)
         self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
 
@@ -237,12 +284,12 @@ class HybridRecommender(CompositeRecommender):
         return {
             "fit_seconds": self.fit_seconds_,
             "l2": self.l2_,
-            RESOLVED_KEY: {"item_item_l2": self.l2_},
+            RESOLVED_KEY: {"item_item": self.item_item_kind_, "item_item_l2": self.l2_},
         }
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Interactions | sp.spmatrix) -> HybridRecommender:
-        """Fit the factor model and EASE on the training positives of ``data``.
+        """Fit the factor model and the item-item model on the training positives of ``data``.
 
         Parameters
         ----------
@@ -257,7 +304,8 @@ class HybridRecommender(CompositeRecommender):
         ------
         ParameterError
             If ``weight`` is outside [0, 1], ``l2`` is neither "auto" nor a positive
-            number, ``item_item_floor`` is neither None nor a finite number,
+            number, ``item_item`` is not one of :data:`ITEM_ITEM_KINDS`,
+            ``item_item_floor`` is neither None nor a finite number,
             ``user_weight_exponent`` is not a finite number >= 0, or ``factor`` has a bad
             hyper-parameter.
         DataError
@@ -268,22 +316,33 @@ class HybridRecommender(CompositeRecommender):
             finite_number("l2", self.l2, low=0.0, low_open=True)
         _floor(self.item_item_floor)
         exponent = finite_number("user_weight_exponent", self.user_weight_exponent, low=0.0)
+        if self.item_item not in ITEM_ITEM_KINDS:
+            raise ParameterError(
+                f"item_item must be one of {', '.join(map(repr, ITEM_ITEM_KINDS))}, "
+                f"not {self.item_item!r}"
+            )
         factor = self._factor_model()
         start = time.perf_counter()
         seen = self._set_training_data(data)
-        try:
-            # Before the l2 search and the factor model's minutes of training: a catalogue
-            # EASE cannot fit is refused in well under a second.
-            check_ease_fits(f"{type(self).__name__} (its EASE part)", seen)
-        except DataError:
-            self.__dict__.pop("seen_", None)  # refused: unfitted, not half-fitted
-            raise
-        l2 = (
-            float(self.l2)
-            if self.l2 != "auto"
-            else chosen_l2(seen, self.random_state, user_weight_exponent=exponent)[0]
-        )
-        item_item = self._item_item_model(l2).fit(data)
+        kind = self._item_item_kind(seen.shape[1])
+        factor = self._factor_model(kind)
+        l2: float | None = None
+        if kind == "ease":
+            try:
+                # Before the l2 search and the factor model's minutes of training: a
+                # catalogue EASE cannot fit is refused in well under a second.
+                check_ease_fits(f"{type(self).__name__} (its EASE part)", seen)
+            except DataError:
+                self.__dict__.pop("seen_", None)  # refused: unfitted, not half-fitted
+                raise
+            l2 = (
+                float(self.l2)
+                if self.l2 != "auto"
+                else chosen_l2(seen, self.random_state, user_weight_exponent=exponent)[0]
+            )
+            item_item: RecommenderBase = self._item_item_model(l2).fit(data)
+        else:
+            item_item = GraphFilterRecommender(random_state=self.random_state).fit(data)
         # The factor model is history-aware: each user's training items are their features.
         factor.fit(data, user_features=matrix_history_features(seen, self.user_map_.ids))
         self.fit_seconds_ = time.perf_counter() - start

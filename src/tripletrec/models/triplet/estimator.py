@@ -216,7 +216,7 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         epochs: int = 10,
         batch_size: int = 3072,
         learning_rate: float = 0.04,
-        l2: float = 3.5e-5,
+        l2: float = 0.0,
         batch_by: Literal["auto", BatchBy] = "auto",
         max_norm: float | None = 2.0,
         lr_schedule: LRSchedule = "linear",
