@@ -90,6 +90,11 @@ def test_a_catalogue_within_both_limits_fits(machine):
     assert tr.EASERecommender(l2=5.0).fit(matrix).weights_.shape[0] <= 30
 
 
+def test_the_default_blend_does_not_pick_ease_for_such_a_catalogue(wide):
+    assert wide.shape[1] > hybrid.EASE_MAX_ITEMS
+    assert tr.Recommender()._item_item_kind(wide.shape[1]) == "graph_filter"
+
+
 @pytest.mark.parametrize("estimator", [tr.HybridRecommender, tr.Recommender])
 def test_the_blend_refuses_before_its_l2_search_and_factor_model(
     estimator, wide, machine, monkeypatch
@@ -101,7 +106,7 @@ def test_the_blend_refuses_before_its_l2_search_and_factor_model(
 
     monkeypatch.setattr(hybrid, "chosen_l2", must_not_run)
     monkeypatch.setattr(tr.TripletRecommender, "fit", must_not_run)
-    model = estimator(random_state=0)
+    model = estimator(item_item="ease", random_state=0)  # "auto" picks the graph filter here
     message, peak = refusal(lambda: model.fit(wide))
     assert message.startswith(
         f"{estimator.__name__} (its EASE part) cannot fit 40,981 items: its items x items "
