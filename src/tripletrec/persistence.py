@@ -14,6 +14,12 @@ Writes are atomic: the directory is written under a temporary name and renamed i
 so a crash never leaves a half-written model where a loader looks. Loading checks the
 format version, the checksum and every shape, and raises :class:`ModelFileError` naming
 what is wrong.
+
+Loading memory-maps the weights by default (:mod:`tripletrec._safetensors_mmap`): the
+model's large arrays are read-only views of the file, so every process that loads the same
+directory (the workers of ``tripletrec serve --workers N``) shares one copy of them in the
+page cache. A later save replaces the directory by a rename, which leaves the old file alive
+for as long as a process still maps it.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import io
 import json
 import os
 import shutil
+from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -41,6 +48,7 @@ from tripletrec._files import (
     staging_directory,
     write_json_atomic,
 )
+from tripletrec._safetensors_mmap import map_safetensors
 from tripletrec._version import __version__
 from tripletrec.data.interactions import IdMap
 from tripletrec.exceptions import ModelFileError, TripletrecError, first_line
@@ -224,6 +232,18 @@ def _id_map(manifest_path: Path, manifest: dict, side: str) -> IdMap:
         ) from exc
 
 
+def _check_digest(path: Path, handle: BinaryIO, expected: str) -> None:
+    """Refuse the open weights file ``handle`` unless its SHA-256 is ``expected``."""
+    digest = sha256()
+    # Read through the page cache: the pages stay cached for the map that follows.
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ModelFileError(
+            f"{printable(path)}: checksum mismatch (the file is corrupt or truncated)"
+        )
+
+
 def _estimator_class(path: Path, manifest: dict) -> type[RecommenderBase]:
     name = manifest["estimator"]
     estimator_cls = _registry.lookup(name) if isinstance(name, str) else None
@@ -239,14 +259,25 @@ def _estimator_class(path: Path, manifest: dict) -> type[RecommenderBase]:
     return estimator_cls
 
 
-def load_model(path: str | Path) -> RecommenderBase:
+def load_model(path: str | Path, *, mmap: bool = True) -> RecommenderBase:
     """Load a model directory written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model directory.
+    mmap : bool, default True
+        Memory-map the weights file: the model's arrays are read-only views of it, shared
+        through the page cache with every other process that maps the same file. False
+        copies every array into this process's memory (writeable). Both give the same
+        arrays, byte for byte, so the same scores.
 
     Raises
     ------
     ModelFileError
         If the directory is missing, of another format or version, truncated, corrupt
-        (checksum mismatch), or its arrays do not fit the declared shapes.
+        (checksum mismatch), its weights file's header is inconsistent, or its arrays do
+        not fit the declared shapes.
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -254,18 +285,24 @@ def load_model(path: str | Path) -> RecommenderBase:
     if not weights_path.is_file():
         raise ModelFileError(f"{printable(path)}: missing {WEIGHTS_FILE}")
     try:
-        digest = sha256_of_file(weights_path)
+        # One open file for the checksum and the map: the bytes mapped are the bytes
+        # checked, even if a new save replaces the directory in between.
+        with open(weights_path, "rb") as handle:
+            _check_digest(weights_path, handle, manifest["weights_sha256"])
+            if mmap:
+                state = map_safetensors(weights_path, handle)
     except OSError as exc:
+        if isinstance(exc, ModelFileError):  # a subclass of OSError
+            raise
         raise ModelFileError(f"{printable(weights_path)}: cannot read ({first_line(exc)})") from exc
-    if digest != manifest["weights_sha256"]:
-        raise ModelFileError(
-            f"{printable(weights_path)}: checksum mismatch (the file is corrupt or truncated)"
-        )
     estimator_cls = _estimator_class(path, manifest)
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{printable(weights_path)}: unreadable ({first_line(exc)})") from exc
+    if not mmap:
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelFileError(
+                f"{printable(weights_path)}: unreadable ({first_line(exc)})"
+            ) from exc
 
     try:
         params = json_lists_to_tuples(manifest["params"])

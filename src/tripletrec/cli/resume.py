@@ -130,7 +130,9 @@ def _train_on(args: argparse.Namespace, directory: Path, config: RunConfig) -> i
         raise TripletrecError("--rating-col needs --threshold: which ratings are positives?")
     spec = spec.resolved()
     positives = spec.positives(spec.load())
-    model = load_model(directory).set_params(verbose=progress_enabled(args))
+    # A copy, not a map: training goes on from these arrays, and the result replaces the
+    # very directory they were read from.
+    model = load_model(directory, mmap=False).set_params(verbose=progress_enabled(args))
     checkpoints = directory / CHECKPOINTS
     if latest_checkpoint(checkpoints) is None:
         print(

@@ -109,11 +109,16 @@ class RecommenderBase(IndexLevelMixin, ParamsMixin, ABC):
         return save_model(self, path, metrics=metrics, extra_json=extra_json)
 
     @classmethod
-    def load(cls, path: str | Path) -> RecommenderBase:
-        """Load a model saved with :meth:`save`; it must be of this class."""
+    def load(cls, path: str | Path, *, mmap: bool = True) -> RecommenderBase:
+        """Load a model saved with :meth:`save`; it must be of this class.
+
+        ``mmap``: memory-map the weights (read-only arrays shared with other processes
+        through the page cache) or, when False, copy them (see
+        :func:`tripletrec.persistence.load_model`).
+        """
         from tripletrec.persistence import load_model
 
-        model = load_model(path)
+        model = load_model(path, mmap=mmap)
         if not isinstance(model, cls):
             raise ModelFileError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model

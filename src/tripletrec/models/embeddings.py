@@ -93,7 +93,10 @@ class FeatureEmbedding(nn.Module):
             ("indices", matrix.indices, torch.int64),
             ("values", matrix.data, torch.float32),
         ):
-            tensor = torch.as_tensor(array, dtype=dtype, device=device)
+            # A read-only (memory-mapped, loaded) array cannot back a tensor, which torch
+            # assumes writeable: such a buffer is a copy (torch copies on dtype change too).
+            source = array if array.flags.writeable else array.copy()
+            tensor = torch.as_tensor(source, dtype=dtype, device=device)
             self.register_buffer(name, tensor, persistent=False)
         self.num_embeddings = matrix.shape[0]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tripletrec._system import memory_usage
 from tripletrec.exceptions import TripletrecError
 from tripletrec.serving.loaded import CACHE_ENTRIES, MAX_HISTORY, LoadedModel, ServiceError
 from tripletrec.serving.security import AdminToken, ModelRoot
@@ -60,9 +61,16 @@ class Service:
 
     # ------------------------------------------------------------------ read endpoints
     def health(self) -> dict:
-        """``GET /health``."""
+        """``GET /health``: the model served and this worker's memory.
+
+        ``pid``, ``rss_bytes``, ``pss_bytes`` and ``shared_bytes`` are this worker's (see
+        :func:`tripletrec._system.memory_usage`; the sizes are None off Linux). Each worker
+        of ``--workers N`` answers for itself; the memory-mapped weights are in every
+        worker's RSS but counted once, split among them, in their PSS.
+        """
         current = self.current
-        return {"status": "ok", "model_dir": str(current.path), "loaded_at": current.loaded_at}
+        body = {"status": "ok", "model_dir": str(current.path), "loaded_at": current.loaded_at}
+        return body | memory_usage()
 
     def model_info(self) -> dict:
         """``GET /model``: metadata and training metrics of the current model."""

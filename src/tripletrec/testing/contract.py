@@ -335,6 +335,25 @@ class RecommenderContract(CapabilityChecks):
             for a, b in zip(getattr(loaded, method)(ids, k=5), getattr(fitted, method)(ids, k=5)):
                 np.testing.assert_array_equal(a, b)
 
+    def test_memory_mapped_and_copied_loads_give_bitwise_equal_answers(
+        self, fitted, saved, toy
+    ) -> None:
+        # The default load maps the weights read-only; mmap=False copies them. The bytes are
+        # the same, so every answer must be too, and nothing may write into the mapped
+        # arrays while answering (that would raise: they are read-only).
+        mapped, copied = load_model(saved), load_model(saved, mmap=False)
+        assert mapped.score(toy.user_ids).tobytes() == copied.score(toy.user_ids).tobytes()
+        for method, ids in (("recommend", toy.user_ids), ("similar_items", toy.item_ids)):
+            for a, b in zip(getattr(mapped, method)(ids, k=5), getattr(copied, method)(ids, k=5)):
+                np.testing.assert_array_equal(a, b)
+        if mapped.capabilities().history_scoring:
+            history = toy.histories()[:3]
+            for a, b in zip(
+                mapped.recommend_from_history(history, k=5),
+                copied.recommend_from_history(history, k=5),
+            ):
+                np.testing.assert_array_equal(a, b)
+
     def test_a_corrupt_model_directory_raises_model_file_error(self, saved, tmp_path) -> None:
         def truncate(path: Path) -> None:
             weights = path / WEIGHTS_FILE

@@ -126,8 +126,13 @@ class ScorerHooks:
         if self.device != "cpu" and not torch.cuda.is_available():
             self.device = "cpu"  # a model trained on a GPU still serves on a CPU-only host
         prefix = "module."
+        # load_state_dict copies these into the module's own parameters, so the tensors are
+        # only a passage; torch cannot wrap a read-only (memory-mapped) array without a
+        # warning, so such an array passes as a copy (the factor model is small).
         weights = {
-            k[len(prefix) :]: torch.from_numpy(v) for k, v in state.items() if k.startswith(prefix)
+            k[len(prefix) :]: torch.from_numpy(v if v.flags.writeable else v.copy())
+            for k, v in state.items()
+            if k.startswith(prefix)
         }
         _features.load_sides(self, state, fit_summary.get("features", {}))
         # Before build_module: the "auto" ranking bias follows the fitted loss. A file saved
