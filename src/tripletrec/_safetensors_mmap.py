@@ -20,6 +20,7 @@ truncated in place would instead end the processes mapping it with ``SIGBUS``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import mmap
@@ -172,7 +173,7 @@ def map_safetensors(path: str | Path, handle: BinaryIO | None = None) -> dict[st
 
 def _map(path: Path, handle: BinaryIO) -> dict[str, np.ndarray]:
     size = os.fstat(handle.fileno()).st_size
-    if size < 8:
+    if size < 8:  # an empty file cannot even be mapped
         raise ModelFileError(
             f"{printable(path)}: not a safetensors file ({size} bytes, shorter than the "
             "8-byte header length)"
@@ -180,6 +181,18 @@ def _map(path: Path, handle: BinaryIO) -> dict[str, np.ndarray]:
     # The map covers the whole file (length 0), read-only: a stray write through a view
     # raises instead of changing the page cache every other worker reads.
     buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        return _views(path, buffer)
+    except BaseException:
+        # Unmap now rather than at garbage collection; views still held by the traceback
+        # (BufferError) leave that to the collector.
+        with contextlib.suppress(BufferError):
+            buffer.close()
+        raise
+
+
+def _views(path: Path, buffer: mmap.mmap) -> dict[str, np.ndarray]:
+    size = len(buffer)  # the mapped length, which every offset is checked against
     header_bytes = int.from_bytes(buffer[:8], "little")
     if header_bytes > min(MAX_HEADER_BYTES, size - 8):
         raise ModelFileError(
@@ -195,6 +208,8 @@ def _map(path: Path, handle: BinaryIO) -> dict[str, np.ndarray]:
     for name, (dtype, shape, begin, end) in tensors.items():
         count = (end - begin) // dtype.itemsize
         view = np.frombuffer(buffer, dtype=dtype, count=count, offset=start + begin)
-        # Native byte order is what every consumer expects; a big-endian host gets a copy.
-        arrays[name] = view.reshape(shape) if dtype.isnative else view.astype(dtype.newbyteorder())
+        if not dtype.isnative:  # a big-endian host: a copy in its own byte order
+            view = view.astype(dtype.newbyteorder())
+            view.flags.writeable = False  # read-only like the views elsewhere
+        arrays[name] = view.reshape(shape)
     return arrays
