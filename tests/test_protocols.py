@@ -179,3 +179,19 @@ def test_negative_sampler_draws_distinct_allowed_items(n_items):
     assert sorted(negatives[0]) == list(range(n_items - 40, n_items))
     again = _sample_negatives(users, forbidden, 40, np.random.default_rng(1))
     np.testing.assert_array_equal(again, negatives)
+
+
+def test_evaluation_blocks_shrink_with_the_catalogue_and_give_the_same_metrics(
+    anime_tv, monkeypatch
+):
+    from tripletrec.evaluation import protocols
+
+    assert protocols.users_per_block(293) == protocols.EVAL_CHUNK_USERS
+    assert protocols.users_per_block(40_981) == 409
+    assert protocols.users_per_block(10**9) == 1
+    train, test = tr.random_split(anime_tv.positives(7), test_size=0.2, random_state=0)
+    model = tr.PopularityRecommender().fit(train)
+    metrics = ["auc", "ndcg@10", "recall@20"]
+    whole = tr.evaluate(model, train, test, metrics)
+    monkeypatch.setattr(protocols, "EVAL_BLOCK_SCORES", 293 * 7)  # blocks of 7 users
+    assert tr.evaluate(model, train, test, metrics) == whole

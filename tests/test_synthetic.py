@@ -103,3 +103,28 @@ def test_cli_writes_the_file_and_reports_errors_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("tripletrec: error: 500 interactions cannot be spread")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_size_that_cannot_fit_in_memory_is_refused_in_one_line(tmp_path, capsys):
+    # About 2,400 GiB of generator state: refused before any of it is allocated.
+    args = ["--users", "100000000000", "--items", "2000000000", "--interactions", "10" * 7]
+    assert main(["datasets", "synth", *args, "--out", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "GiB of memory" in err and "GiB is available" in err and "\n" not in err
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_rows_kept_in_memory_count_against_the_memory(monkeypatch):
+    monkeypatch.setattr(synthetic, "available_memory_bytes", lambda: 2**30)
+    with pytest.raises(tr.DataError, match="GiB of memory"):
+        generate_synthetic(1_000_000, 1_000, 100_000_000)
+
+
+def test_a_file_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch):
+    class Usage:
+        free = 1_000
+
+    monkeypatch.setattr(synthetic.shutil, "disk_usage", lambda path: Usage())
+    with pytest.raises(tr.DataError, match="on disk"):
+        write_synthetic_parquet(tmp_path / "x.parquet", 1_000, 500, 20_000)
+    assert not (tmp_path / "x.parquet").exists()

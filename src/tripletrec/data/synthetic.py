@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -43,6 +44,7 @@ import pandas as pd
 
 from tripletrec._checks import finite_number, fraction, non_negative_int, positive_int
 from tripletrec._files import atomic_path
+from tripletrec._system import available_memory_bytes
 from tripletrec.exceptions import DataError, ParameterError
 
 #: Users generated together, from one random stream. A constant (not a parameter): the
@@ -55,6 +57,13 @@ _MAX_ROUNDS = 8
 _DENSE_SHARE = 0.1
 #: Largest (users x items) block of Gumbel keys materialised at once.
 _GUMBEL_BUDGET = 1 << 24
+#: What generation holds, in bytes: per catalogue item, per user, per row of a block
+#: (with its over-draws; measured on 1,000 to 6.5 million rows a block), and for the Gumbel
+#: keys. The largest block is taken as 1.5 times the mean (user activity is skewed).
+_BYTES_PER_ITEM, _BYTES_PER_USER, _BYTES_PER_BLOCK_ROW = 64, 24, 160
+_GUMBEL_BYTES = 24 * _GUMBEL_BUDGET
+#: Share of the available memory generation may plan to use.
+_MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -283,6 +292,39 @@ def _id_dtype(n: int) -> type:
     return np.int32 if n < 2**31 else np.int64
 
 
+def check_synthetic_fits(spec: SyntheticSpec, *, rows_in_memory: bool, out: Path | None) -> None:
+    """Refuse, in one line and before any work, data that cannot be generated here: more
+    memory than is available (the rows too when ``rows_in_memory``), or a file larger than
+    the free space at ``out`` (counting each item id at its least, in bits)."""
+    block_rows = 1.5 * spec.n_interactions * min(1.0, BLOCK_USERS / spec.n_users)
+    needed = (
+        _BYTES_PER_ITEM * spec.n_items
+        + _BYTES_PER_USER * spec.n_users
+        + _BYTES_PER_BLOCK_ROW * block_rows
+        + _GUMBEL_BYTES
+    )
+    if rows_in_memory:  # the blocks, then their concatenation
+        id_bytes = (
+            np.dtype(_id_dtype(spec.n_users)).itemsize + np.dtype(_id_dtype(spec.n_items)).itemsize
+        )
+        needed += 2 * id_bytes * spec.n_interactions
+    available = available_memory_bytes()
+    size = f"{spec.n_users:,} users x {spec.n_items:,} items, {spec.n_interactions:,} rows"
+    if available is not None and needed > _MEMORY_SHARE * available:
+        raise DataError(
+            f"synthetic data of {size} needs about {needed / 2**30:,.1f} GiB of memory, "
+            f"{available / 2**30:,.1f} GiB is available; ask for fewer users, items or rows"
+        )
+    if out is not None:
+        least = spec.n_interactions * math.ceil(math.log2(max(spec.n_items, 2))) / 8
+        free = shutil.disk_usage(out).free
+        if least > free:
+            raise DataError(
+                f"synthetic data of {size} needs at least {least / 2**30:,.1f} GiB on disk, "
+                f"{free / 2**30:,.1f} GiB is free under {out}; ask for fewer rows"
+            )
+
+
 def iter_synthetic_blocks(spec: SyntheticSpec) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(user_id, item_id)`` arrays block by block (see :data:`BLOCK_USERS`)."""
     catalogue = _Catalogue(spec)
@@ -321,6 +363,7 @@ def generate_synthetic(
     (20000, False)
     """
     spec = SyntheticSpec(n_users, n_items, n_interactions, **options)
+    check_synthetic_fits(spec, rows_in_memory=True, out=None)
     users, items = zip(*iter_synthetic_blocks(spec))
     return pd.DataFrame({"user_id": np.concatenate(users), "item_id": np.concatenate(items)})
 
@@ -354,6 +397,7 @@ def write_synthetic_parquet(
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a directory; give a file name ending in .parquet")
+    check_synthetic_fits(spec, rows_in_memory=False, out=path.parent)
     schema = pa.schema(
         [
             ("user_id", pa.from_numpy_dtype(_id_dtype(spec.n_users))),

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import platform
 from pathlib import Path
 
+from tripletrec._system import available_memory_bytes
 from tripletrec.exceptions import DataError
 
 #: What a refusal tells the user to fit instead: one place to change when a scalable
@@ -124,59 +124,6 @@ def lapack_max_items() -> tuple[int | None, str]:
     if not config.get("has ilp64", False):
         return _LP64_MAX_ITEMS, label
     return None, label
-
-
-def available_memory_bytes() -> int | None:
-    """Memory a fit can use now: Linux's ``MemAvailable`` (free memory plus what the
-    kernel can reclaim), else ``os.sysconf``'s free physical pages; lowered to the room
-    left under a cgroup (v2 or v1) limit. None when none of these can be read."""
-    available = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-                break
-    except (OSError, ValueError, IndexError):
-        available = None
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = None
-    room = _cgroup_room()
-    if room is not None:
-        available = room if available is None else min(available, room)
-    return available
-
-
-def _cgroup_room() -> int | None:
-    """Bytes left under this process's cgroup memory limit (v2, else v1), or None."""
-    root = Path("/sys/fs/cgroup")
-    v2, v1 = "", ""
-    try:
-        # Lines "0::/path" (v2) and "N:memory:/path" (v1): where this process's group is.
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            if controllers == "":
-                v2 = path.lstrip("/")
-            elif "memory" in controllers.split(","):
-                v1 = path.lstrip("/")
-    except (OSError, ValueError):
-        pass
-    v1_group = root / "memory" / v1
-    for limit_file, usage_file in (
-        (root / v2 / "memory.max", root / v2 / "memory.current"),
-        (v1_group / "memory.limit_in_bytes", v1_group / "memory.usage_in_bytes"),
-    ):
-        try:
-            limit = limit_file.read_text().strip()
-            # v2 says "max"; v1 says a number near 2**63 when there is no limit.
-            if limit == "max" or int(limit) >= 1 << 60:
-                continue
-            return int(limit) - int(usage_file.read_text().strip())
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 def _lapack_config() -> dict:
