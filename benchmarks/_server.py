@@ -132,6 +132,18 @@ class Server:
         """Resident memory of each server process (psutil if installed, else /proc)."""
         return {pid: rss for pid in self.pids() if (rss := process_rss(pid)) is not None}
 
+    def memory(self) -> dict[str, int]:
+        """The server's processes together: their number and summed RSS and PSS (PSS
+        shares each page among the processes that map it: the memory they really use)."""
+        from tripletrec._system import memory_usage
+
+        readings = [memory_usage(f"/proc/{pid}/smaps_rollup") for pid in self.pids()]
+        return {
+            "processes": len(readings),
+            "rss_bytes": sum(r["rss_bytes"] or 0 for r in readings),
+            "pss_bytes": sum(r["pss_bytes"] or 0 for r in readings),
+        }
+
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after 30 s; the exit status."""
         if self.process.poll() is None:

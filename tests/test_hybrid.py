@@ -265,3 +265,19 @@ def test_a_graph_filter_hybrid_blends_its_scores_and_round_trips(data, tmp_path)
     loaded = load_model(tmp_path / "m")
     assert loaded.item_item_kind_ == "graph_filter"
     np.testing.assert_array_equal(loaded.score_indices(users), model.score_indices(users))
+
+
+def test_past_the_full_softmax_budget_the_factor_model_shuffles_positives(data, monkeypatch):
+    # Per-user batches cannot train the in-batch softmax "auto" takes on large catalogues:
+    # the blend's factor model must still fit, with shuffled positives.
+    import tripletrec.training.losses as losses
+
+    monkeypatch.setattr(losses, "FULL_SOFTMAX_PAIR_BUDGET", 10)
+    model = HybridRecommender(factor=FACTOR, random_state=1).fit(data)
+    assert model.factor_.negatives_ == "in_batch" and model.factor_.batch_by_ == "positive"
+    small = HybridRecommender(factor=FACTOR, random_state=1)
+    monkeypatch.undo()
+    assert small.fit(data).factor_.batch_by_ == "user"
+    with pytest.raises(ParameterError, match="in-batch"):  # an explicit choice is kept
+        monkeypatch.setattr(losses, "FULL_SOFTMAX_PAIR_BUDGET", 10)
+        HybridRecommender(factor={**FACTOR, "batch_by": "user"}, random_state=1).fit(data)

@@ -30,6 +30,7 @@ from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.capabilities import Capabilities
+from tripletrec.models.score_terms import ScoreTerms
 
 #: Extra columns of the randomized range finder's test matrix beyond ``k``.
 OVERSAMPLING = 64
@@ -162,7 +163,7 @@ class GraphFilterRecommender(RecommenderBase):
 
     # ------------------------------------------------------------------ scoring
     def _drop_caches(self) -> None:
-        for name in ("_cache",):
+        for name in ("_cache", "_projection"):
             self.__dict__.pop(name, None)
 
     def _parts(self) -> dict[str, Any]:
@@ -223,6 +224,28 @@ class GraphFilterRecommender(RecommenderBase):
         x.sum_duplicates()
         x.data[:] = 1.0  # an item listed twice in a history counts once, as in training
         return self._scores(x, None)
+
+    def _term_items(self) -> np.ndarray:
+        """``(V_k D_i^1/2)'``: the low-pass term is an inner product with these."""
+        return self._parts()["out"].T
+
+    def _score_terms(self, user_idx: np.ndarray) -> ScoreTerms:
+        """The low-pass term as queries ``w (r D_i^-1/2) V_k'``, the linear filter as the
+        remainder, and its projection ``(r Rn') (Rn D_i^1/2 V_k')`` through a users x k
+        matrix computed once: a product over the users who share an item with ``r``
+        instead of one over every item the filter reaches."""
+        parts = self._parts()
+        x = self.seen_[user_idx].astype(np.float32)
+        users = x @ parts["transposed"]  # r Rn'
+        rest = np.asarray((users @ self.normalized_).toarray(), dtype=np.float32)
+        weight = np.float32(self.low_pass_weight if self.n_components_ else 0.0)
+        queries = np.asarray(x @ parts["into"], dtype=np.float32) * weight
+        projection = self.__dict__.get("_projection")
+        if projection is None or projection[0] is not self.normalized_:
+            # Rn D_i^1/2 V_k': n_users x k floats, built on the first retrieval.
+            projection = (self.normalized_, np.asarray(self.normalized_ @ parts["out"].T))
+            self._projection = projection
+        return ScoreTerms(queries, rest, np.asarray(users @ projection[1]))
 
     def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
         """What each history item adds to the score of ``item_idx``: its entry of ``Rn' Rn``

@@ -50,7 +50,9 @@ from tripletrec.models.composite import CompositeRecommender, part_entry
 from tripletrec.models.ease import EASERecommender, check_ease_fits
 from tripletrec.models.graph_filter import GraphFilterRecommender
 from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
+from tripletrec.models.score_terms import MIN_SPREAD, BlendPart, blend, standardised
 from tripletrec.models.triplet import TripletRecommender
+from tripletrec.training.losses import resolve_negatives
 
 #: EASE ``l2`` values ``l2="auto"`` chooses from: log-spaced, from light shrinkage (trust
 #: co-occurrences) to heavy (lean on popularity).
@@ -84,28 +86,6 @@ EASE_MAX_ITEMS = 10_000
 #: The item-item parts ``item_item`` names.
 ItemItemKind = Literal["auto", "ease", "graph_filter"]
 ITEM_ITEM_KINDS: tuple[str, ...] = ("auto", "ease", "graph_filter")
-#: Floor of a user's score spread in the standardisation (a constant row stays 0).
-_MIN_SPREAD = 1e-12
-
-
-def standardised(scores: np.ndarray) -> np.ndarray:
-    """Each row (a user's scores over the catalogue) to mean 0 and standard deviation 1."""
-    scores = np.asarray(scores, dtype=np.float64)
-    centred = scores - scores.mean(axis=1, keepdims=True)
-    return centred / np.maximum(centred.std(axis=1, keepdims=True), _MIN_SPREAD)
-
-
-def blend(
-    factor_scores: np.ndarray,
-    item_item_scores: np.ndarray,
-    weight: float,
-    floor: float = -np.inf,
-) -> np.ndarray:
-    """``(1 - weight) z(factor_scores) + weight max(z(item_item_scores), floor)``, rows
-    standardised by :func:`standardised` (float32)."""
-    blended = (1.0 - weight) * standardised(factor_scores)
-    blended += weight * np.maximum(standardised(item_item_scores), floor)
-    return blended.astype(np.float32)
 
 
 def chosen_l2(
@@ -212,8 +192,9 @@ class HybridRecommender(CompositeRecommender):
 
     Notes
     -----
-    Scoring needs every item's score of a user (the standardisation is over the
-    catalogue), so there is no vector space to search approximately. EASE refuses
+    The blend is no inner product, but its parts split into one plus a remainder with
+    exact moments (:mod:`tripletrec.models.score_terms`): ``tripletrec index`` searches
+    them (:mod:`tripletrec.serving.blend_retrieval`). EASE refuses
     catalogues whose items x items matrices do not fit in memory or that the linked LAPACK
     cannot factorise (about 22,000 items with scipy's OpenBLAS); so does this model with
     ``item_item="ease"``, with the same one line, before it searches ``l2`` or trains its
@@ -241,16 +222,26 @@ class HybridRecommender(CompositeRecommender):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parts
-    def _factor_model(self, item_item_kind: str = "ease") -> TripletRecommender:
+    def _factor_model(
+        self, item_item_kind: str = "ease", seen: sp.csr_matrix | None = None
+    ) -> TripletRecommender:
+        """The factor model; on ``seen`` past the full softmax's budget (in-batch negatives,
+        which per-user batches cannot train), with shuffled positives."""
         params = {} if self.factor is None else json_lists_to_tuples(dict(self.factor))
         defaults = {
             **FACTOR_DEFAULTS,
             **(FACTOR_DEFAULTS_BESIDE_EASE if item_item_kind == "ease" else {}),
         }
         try:
-            return TripletRecommender(**{**defaults, **params, "random_state": self.random_state})
+            model = TripletRecommender(**{**defaults, **params, "random_state": self.random_state})
         except TypeError as exc:  # an unknown name in ``factor``
             raise ParameterError(f"factor: {exc}") from exc
+        if seen is not None and "batch_by" not in params:
+            args = (model.negatives, model.loss, seen.nnz, seen.shape[1])
+            grouped = {"n_users": seen.shape[0], "batch_by": model.batch_by}
+            if resolve_negatives(*args, **grouped) == "in_batch":
+                model.set_params(batch_by="positive")
+        return model
 
     def _item_item_model(self, l2: float) -> EASERecommender:
         return EASERecommender(l2=l2, user_weight_exponent=self.user_weight_exponent)
@@ -321,11 +312,11 @@ class HybridRecommender(CompositeRecommender):
                 f"item_item must be one of {', '.join(map(repr, ITEM_ITEM_KINDS))}, "
                 f"not {self.item_item!r}"
             )
-        factor = self._factor_model()
+        self._factor_model()  # a bad ``factor`` setting is refused before any work
         start = time.perf_counter()
         seen = self._set_training_data(data)
         kind = self._item_item_kind(seen.shape[1])
-        factor = self._factor_model(kind)
+        factor = self._factor_model(kind, seen)
         l2: float | None = None
         if kind == "ease":
             try:
@@ -406,9 +397,19 @@ class HybridRecommender(CompositeRecommender):
         total = np.zeros(len(history), np.float64)
         for model, scores, share in parts:
             contributions, _ = model.history_contributions(history, item_idx)
-            spread = max(float(np.std(scores, dtype=np.float64)), _MIN_SPREAD)
+            spread = max(float(np.std(scores, dtype=np.float64)), MIN_SPREAD)
             total += share * np.asarray(contributions, np.float64) / spread
         return total, False
+
+    def blend_parts(self) -> tuple[BlendPart, BlendPart]:
+        """The blend as its parts, weights and floors: what approximate retrieval
+        (:mod:`tripletrec.serving.blend_retrieval`) needs to score any item exactly."""
+        self._check_fitted()
+        weight = float(self.weight)
+        return (
+            BlendPart(self.factor_, 1.0 - weight),
+            BlendPart(self.item_item_, weight, self.item_item_floor_),
+        )
 
     def _item_vectors(self) -> np.ndarray:
         """The factor model's item vectors: similar items are near in its space."""

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from tripletrec.exceptions import ParameterError, TripletrecError
 from tripletrec.models.capabilities import Capabilities
+from tripletrec.models.score_terms import ScoreTerms
 
 if TYPE_CHECKING:
     from tripletrec.data.features import Features
@@ -45,6 +46,10 @@ class IndexLevelMixin:
     item_metadata_: Any
 
     def _check_fitted(self) -> None: ...  # pragma: no cover - RecommenderBase's
+
+    def score_indices(
+        self, user_idx: np.ndarray, item_idx: np.ndarray | None = None
+    ) -> np.ndarray: ...  # pragma: no cover - RecommenderBase's
 
     @property
     def n_users_(self) -> int: ...  # pragma: no cover - RecommenderBase's
@@ -131,6 +136,18 @@ class IndexLevelMixin:
         self._check_fitted()
         return self._vector_space() if self.capabilities().vector_space else None
 
+    def term_items(self) -> np.ndarray:
+        """The item vectors of :meth:`score_terms`'s inner-product part, (n_items, d)
+        float32: the vector space's where there is one, none (``d`` = 0) by default."""
+        self._check_fitted()
+        return np.ascontiguousarray(self._term_items(), dtype=np.float32)
+
+    def score_terms(self, user_idx: np.ndarray) -> ScoreTerms:
+        """Known users' scores over the catalogue split as ``queries @ term_items().T +
+        rest`` (:class:`~tripletrec.models.score_terms.ScoreTerms`), for retrieval."""
+        self._check_fitted()
+        return self._score_terms(np.asarray(user_idx, dtype=np.int64))
+
     # ------------------------------------------------------------------ fitted state
     def fit_summary(self) -> dict:
         """JSON-serialisable facts about the fit, kept with a saved model."""
@@ -203,6 +220,22 @@ class IndexLevelMixin:
     def _vector_space(self) -> tuple[np.ndarray, np.ndarray]:
         """The vectors of :meth:`vector_space`; override with the capability."""
         raise TripletrecError(f"{type(self).__name__} has no user/item vector space")
+
+    def _term_items(self) -> np.ndarray:
+        """See :meth:`term_items`; override with :meth:`_score_terms`."""
+        if self.capabilities().vector_space:
+            return self._vector_space()[1]
+        return np.zeros((self.n_items_, 0), np.float32)
+
+    def _score_terms(self, user_idx: np.ndarray) -> ScoreTerms:
+        """See :meth:`score_terms`. By default the vector space's query vectors (all
+        computed, then the block's taken: callers that query often keep the space), or
+        else the whole scores as the remainder."""
+        if self.capabilities().vector_space:
+            return ScoreTerms(self._vector_space()[0][user_idx])
+        scores = np.asarray(self.score_indices(user_idx), dtype=np.float32)
+        empty = np.zeros((len(user_idx), 0), np.float32)
+        return ScoreTerms(empty, scores, empty)
 
     def _score_histories(
         self, rows: np.ndarray, items: np.ndarray, n_rows: int, random_state: int,

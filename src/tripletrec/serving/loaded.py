@@ -6,7 +6,8 @@ popularity fallback. A request for at most that many items and without exclusion
 slice of these lists; anything else is scored live. Both select with the one tie rule of
 :mod:`tripletrec.evaluation.topk` (higher score, then lower item index), a total order, so
 the first ``k`` of the best :data:`TOP_K` are exactly the best ``k``: the two paths return
-the same items with the same scores.
+the same items with the same scores. A model directory with an approximate index holds
+these lists too (:mod:`tripletrec.serving.answers`), memory-mapped.
 """
 
 from __future__ import annotations
@@ -25,15 +26,18 @@ import pandas as pd
 
 from tripletrec.evaluation.topk import top_k_masked
 from tripletrec.exceptions import TripletrecError, UnknownIdError
+from tripletrec.serving.answers import WIDTH as ANSWERS_WIDTH
+from tripletrec.serving.answers import load_answers
 from tripletrec.serving.search import TextSearch
 
 #: Largest k any endpoint accepts.
 MAX_K = 1000
 #: k when a request does not say.
 DEFAULT_K = 10
-#: Answers precomputed per known user (with the score cache): requests up to this k and
-#: without exclusions are served from them. Memory: users x min(TOP_K, items) x 6 bytes.
-TOP_K = 100
+#: Answers precomputed per known user (with the score cache, or by ``tripletrec index``):
+#: requests up to this k and without exclusions are served from them. Memory: users x
+#: min(TOP_K, items) x 6 bytes (8 from an index's file, shared by every worker).
+TOP_K = ANSWERS_WIDTH
 #: Longest history POST /recommend accepts.
 MAX_HISTORY = 2000
 #: Most matches GET /items and GET /users return; the number when a request does not say.
@@ -66,11 +70,13 @@ class LoadedModel:
     popularity: np.ndarray
     popular_order: np.ndarray
     scores: np.ndarray | None  # users x items, seen items at -inf; small catalogues only
-    index: Any | None  # retrieval.ANNIndex when the directory holds one
-    user_vectors: np.ndarray | None
+    # retrieval.VectorRetriever or blend_retrieval.BlendRetriever when the directory
+    # holds an approximate index
+    index: Any | None
     loaded_at: float = field(default_factory=time.time)
     file_id: tuple = ()
-    # The best TOP_K items of every user (-1 / -inf padding), best first: with the cache only.
+    # The best TOP_K items of every user (-1 / -inf padding), best first: from the score
+    # cache, or as the approximate index's folder holds them (serving.answers).
     top_items: np.ndarray | None = None
     top_scores: np.ndarray | None = None
 
@@ -84,7 +90,7 @@ class LoadedModel:
     @classmethod
     def load(cls, path: str | Path, *, cache_entries: int = CACHE_ENTRIES) -> LoadedModel:
         from tripletrec.persistence import MODEL_FILE, load_model, read_manifest
-        from tripletrec.serving.retrieval import ANNIndex, has_index, model_vectors
+        from tripletrec.serving.retrieval import INDEX_DIR, has_index, load_retriever
 
         path = Path(path)
         stat = (path / MODEL_FILE).stat() if (path / MODEL_FILE).exists() else None
@@ -94,20 +100,24 @@ class LoadedModel:
         popularity = np.asarray(model.seen_.sum(axis=0)).ravel().astype(np.float64)
         # Stable sort of the negated counts: equally popular items by index, deterministic.
         popular_order = np.argsort(-popularity, kind="stable")
-        scores = index = user_vectors = None
+        scores = index = answers = None
         if has_index(path):
             try:
-                user_vectors, items = model_vectors(model)
-                index = ANNIndex.load(path, items, manifest["weights_sha256"])
+                index = load_retriever(path, model, manifest["weights_sha256"])
+                described = index.index.meta.get("answers")
+                answers = load_answers(path / INDEX_DIR, model.n_users_, described)
             except TripletrecError:
-                index = user_vectors = None  # stale or unusable: exact scoring still works
+                index = answers = None  # stale or unusable: exact scoring still works
         if index is None and model.n_users_ * model.n_items_ <= cache_entries:
             # A small catalogue: every user's scores fit in memory, so a request is a row
             # lookup and a partial sort instead of a forward pass and sparse masking.
             scores = model.score_indices(np.arange(model.n_users_)).astype(np.float32)
             rows, cols = model.seen_.nonzero()
             scores[rows, cols] = -np.inf
-        top_items, top_scores = (None, None) if scores is None else _top_lists(scores, TOP_K)
+        if answers is not None:  # memory-mapped: one copy for every worker
+            top_items, top_scores = answers
+        else:
+            top_items, top_scores = (None, None) if scores is None else _top_lists(scores, TOP_K)
         return cls(
             model=model,
             path=path,
@@ -118,7 +128,6 @@ class LoadedModel:
             popular_order=popular_order,
             scores=scores,
             index=index,
-            user_vectors=user_vectors,
             file_id=() if stat is None else (stat.st_ino, stat.st_mtime_ns),
             top_items=top_items,
             top_scores=top_scores,
@@ -235,7 +244,7 @@ class LoadedModel:
             if len(exclude):
                 seen = seen.tolil()
                 seen[0, exclude] = 1
-            idx, scores = self.index.search(self.user_vectors[[user_idx]], k, exclude=seen)
+            idx, scores = self.index.search(np.array([user_idx]), k, exclude=seen)
             return self.rows(idx[0], scores[0])
         raw_user = self.model.user_map_.ids[user_idx]
         raw_exclude = None if not len(exclude) else self.model.item_map_.ids[exclude]

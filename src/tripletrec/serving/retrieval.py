@@ -32,7 +32,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from tripletrec._files import replace_directory, staging_directory, write_json_atomic
+from tripletrec._files import (
+    replace_directory,
+    sha256_of_file,
+    staging_directory,
+    write_json_atomic,
+)
 from tripletrec.evaluation.topk import merge_top_k, top_k
 from tripletrec.exceptions import DataError, ModelFileError, TripletrecError
 
@@ -40,6 +45,8 @@ from tripletrec.exceptions import DataError, ModelFileError, TripletrecError
 INDEX_DIR = "ann-index"
 INDEX_FILE = "index.faiss"
 INDEX_META = "index.json"
+#: ``space`` of an index over a vector space's item vectors (:func:`model_vectors`).
+VECTOR_SPACE = "vector_space"
 #: Items scored at once by exact search: bounds memory at about queries x this floats.
 ITEM_CHUNK = 65_536
 
@@ -154,6 +161,8 @@ class ANNIndex:
         self.max_norm = max_norm
         self.settings = settings
         self._index.nprobe = settings.nprobe
+        #: What :meth:`load` read from ``index.json`` (empty for a built index).
+        self.meta: dict = {}
 
     @classmethod
     def build(cls, items: np.ndarray, settings: IndexSettings | None = None) -> ANNIndex:
@@ -195,10 +204,7 @@ class ANNIndex:
         exclude = None if exclude is None else sp.csr_matrix(exclude, dtype=bool)
         extra = 0 if exclude is None or exclude.nnz == 0 else int(np.diff(exclude.indptr).max())
         n_fetch = min(len(self.items), k + extra)
-        self._index.nprobe = nprobe or self.settings.nprobe
-        lifted = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
-        _, candidates = self._index.search(lifted, n_fetch)
-        candidates = candidates.astype(np.int64)
+        candidates = self.candidates(queries, n_fetch, nprobe)
         valid = candidates >= 0
         safe = np.where(valid, candidates, 0)
         scores = np.einsum("qd,qkd->qk", queries, self.items[safe]).astype(np.float32)
@@ -208,26 +214,56 @@ class ANNIndex:
         # Excluded and missing candidates become padding; ties go to the lower item index.
         return merge_top_k(np.where(valid, safe, -1), scores, k)
 
+    def candidates(self, queries: np.ndarray, n: int, nprobe: int | None = None) -> np.ndarray:
+        """The approximately ``n`` best items of each query by inner product, unscored:
+        int64 indices, shape (n_queries, n), -1 where the probed lists held fewer."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        self._index.nprobe = nprobe or self.settings.nprobe
+        lifted = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
+        _, found = self._index.search(lifted, min(n, len(self.items)))
+        return found.astype(np.int64)
+
     # ------------------------------------------------------------------ persistence
-    def save(self, model_dir: str | Path, weights_sha256: str) -> Path:
+    def save(
+        self,
+        model_dir: str | Path,
+        weights_sha256: str,
+        space: str = VECTOR_SPACE,
+        answers: tuple[np.ndarray, np.ndarray, bool] | None = None,
+    ) -> Path:
         """Write the index into ``model_dir/ann-index``, replacing any old one atomically.
 
-        ``weights_sha256`` ties it to the model's weights: :meth:`load` refuses an index
-        built for other weights.
+        ``weights_sha256`` ties it to the model's weights and ``space`` names what its
+        item vectors are (:data:`VECTOR_SPACE`, or a blend's parts side by side):
+        :meth:`load` refuses an index built for other weights or another space.
+        ``answers``: every known user's precomputed best items, their scores and whether
+        they are exact (:mod:`tripletrec.serving.answers`), written beside the index.
         """
+        from tripletrec.serving.answers import ANSWERS_FILE, save_answers
+
         faiss = _faiss()
         model_dir = Path(model_dir)
         staging = staging_directory(model_dir / INDEX_DIR)
         try:
             faiss.write_index(self._index, str(staging / INDEX_FILE))
+            answers_meta = None
+            if answers is not None:
+                save_answers(staging, answers[0], answers[1])
+                answers_meta = {
+                    "width": int(answers[0].shape[1]),
+                    "exact": bool(answers[2]),
+                    "sha256": sha256_of_file(staging / ANSWERS_FILE),
+                }
             meta = {
                 "backend": "faiss-ivf-flat",
                 "transform": "mips-l2",
+                "space": space,
                 "n_items": len(self.items),
                 "dim": int(self.items.shape[1]),
                 "max_norm": self.max_norm,
                 "settings": asdict(self.settings),
                 "weights_sha256": weights_sha256,
+                "answers": answers_meta,
             }
             write_json_atomic(staging / INDEX_META, meta)
             replace_directory(staging, model_dir / INDEX_DIR)
@@ -237,13 +273,20 @@ class ANNIndex:
         return model_dir / INDEX_DIR
 
     @classmethod
-    def load(cls, model_dir: str | Path, items: np.ndarray, weights_sha256: str) -> ANNIndex:
-        """The index saved in ``model_dir`` for these ``items`` and weights.
+    def load(
+        cls,
+        model_dir: str | Path,
+        items: np.ndarray,
+        weights_sha256: str,
+        space: str = VECTOR_SPACE,
+    ) -> ANNIndex:
+        """The index saved in ``model_dir`` for these ``items``, weights and ``space``.
 
         Raises
         ------
         ModelFileError
-            If the index is missing, unreadable, or was built for other weights or items.
+            If the index is missing, unreadable, or was built for other weights, items or
+            another space.
         """
         faiss = _faiss()
         folder = Path(model_dir) / INDEX_DIR
@@ -252,6 +295,8 @@ class ANNIndex:
             index = faiss.read_index(str(folder / INDEX_FILE))
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{folder}: no readable index ({exc})") from exc
+        if not isinstance(meta, dict):
+            raise ModelFileError(f"{folder}: {INDEX_META} is not a JSON object")
         if meta.get("weights_sha256") != weights_sha256:
             raise ModelFileError(
                 f"{folder}: built for other model weights; rebuild it with 'tripletrec index'"
@@ -260,8 +305,17 @@ class ANNIndex:
             raise ModelFileError(
                 f"{folder}: holds {index.ntotal} items, the model has {len(items)}"
             )
-        return cls(index, np.ascontiguousarray(items, np.float32), float(meta["max_norm"]),
-                   IndexSettings(**meta["settings"]))  # fmt: skip
+        saved_space = meta.get("space", VECTOR_SPACE)
+        if saved_space != space or index.d != items.shape[1] + 1:
+            raise ModelFileError(
+                f"{folder}: built for {saved_space!r} vectors of {index.d - 1} dimensions, "
+                f"this model searches {space!r} ones of {items.shape[1]}; rebuild it with "
+                "'tripletrec index'"
+            )
+        loaded = cls(index, np.ascontiguousarray(items, np.float32), float(meta["max_norm"]),
+                     IndexSettings(**meta["settings"]))  # fmt: skip
+        loaded.meta = meta
+        return loaded
 
 
 def _lift_items(items: np.ndarray) -> tuple[np.ndarray, float]:
@@ -277,24 +331,77 @@ def has_index(model_dir: str | Path) -> bool:
     return (Path(model_dir) / INDEX_DIR / INDEX_META).is_file()
 
 
+class VectorRetriever:
+    """Approximate top-k of a vector space's known users: an :class:`ANNIndex` over its
+    item vectors, queried with its user vectors (kept: no forward pass per request)."""
+
+    def __init__(self, index: ANNIndex, user_vectors: np.ndarray) -> None:
+        self.index = index
+        self.user_vectors = user_vectors
+
+    def search(
+        self,
+        user_idx: np.ndarray,
+        k: int,
+        exclude: sp.spmatrix | None = None,
+        nprobe: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`ANNIndex.search`; ``user_idx``: known users' indices."""
+        return self.index.search(self.user_vectors[user_idx], k, exclude=exclude, nprobe=nprobe)
+
+
+def load_retriever(model_dir: str | Path, model: Any, weights_sha256: str) -> Any:
+    """The approximate retrieval saved in ``model_dir`` for ``model``: a
+    :class:`VectorRetriever`, or a :class:`~tripletrec.serving.blend_retrieval.BlendRetriever`
+    for a blend. Both answer ``search(user_idx, k, exclude)``.
+
+    Raises
+    ------
+    TripletrecError
+        If the model has neither a vector space nor blend parts, or (``ModelFileError``)
+        the saved index is missing, unreadable or built for another model.
+    """
+    from tripletrec.serving.blend_retrieval import BlendRetriever, has_blend
+
+    if has_blend(model):
+        return BlendRetriever.load(model_dir, model, weights_sha256)
+    users, items = model_vectors(model)
+    return VectorRetriever(ANNIndex.load(model_dir, items, weights_sha256), users)
+
+
 def build_model_index(
     model_dir: str | Path, settings: IndexSettings | None = None, *, progress: bool = False
 ) -> tuple[Path, ANNIndex]:
-    """Build the approximate index of the saved bilinear model in ``model_dir``;
-    ``progress``: a bar over the steps (load, cluster and fill, save)."""
+    """Build the approximate index of the saved model in ``model_dir``: over its vector
+    space (the bilinear and FM models), or over a blend's parts (``tripletrec.Recommender``,
+    :mod:`tripletrec.serving.blend_retrieval`), with every known user's best items
+    (:mod:`tripletrec.serving.answers`); ``progress``: a bar over the steps (load, cluster
+    and fill, answer, save)."""
     from tqdm.auto import tqdm
 
     from tripletrec.persistence import load_model, read_manifest
+    from tripletrec.serving.answers import compute_answers
+    from tripletrec.serving.blend_retrieval import BLEND_SPACE, BlendRetriever, has_blend
 
-    with tqdm(total=3, desc="index", unit="step", disable=not progress) as bar:
+    with tqdm(total=4, desc="index", unit="step", disable=not progress) as bar:
         bar.set_postfix_str("loading")
         model = load_model(model_dir)
-        _, items = model_vectors(model)
         bar.update()
         bar.set_postfix_str("clustering")
-        index = ANNIndex.build(items, settings)
+        retriever: Any
+        if has_blend(model):
+            retriever = BlendRetriever.build(model, settings)
+            space = BLEND_SPACE
+        else:
+            users, items = model_vectors(model)
+            retriever = VectorRetriever(ANNIndex.build(items, settings), users)
+            space = VECTOR_SPACE
+        bar.update()
+        bar.set_postfix_str("answering known users")
+        answers = compute_answers(model, retriever)
         bar.update()
         bar.set_postfix_str("saving")
-        path = index.save(model_dir, read_manifest(model_dir)["weights_sha256"])
+        sha = read_manifest(model_dir)["weights_sha256"]
+        path = retriever.index.save(model_dir, sha, space, answers)
         bar.update()
-    return path, index
+    return path, retriever.index
