@@ -111,9 +111,9 @@ class BlendRetriever:
         items = np.hstack([space.items for space in spaces])
         return cls(model, ANNIndex.load(model_dir, items, weights_sha256, BLEND_SPACE), spaces)
 
-    def save(self, model_dir: str | Path, weights_sha256: str) -> Path:
-        """Write the index into ``model_dir`` (see :meth:`ANNIndex.save`)."""
-        return self.index.save(model_dir, weights_sha256, BLEND_SPACE)
+    def save(self, model_dir: str | Path, weights_sha256: str, answers: Any = None) -> Path:
+        """Write the index (and ``answers``) into ``model_dir`` (see :meth:`ANNIndex.save`)."""
+        return self.index.save(model_dir, weights_sha256, BLEND_SPACE, answers)
 
     def search(
         self,

@@ -339,6 +339,10 @@ class VectorRetriever:
         self.index = index
         self.user_vectors = user_vectors
 
+    def save(self, model_dir: str | Path, weights_sha256: str, answers: Any = None) -> Path:
+        """Write the index (and ``answers``) into ``model_dir`` (see :meth:`ANNIndex.save`)."""
+        return self.index.save(model_dir, weights_sha256, VECTOR_SPACE, answers)
+
     def search(
         self,
         user_idx: np.ndarray,
@@ -381,7 +385,7 @@ def build_model_index(
 
     from tripletrec.persistence import load_model, read_manifest
     from tripletrec.serving.answers import compute_answers
-    from tripletrec.serving.blend_retrieval import BLEND_SPACE, BlendRetriever, has_blend
+    from tripletrec.serving.blend_retrieval import BlendRetriever, has_blend
 
     with tqdm(total=4, desc="index", unit="step", disable=not progress) as bar:
         bar.set_postfix_str("loading")
@@ -391,17 +395,15 @@ def build_model_index(
         retriever: Any
         if has_blend(model):
             retriever = BlendRetriever.build(model, settings)
-            space = BLEND_SPACE
         else:
             users, items = model_vectors(model)
             retriever = VectorRetriever(ANNIndex.build(items, settings), users)
-            space = VECTOR_SPACE
         bar.update()
         bar.set_postfix_str("answering known users")
         answers = compute_answers(model, retriever)
         bar.update()
         bar.set_postfix_str("saving")
         sha = read_manifest(model_dir)["weights_sha256"]
-        path = retriever.index.save(model_dir, sha, space, answers)
+        path = retriever.save(model_dir, sha, answers)
         bar.update()
     return path, retriever.index
