@@ -73,7 +73,7 @@ def test_choices_come_from_the_literal_annotations():
         if typing.get_origin(hint) is Literal
     }  # fmt: skip
     assert set(literal_typed) == {
-        "model", "similarity", "loss", "negatives", "batch_by", "lr_schedule"
+        "model", "similarity", "loss", "negatives", "batch_by", "gradients", "lr_schedule"
     }  # fmt: skip
     for name, values in literal_typed.items():
         assert tuple(actions[name].choices) == values, name

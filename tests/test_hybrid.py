@@ -16,14 +16,9 @@ from tripletrec import (
 )
 from tripletrec.data.features import HISTORY_COLUMN, Features, history_features
 from tripletrec.exceptions import ParameterError
-from tripletrec.models import hybrid
-from tripletrec.models.hybrid import (
-    FACTOR_DEFAULTS,
-    FACTOR_DEFAULTS_BESIDE_EASE,
-    L2_GRID,
-    chosen_l2,
-    standardised,
-)
+from tripletrec.models import ease_l2, hybrid
+from tripletrec.models.ease_l2 import L2_GRID, chosen_l2
+from tripletrec.models.hybrid import FACTOR_DEFAULTS, FACTOR_DEFAULTS_BESIDE_EASE, standardised
 from tripletrec.persistence import MODEL_FILE, load_model
 
 FACTOR = dict(n_factors=8, epochs=5, batch_size=64, learning_rate=0.05)
@@ -118,7 +113,7 @@ def test_the_end_weights_rank_as_one_model_alone(data, weight, alone):
 
 def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
     seen = []
-    original = hybrid.evaluate
+    original = ease_l2.evaluate
 
     def recording(model, train, test, metrics):
         result = original(model, train, test, metrics)
@@ -126,7 +121,7 @@ def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
         assert model.user_weight_exponent == 0.5  # the search fits the EASE the hybrid uses
         return result
 
-    monkeypatch.setattr(hybrid, "evaluate", recording)
+    monkeypatch.setattr(ease_l2, "evaluate", recording)
     model = HybridRecommender(factor=FACTOR, random_state=1).fit(data)
     assert [l2 for l2, *_ in seen] == list(L2_GRID)
     best = max(seen, key=lambda row: row[1])
@@ -141,13 +136,13 @@ def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
 
 def test_the_l2_search_runs_on_the_most_popular_items(data, monkeypatch):
     fitted_on = []
-    original = hybrid.evaluate
+    original = ease_l2.evaluate
 
     def recording(model, train, test, metrics):
         fitted_on.append(train.shape)
         return original(model, train, test, metrics)
 
-    monkeypatch.setattr(hybrid, "evaluate", recording)
+    monkeypatch.setattr(ease_l2, "evaluate", recording)
     popular = np.sort(np.argsort(-np.diff(data.tocsc().indptr), kind="stable")[:10])
     l2, scores = chosen_l2(data, 1, max_items=10)
     assert fitted_on == [(60, 10)] * len(L2_GRID) and l2 == L2_GRID[int(np.argmax(scores))]

@@ -11,7 +11,7 @@ import tripletrec as tr
 from tripletrec.exceptions import DataError, NotFittedError, ParameterError
 from tripletrec.models.triplet.distributed import fit_data_parallel
 from tripletrec.models.triplet.fitted import FITTED_ATTRIBUTES
-from tripletrec.models.triplet.trainer import TrainingSettings
+from tripletrec.models.triplet.settings import TrainingSettings
 from tripletrec.testing import block_data
 
 

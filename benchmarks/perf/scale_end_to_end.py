@@ -85,6 +85,10 @@ def _size(rows: int, work: Path, timeout: float) -> dict:
         "evaluate_s": metrics["evaluate_seconds"],
         "item_item": parts["item_item"]["estimator"],
         "factor_negatives": parts["factor"]["fit"].get("negatives"),
+        "factor_epochs": parts["factor"]["params"].get("epochs"),
+        "factor_gradients": parts["factor"]["params"].get("gradients"),
+        "n_users_evaluated": metrics["n_users_evaluated"],
+        "n_test_users": metrics.get("n_test_users"),
         **{name: metrics[name] for name in ("auc", "recall@20", "ndcg@20")},
     }
     return row
@@ -134,18 +138,26 @@ def _markdown(rows: list[dict], env: dict) -> str:
         "",
         f"`{env['command']}` on {env['machine']}, {env['date']}; {env['wall_seconds']:.0f} s. "
         "Synthetic rows of rows/20 users x rows/100 items; `tripletrec train FILE` with no "
-        "model flag (`tripletrec.Recommender()`), the default split, test evaluated; each "
-        "command in its own process.",
+        "model flag (`tripletrec.Recommender()`), the default split, test evaluated (a "
+        "seeded sample of the test users past 2e9 users x items: `--evaluation-users`); "
+        "each command in its own process.",
         "",
         "| rows | users | items | generate s | read + split s | fit item-item s | fit factor s "
-        "| fit s | evaluate s | train peak GiB | Recall@20 | NDCG@20 | finished |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| factor epochs | fit s | evaluate s | users evaluated | train peak GiB | Recall@20 "
+        "| NDCG@20 | finished |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        evaluated = "-"
+        if r.get("n_users_evaluated") is not None:
+            evaluated = f"{r['n_users_evaluated']:,}"
+            if r.get("n_test_users") not in (None, r["n_users_evaluated"]):
+                evaluated += f" of {r['n_test_users']:,}"
         lines.append(
             f"| {r['rows']:,} | {r['users']:,} | {r['items']:,} | {s(r, 'generate_s')} | "
             f"{s(r, 'prepare_s')} | {s(r, 'fit item_item_s')} | {s(r, 'fit factor_s')} | "
-            f"{s(r, 'fit_s')} | {s(r, 'evaluate_s')} | {s(r, 'train_peak_gib')} | "
+            f"{r.get('factor_epochs', '-')} | {s(r, 'fit_s')} | {s(r, 'evaluate_s')} | "
+            f"{evaluated} | {s(r, 'train_peak_gib')} | "
             f"{r.get('recall@20', float('nan')):.4f} | {r.get('ndcg@20', float('nan')):.4f} | "
             f"{'yes' if r['finished'] else 'no (timeout)'} |"
         )

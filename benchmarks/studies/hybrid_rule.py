@@ -7,8 +7,8 @@ catalogue the ``l2`` search runs on.
   standard deviation above it) and the factor model orders the rest.
 * **factor epochs** (``factor={"epochs": e}``): 10 is TripletRecommender's default; 7 is
   30 % less training.
-* **the l2 search** (``tripletrec.models.hybrid.chosen_l2``): on the whole catalogue, and,
-  where the catalogue is larger, on the :data:`~tripletrec.models.hybrid.L2_SEARCH_ITEMS`
+* **the l2 search** (``tripletrec.models.ease_l2.chosen_l2``): on the whole catalogue, and,
+  where the catalogue is larger, on the :data:`~tripletrec.models.ease_l2.L2_SEARCH_ITEMS`
   most popular items; the value each chooses and its wall time (EASE's users weighted as
   the hybrid's are).
 
@@ -36,7 +36,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec.models.hybrid import L2_GRID, L2_SEARCH_ITEMS, chosen_l2  # noqa: E402
+from tripletrec.models.ease_l2 import L2_GRID, L2_SEARCH_ITEMS, chosen_l2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _study import run_validation_study  # noqa: E402

@@ -10,6 +10,7 @@ from tripletrec import _registry
 from tripletrec.cli.model_flags import add_model_flags
 from tripletrec.cli.progress import add_quiet_flag
 from tripletrec.config import DEFAULT_ESTIMATOR, RunConfig, SplitSpec, estimator_class
+from tripletrec.evaluation.protocols import EVAL_SCORE_BUDGET
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.triplet.presets import PRESETS
@@ -169,6 +170,14 @@ def _add_train_arguments(train: argparse.ArgumentParser, estimator: type[Recomme
     )
     train.add_argument(
         "--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metrics"
+    )
+    train.add_argument(
+        "--evaluation-users",
+        type=int,
+        metavar="N",
+        help="rank the catalogue for a seeded random sample of N test users (0: all of them; "
+        f"default: all up to {EVAL_SCORE_BUDGET:,} users x items, else that many scores' "
+        "worth, 10,000 users at 200,000 items)",
     )
     train.add_argument(
         "--out",

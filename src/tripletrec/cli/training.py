@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tripletrec._checks import positive_int
-from tripletrec._system import peak_rss_bytes
+from tripletrec._system import peak_rss_bytes, reuse_freed_memory
 from tripletrec.cli.model_flags import CLI_DEFAULTS, given_model_params
 from tripletrec.cli.outlock import output_lock
 from tripletrec.cli.progress import is_quiet, note, progress_enabled
@@ -22,7 +22,7 @@ from tripletrec.cli.runs import CHECKPOINTS, refuse_data_parallel, save_run, sta
 from tripletrec.config import DataSpec, RunConfig
 from tripletrec.data.splits import validation_split
 from tripletrec.evaluation.metrics import metric_key, parse_metric
-from tripletrec.evaluation.protocols import evaluate
+from tripletrec.evaluation.protocols import evaluate, evaluation_users
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
@@ -132,7 +132,25 @@ def metric_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _evaluation_users(args: argparse.Namespace, n_items: int) -> int | None:
+    """The test users to rank the catalogue for, at most: ``--evaluation-users`` (0: all),
+    else :func:`~tripletrec.evaluation.protocols.evaluation_users` of the catalogue."""
+    given = getattr(args, "evaluation_users", None)
+    if given is None:
+        return evaluation_users(n_items)
+    if given < 0:
+        raise TripletrecError(f"--evaluation-users must be 0 (all) or more, got {given}")
+    return given or None
+
+
+def _evaluated(results: dict) -> str:
+    """``"N users"``, or ``"N sampled of M users"``."""
+    n, of = results["n_users"], results["n_test_users"]
+    return f"{n:,} users" if n == of else f"{n:,} sampled of {of:,} users"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    reuse_freed_memory()  # this process trains: steps free and rebuild large temporaries
     if args.resume is not None:
         from tripletrec.cli.resume import cmd_resume
 
@@ -206,7 +224,10 @@ def train_run(
             return 0
     # Test rankings exclude the whole train part, validation rows included.
     started = time.perf_counter()
-    results = evaluate(model, train, test, names, progress=progress_enabled(args))
+    results = evaluate(
+        model, train, test, names, progress=progress_enabled(args),
+        max_users=_evaluation_users(args, model.n_items_), random_state=config.split.random_state,
+    )  # fmt: skip
     evaluate_seconds = time.perf_counter() - started
     metrics = {
         **{name: results[name] for name in names},
@@ -218,6 +239,7 @@ def train_run(
         "n_train_positives": len(train),
         "n_test_positives": len(test),
         "n_users_evaluated": results["n_users"],
+        "n_test_users": results["n_test_users"],
         **_size_summary(model),
         "validation_fraction": fraction,
         "n_validation_positives": 0 if validation is None else len(validation),
@@ -226,7 +248,7 @@ def train_run(
         "peak_rss_mb": peak_rss_bytes() / 2**20,
     }
     print(
-        f"{config.data.source}: test AUC {metrics['auc']:.4f} over {results['n_users']:,} users "
+        f"{config.data.source}: test AUC {metrics['auc']:.4f} over {_evaluated(results)} "
         f"({len(train):,} train / {len(test):,} test positives), fit {model.fit_seconds_:.2f} s"
     )
     for name in names:

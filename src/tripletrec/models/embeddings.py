@@ -137,7 +137,10 @@ class FeatureEmbedding(nn.Module):
 
     def _sum(self, table: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         columns, offsets, weights = self.bag_inputs(idx)
-        return F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
+        return F.embedding_bag(
+            columns, table, offsets, mode="sum", per_sample_weights=weights,
+            sparse=self.table.sparse,
+        )  # fmt: skip
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         flat = self._sum(self.table.weight, idx.reshape(-1))
@@ -168,13 +171,20 @@ class FeatureEmbedding(nn.Module):
         O(k n) form of Rendle (2010).
         """
         columns, offsets, weights = self.bag_inputs(None if idx is None else idx.reshape(-1))
+        sparse = self.table.sparse
         vectors = F.embedding_bag(
-            columns, self.table.weight, offsets, mode="sum", per_sample_weights=weights
-        )
-        squares = F.embedding_bag(
-            columns, (self.table.weight**2).sum(1, keepdim=True), offsets, mode="sum",
-            per_sample_weights=weights * weights,
+            columns, self.table.weight, offsets, mode="sum", per_sample_weights=weights,
+            sparse=sparse,
         )  # fmt: skip
+        if sparse:  # the rows read only, so that the table's gradient stays row-sparse
+            rows = F.embedding(columns, self.table.weight, sparse=True)
+            squared = rows.square().sum(1, keepdim=True)
+            columns = torch.arange(len(columns), device=columns.device)  # row j of squared
+        else:
+            squared = (self.table.weight**2).sum(1, keepdim=True)
+        squares = F.embedding_bag(
+            columns, squared, offsets, mode="sum", per_sample_weights=weights * weights
+        )
         pairs = 0.5 * ((vectors**2).sum(-1) - squares.squeeze(-1))
         if idx is None:
             return vectors, pairs
@@ -200,10 +210,13 @@ def entity_embedding(
     return FeatureEmbedding(features, dim, init_scale, generator)
 
 
-def embedding_tables(module: nn.Module) -> list[torch.Tensor]:
-    """The weights of every embedding with more than one dimension (biases left out)."""
+def embedding_tables(module: nn.Module, dense_only: bool = False) -> list[torch.Tensor]:
+    """The weights of every embedding with more than one dimension (biases left out);
+    ``dense_only``: of those whose gradients are dense (``sparse`` not set)."""
     return [
-        m.weight for m in module.modules() if isinstance(m, nn.Embedding) and m.embedding_dim > 1
+        m.weight
+        for m in module.modules()
+        if isinstance(m, nn.Embedding) and m.embedding_dim > 1 and not (dense_only and m.sparse)
     ]
 
 

@@ -13,9 +13,10 @@ so that neither model's scale decides. The floor (0: the user's mean) lets EASE 
 the items it scores above average and leaves the order of the rest, where co-occurrence
 counts are noise, to the factor model: that keeps the factor model's AUC. EASE's ``l2``
 is chosen on an inner split of the training positives, over the most popular items only
-(:func:`chosen_l2`), and EASE weighs each user's positives by one over the square root
-of the user's number of positives, so that long histories do not dominate the
-co-occurrences (``user_weight_exponent``; ``benchmarks/studies/item_item_weighting.py`` chose it).
+(:func:`~tripletrec.models.ease_l2.chosen_l2`), and EASE weighs each user's positives by
+one over the square root of the user's number of positives, so that long histories do not
+dominate the co-occurrences (``user_weight_exponent``;
+``benchmarks/studies/item_item_weighting.py`` chose it).
 ``benchmarks/studies/hybrid_validation.py`` chose the weight and
 ``benchmarks/studies/hybrid_rule.py`` the floor, the factor model's epochs and the search's
 catalogue, all on validation splits of the training positives of three data sets;
@@ -43,31 +44,29 @@ from tripletrec._checks import finite_number, fraction
 from tripletrec._files import json_lists_to_tuples
 from tripletrec.data.features import history_features, matrix_history_features
 from tripletrec.data.interactions import Interactions
-from tripletrec.evaluation.protocols import evaluate
 from tripletrec.exceptions import DataError, ParameterError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.composite import CompositeRecommender, part_entry
 from tripletrec.models.ease import EASERecommender, check_ease_fits
+from tripletrec.models.ease_l2 import L2_GRID, chosen_l2
 from tripletrec.models.graph_filter import GraphFilterRecommender
 from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
 from tripletrec.models.score_terms import MIN_SPREAD, BlendPart, blend, standardised
 from tripletrec.models.triplet import TripletRecommender
 from tripletrec.training.losses import resolve_negatives
 
-#: EASE ``l2`` values ``l2="auto"`` chooses from: log-spaced, from light shrinkage (trust
-#: co-occurrences) to heavy (lean on popularity).
-L2_GRID = (38.0, 130.0, 440.0, 1500.0)
-#: Share of the training positives held out to choose ``l2``, and the cut-off judged.
-INNER_FRACTION = 0.2
-INNER_K = 10
-#: The ``l2`` search runs on this many of the most popular items: its inverses cost the
-#: cube of the catalogue, and the popular items carry most positives and decide the choice.
-L2_SEARCH_ITEMS = 1000
 #: The factor model's defaults here, where they differ from TripletRecommender's: EASE
 #: carries the top of the list, so the factor model needs fewer epochs to rank the rest;
 #: its history features count fully (``feature_weight`` 1), and its batches are grouped
 #: by user, which with those features ranked better on validation and trains faster.
 FACTOR_DEFAULTS: Mapping[str, Any] = {"epochs": 7, "feature_weight": 1.0, "batch_by": "user"}
+#: The factor model's steps over batches of positives, at most (unless ``factor`` names
+#: ``epochs``): past it its epochs are cut, one at least, so that the fit's time stops
+#: growing faster than the data. Such batches come with in-batch negatives, past the full
+#: softmax's budget of users x items (no data set the defaults were validated on: those
+#: train per-user batches, bounded by that budget), where one epoch is already thousands of
+#: steps (``docs/scaling.md``, "The default end to end").
+FACTOR_STEP_BUDGET = 6000
 #: Beside EASE (catalogues up to :data:`EASE_MAX_ITEMS` items) the factor model keeps a
 #: small weight decay: without it the blend lost NDCG@10 on validation (anime-tv 0.2735 to
 #: 0.2709, MovieLens-100k 0.2243 to 0.2240, anime-5k equal). Beside the graph filter it
@@ -88,48 +87,6 @@ ItemItemKind = Literal["auto", "ease", "graph_filter"]
 ITEM_ITEM_KINDS: tuple[str, ...] = ("auto", "ease", "graph_filter")
 
 
-def chosen_l2(
-    seen: sp.csr_matrix,
-    random_state: int | None,
-    grid: tuple[float, ...] = L2_GRID,
-    max_items: int | None = L2_SEARCH_ITEMS,
-    user_weight_exponent: float = 0.0,
-) -> tuple[float, list[float]]:
-    """The value of ``grid`` whose EASE, fitted on an inner split of ``seen``, has the best
-    NDCG@10 on the held-out part (ties to the first), and the NDCG@10 of each value.
-
-    Parameters
-    ----------
-    seen : scipy.sparse.csr_matrix
-        Training positives, users x items.
-    random_state : int or None
-        Seed of the inner split (:data:`INNER_FRACTION` of the positives held out).
-    grid : tuple of float
-        Candidate ``l2`` values.
-    max_items : int or None
-        Search on the ``max_items`` most popular items only (ties to the lower index);
-        None searches the whole catalogue.
-    user_weight_exponent : float
-        That of the EASE models searched (:class:`~tripletrec.models.ease.EASERecommender`).
-    """
-    if max_items is not None and max_items < seen.shape[1]:
-        popularity = np.diff(seen.tocsc().indptr)
-        popular = np.sort(np.argsort(-popularity, kind="stable")[:max_items])
-        seen = seen[:, popular].tocsr()
-    inner_fit, held_out = _inner_split(seen, INNER_FRACTION, random_state)
-    metric = f"ndcg@{INNER_K}"
-    scores = [
-        evaluate(
-            EASERecommender(l2=l2, user_weight_exponent=user_weight_exponent).fit(inner_fit),
-            inner_fit,
-            held_out,
-            [metric],
-        )[metric]
-        for l2 in grid
-    ]
-    return grid[int(np.argmax(scores))], scores
-
-
 class HybridRecommender(CompositeRecommender):
     """The default factor model and an item-item model (EASE, or a graph filter on large
     catalogues), blended per user on standardised scores.
@@ -142,9 +99,10 @@ class HybridRecommender(CompositeRecommender):
         anime-tv, MovieLens-100k and anime-5k (``benchmarks/studies/hybrid_validation.py``,
         ``benchmarks/studies/hybrid_weight.py``: it ties 0.4 and 0.5 on NDCG@10 with a better AUC).
     l2 : float or "auto", default "auto"
-        EASE's ridge penalty. ``"auto"`` fits EASE for each value of :data:`L2_GRID` on
-        80 % of the training positives of the :data:`L2_SEARCH_ITEMS` most popular items
-        and keeps the one with the best NDCG@10 on the other 20 % (EASE alone: the factor
+        EASE's ridge penalty. ``"auto"`` fits EASE for each value of
+        :data:`~tripletrec.models.ease_l2.L2_GRID` on 80 % of the training positives of the
+        :data:`~tripletrec.models.ease_l2.L2_SEARCH_ITEMS` most popular items and keeps
+        the one with the best NDCG@10 on the other 20 % (EASE alone: the factor
         model is fitted once, on everything).
     item_item_floor : float or None, default 0.0
         EASE's standardised scores are raised to at least this value before the blend, so
@@ -241,6 +199,9 @@ class HybridRecommender(CompositeRecommender):
             grouped = {"n_users": seen.shape[0], "batch_by": model.batch_by}
             if resolve_negatives(*args, **grouped) == "in_batch":
                 model.set_params(batch_by="positive")
+        if seen is not None and "epochs" not in params and model.batch_by != "user":
+            per_epoch = -(-seen.nnz // model.batch_size)
+            model.set_params(epochs=max(1, min(model.epochs, FACTOR_STEP_BUDGET // per_epoch)))
         return model
 
     def _item_item_model(self, l2: float) -> EASERecommender:
@@ -432,19 +393,3 @@ class HybridRecommender(CompositeRecommender):
 def _floor(setting: float | None) -> float:
     """``item_item_floor`` checked, with None as minus infinity (no floor)."""
     return -np.inf if setting is None else finite_number("item_item_floor", setting)
-
-
-def _inner_split(
-    seen: sp.csr_matrix, held_fraction: float, random_state: int | None
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """``seen`` split at random into (fit, held-out) positives, ``held_fraction`` held out,
-    with the same shape (a random row split, as the usual protocol's)."""
-    coo = seen.tocoo()
-    held = np.random.default_rng(random_state).random(coo.nnz) < held_fraction
-
-    def part(mask: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix(
-            (coo.data[mask], (coo.row[mask], coo.col[mask])), shape=seen.shape, dtype=np.float32
-        )
-
-    return part(~held), part(held)

@@ -16,14 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from tripletrec.training.loop import (
-    AutogradStep,
-    BatchScores,
-    EpochCallback,
-    TrainingSchedule,
-    autograd_step,
-    make_adam,
-)
+from tripletrec.training.loop import AutogradStep, BatchScores, EpochCallback, TrainingSchedule
 from tripletrec.training.losses import Loss
 from tripletrec.training.process_group import (
     TORCHRUN_VARIABLES,
@@ -31,7 +24,7 @@ from tripletrec.training.process_group import (
     init_distributed,
     launched_by_torchrun,
 )
-from tripletrec.training.sparse import OptimizerGroup, RowSparseAdam, sparse_embeddings
+from tripletrec.training.sparse import RowSparseAdam, row_sparse_step, sparse_embeddings
 
 if TYPE_CHECKING:
     from tripletrec.models.interface import TripletNet
@@ -56,6 +49,7 @@ def data_parallel_step(
     *,
     sparse: Sequence[nn.Embedding],
     distributed: bool,
+    max_norm: float | None = None,
 ) -> AutogradStep:
     """An autograd step of ``net`` for one rank of a data-parallel job.
 
@@ -75,6 +69,9 @@ def data_parallel_step(
         :class:`~tripletrec.training.sparse.RowSparseAdam`, every other weight by Adam.
     distributed : bool
         Wrap the scores in DistributedDataParallel (a job of several processes).
+    max_norm : float, optional
+        The bound on the rows of ``sparse`` that a step updates (the other tables are
+        bounded by the caller, :func:`~tripletrec.training.loop.with_max_norm`).
 
     Returns
     -------
@@ -87,19 +84,7 @@ def data_parallel_step(
         device = next(net.parameters()).device
         device_ids = [device.index] if device.type == "cuda" else None
         module = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
-    sparse_ids = {id(m.weight) for m in sparse}
-    sparse_params = [p for p in net.parameters() if id(p) in sparse_ids]
-    dense_params = [p for p in net.parameters() if id(p) not in sparse_ids]
-    optimizers: list[torch.optim.Optimizer] = []
-    if dense_params:
-        optimizers.append(make_adam(dense_params, schedule.learning_rate, schedule.l2))
-    if sparse_params:
-        optimizers.append(
-            RowSparseAdam(sparse_params, schedule.learning_rate, weight_decay=schedule.l2)
-        )
-    return autograd_step(
-        net, loss, log_q=log_q, scores=module, optimizer=OptimizerGroup(optimizers)
-    )
+    return row_sparse_step(net, loss, schedule, log_q, sparse, max_norm=max_norm, scores=module)
 
 
 def synchronised(

@@ -8,7 +8,7 @@ tables; a sparse step's cost grows with the batch (see
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -16,10 +16,17 @@ from torch import nn
 
 from tripletrec._checks import finite_number
 from tripletrec.exceptions import ParameterError
+from tripletrec.training.loop import (
+    AutogradStep,
+    BatchScores,
+    TrainingSchedule,
+    autograd_step,
+    make_adam,
+)
 from tripletrec.training.losses import Loss
 
 if TYPE_CHECKING:
-    from tripletrec.models.interface import Scorer
+    from tripletrec.models.interface import Scorer, TripletNet
 
 
 class RowSparseAdam(torch.optim.Optimizer):
@@ -34,6 +41,11 @@ class RowSparseAdam(torch.optim.Optimizer):
     ``weight_decay`` is an L2 penalty on the rows of the batch (added to their gradient as
     dense Adam does, but only where the gradient is), the usual "lazy" regularisation of
     large embedding tables: a row nobody touches is not shrunk either.
+
+    ``max_norm`` bounds the length of every updated row of a table with more than one
+    column (biases are left alone), as ``Tensor.renorm_`` does for a whole table: a row
+    that no step touches cannot have grown, so bounding the touched rows is the whole
+    constraint at the cost of the batch.
     """
 
     def __init__(
@@ -43,13 +55,17 @@ class RowSparseAdam(torch.optim.Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        max_norm: float | None = None,
     ) -> None:
         finite_number("lr", lr, low=0.0, low_open=True)
         finite_number("eps", eps, low=0.0, low_open=True)
         finite_number("weight_decay", weight_decay, low=0.0)
+        if max_norm is not None:
+            finite_number("max_norm", max_norm, low=0.0, low_open=True)
         for beta in betas:
             finite_number("betas", beta, low=0.0, high=1.0, high_open=True)
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, max_norm=max_norm)
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
@@ -60,8 +76,7 @@ class RowSparseAdam(torch.optim.Optimizer):
                     continue
                 if not param.grad.is_sparse:
                     raise ParameterError("RowSparseAdam needs sparse gradients")
-                grad = param.grad.coalesce()  # sums rows that several ranks or triplets hit
-                rows, values = grad.indices()[0], grad.values()
+                rows, values = _summed_rows(param.grad)
                 if len(rows) == 0:
                     continue
                 state = self.state[param]
@@ -70,22 +85,43 @@ class RowSparseAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
-                if group["weight_decay"]:
-                    values = values.add(param.index_select(0, rows), alpha=group["weight_decay"])
-                # Rows are unique (coalesced): scatter with index_add_ of the change, which
-                # is several times faster on a CPU than index_copy_ of the new rows.
-                exp_avg = state["exp_avg"].index_select(0, rows)
-                change = values.sub(exp_avg).mul_(1 - beta1)  # m <- b1 m + (1 - b1) g
-                state["exp_avg"].index_add_(0, rows, change)
-                exp_avg.add_(change)
-                exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
-                change = values.square().sub_(exp_avg_sq).mul_(1 - beta2)
-                state["exp_avg_sq"].index_add_(0, rows, change)
-                exp_avg_sq.add_(change)
                 step = state["step"]
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
-                update = exp_avg.div_(exp_avg_sq.sqrt_().add_(group["eps"])).mul_(-step_size)
-                param.index_add_(0, rows, update)
+                # The rows are unique: gather them, update the compact copies, write them
+                # back (three gathers and three copies, whatever the table's size).
+                weights = param.index_select(0, rows)
+                exp_avg = state["exp_avg"].index_select(0, rows)
+                exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
+                if group["weight_decay"]:
+                    values = values.add(weights, alpha=group["weight_decay"])
+                exp_avg.lerp_(values, 1 - beta1)  # m <- b1 m + (1 - b1) g
+                exp_avg_sq.mul_(beta2).addcmul_(values, values, value=1 - beta2)
+                denominator = exp_avg_sq.sqrt().add_(group["eps"])
+                weights.addcdiv_(exp_avg, denominator, value=-step_size)
+                if group["max_norm"] is not None and param.dim() == 2 and param.shape[1] > 1:
+                    _bound_rows(weights, group["max_norm"])
+                state["exp_avg"].index_copy_(0, rows, exp_avg)
+                state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+                param.index_copy_(0, rows, weights)
+
+
+def _summed_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of a sparse gradient, increasing, and their summed values (the
+    rows that several triplets or ranks hit are added); ``coalesce`` does the same, at
+    about twice the cost on a CPU."""
+    if not grad.is_coalesced():
+        indices, values = grad._indices()[0], grad._values()
+        rows, inverse = torch.unique(indices, return_inverse=True)
+        summed = values.new_zeros((len(rows), *values.shape[1:]))
+        return rows, summed.index_add_(0, inverse, values)
+    return grad.indices()[0], grad.values()
+
+
+def _bound_rows(rows: torch.Tensor, max_norm: float) -> None:
+    """``rows`` longer than ``max_norm`` scaled to it, in place, by ``renorm_``'s factor
+    ``max_norm / (norm + 1e-7)``."""
+    norms = rows.norm(dim=1, keepdim=True)
+    rows.mul_(torch.where(norms > max_norm, max_norm / (norms + 1e-7), torch.ones_like(norms)))
 
 
 class OptimizerGroup:
@@ -112,10 +148,47 @@ def sparse_embeddings(scorer: Scorer, loss: Loss) -> list[nn.Embedding]:
 
     User tables are only ever looked up by index. Item tables are read whole by the full
     softmax and by scorers that read more than the batch's rows in training (the bilinear
-    cosine model normalises the whole table); their gradients are dense then. Feature
-    embeddings are not ``nn.Embedding`` tables and stay dense.
+    cosine model normalises the whole table); their gradients are dense then. A feature
+    embedding (:class:`~tripletrec.models.embeddings.FeatureEmbedding`) contributes its
+    table of feature rows: a batch reads the rows of its entities' features.
     """
     sides = scorer.entity_embeddings()
     whole_items = loss.kind == "full_softmax" or not scorer.reads_item_rows_only
     candidates = sides["user"] + ([] if whole_items else sides["item"])
-    return [module for module in candidates if isinstance(module, nn.Embedding)]
+    tables = [getattr(module, "table", module) for module in candidates]
+    return [table for table in tables if isinstance(table, nn.Embedding)]
+
+
+def row_sparse_step(
+    net: TripletNet,
+    loss: Loss,
+    schedule: TrainingSchedule,
+    log_q: torch.Tensor | None,
+    sparse: Sequence[nn.Embedding],
+    *,
+    max_norm: float | None = None,
+    scores: nn.Module | None = None,
+) -> AutogradStep:
+    """An autograd step in which the tables ``sparse`` (already switched to sparse
+    gradients) are updated row by row by :class:`RowSparseAdam`, bounded by ``max_norm``
+    on the rows it updates, and every other weight by Adam.
+
+    ``scores`` defaults to the :class:`~tripletrec.training.loop.BatchScores` of ``net``
+    (a data-parallel job passes its DDP wrapper).
+    """
+    sparse_ids = {id(m.weight) for m in sparse}
+    sparse_params = [p for p in net.parameters() if id(p) in sparse_ids]
+    dense_params = [p for p in net.parameters() if id(p) not in sparse_ids]
+    optimizers: list[torch.optim.Optimizer] = []
+    if dense_params:
+        optimizers.append(make_adam(dense_params, schedule.learning_rate, schedule.l2))
+    if sparse_params:
+        row_adam = RowSparseAdam(
+            sparse_params, schedule.learning_rate, weight_decay=schedule.l2, max_norm=max_norm
+        )
+        optimizers.append(row_adam)
+    if scores is None:
+        scores = BatchScores(net, in_batch=loss.kind == "in_batch_softmax")
+    return autograd_step(
+        net, loss, log_q=log_q, scores=scores, optimizer=OptimizerGroup(optimizers)
+    )

@@ -67,7 +67,6 @@ from tripletrec.training.process_group import (
     launched_by_torchrun,
     shared_seed,
 )
-from tripletrec.training.sparse import sparse_embeddings
 
 __all__ = ["DataParallel", "DataParallelPlan", "fit_data_parallel"]
 
@@ -88,7 +87,6 @@ class DataParallelPlan(ParallelPlan):
     def __init__(self, context: DistributedContext, sparse_gradients: bool = False) -> None:
         self.context = context
         self.sparse_gradients = sparse_gradients
-        self._sparse: list[nn.Embedding] = []
         self._sparse_names: list[str] = []
 
     @property
@@ -132,15 +130,31 @@ class DataParallelPlan(ParallelPlan):
         schedule: TrainingSchedule,
         n_negatives: int,
         log_q: torch.Tensor | None,
+        *,
+        gradients: str = "dense",
+        max_norm: float | None = None,
+    ) -> TrainingStep:
+        # ``--sparse-gradients`` asks for sparse gradients whatever the model's setting.
+        gradients = "sparse" if self.sparse_gradients else gradients
+        return super().training_step(
+            scorer, loss, schedule, n_negatives, log_q, gradients=gradients, max_norm=max_norm
+        )
+
+    def optimiser_step(
+        self,
+        scorer: Scorer,
+        loss: Loss,
+        schedule: TrainingSchedule,
+        n_negatives: int,
+        log_q: torch.Tensor | None,
+        sparse: list[nn.Embedding],
+        max_norm: float | None,
     ) -> TrainingStep:
         # Autograd always: the fused step's gradients bypass DDP's hooks.
-        self._sparse = sparse_embeddings(scorer, loss) if self.sparse_gradients else []
-        for embedding in self._sparse:
-            embedding.sparse = True
-        self._sparse_names = [n for n, m in scorer.named_children() if m in self._sparse]
+        self._sparse_names = [n for n, m in scorer.named_modules() if m in sparse]
         return data_parallel_step(
-            TripletNet(scorer), loss, schedule, log_q, sparse=self._sparse,
-            distributed=self.context.distributed,
+            TripletNet(scorer), loss, schedule, log_q, sparse=sparse,
+            distributed=self.context.distributed, max_norm=max_norm,
         )  # fmt: skip
 
     def epoch_callback(
@@ -158,15 +172,11 @@ class DataParallelPlan(ParallelPlan):
                 "sparse updates without torchrun)"
             )
 
-    def after_training(self, scorer: Scorer) -> None:
-        for embedding in self._sparse:
-            embedding.sparse = False  # back to normal for serving
-
     def summary(self) -> dict:
         return {
             "world_size": self.context.world_size,
             "backend": self.context.backend,
-            "gradients": "sparse" if self._sparse else "dense",
+            "gradients": "sparse" if self._sparse_names else "dense",
             "sparse_tables": self._sparse_names,
         }
 

@@ -126,6 +126,11 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
     max_norm : float or None
         After every step, rescale embedding rows longer than this to this length (a
         max-norm constraint, an alternative or complement to ``l2``).
+    gradients : {"auto", "dense", "sparse"}
+        ``"dense"``: Adam updates every row of every table at each step. ``"sparse"``: a
+        row-wise Adam updates, decays and bounds only the rows a batch reads, in the tables
+        only looked up by index (:func:`~tripletrec.training.sparse.sparse_embeddings`).
+        ``"auto"``: sparse with in-batch negatives, else dense (``docs/scaling.md``).
     lr_schedule : {"constant", "linear", "cosine"}
         Keep ``learning_rate``, or decay it to zero over training (linearly or along a
         half cosine).
@@ -219,6 +224,7 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         l2: float = 0.0,
         batch_by: Literal["auto", BatchBy] = "auto",
         max_norm: float | None = 2.0,
+        gradients: Literal["auto", "dense", "sparse"] = "auto",
         lr_schedule: LRSchedule = "linear",
         init_scale: float = 0.01,
         identity_dropout: float = 0.0,
@@ -252,6 +258,7 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         self.l2 = l2
         self.batch_by = batch_by
         self.max_norm = max_norm
+        self.gradients = gradients
         self.lr_schedule = lr_schedule
         self.init_scale = init_scale
         self.identity_dropout = identity_dropout

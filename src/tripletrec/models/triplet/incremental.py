@@ -44,22 +44,17 @@ from tripletrec._checks import one_of, positive_int
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ParameterError
-from tripletrec.models.embeddings import embedding_tables
 from tripletrec.models.triplet.fitted import FittedTriplet
 from tripletrec.models.triplet.growth import grow
-from tripletrec.models.triplet.trainer import (
-    SINGLE_PROCESS,
-    ParallelPlan,
-    TrainingSettings,
-    training_scope,
-)
+from tripletrec.models.triplet.settings import TrainingSettings
+from tripletrec.models.triplet.trainer import SINGLE_PROCESS, ParallelPlan, training_scope
 from tripletrec.training.checkpoints import (
     checkpoint_meta,
     fingerprint,
     latest_checkpoint,
     write_checkpoint,
 )
-from tripletrec.training.loop import train_triplets, with_max_norm
+from tripletrec.training.loop import train_triplets
 from tripletrec.training.sampling import make_sampler
 from tripletrec.training.state import (
     OPTIMIZER_PREFIX,
@@ -140,8 +135,10 @@ def fit_partial_triplet_model(
     with training_scope(
         model, torch_seed, device, settings.n_threads, scorer=growth.scorer
     ) as scorer:
-        step = plan.training_step(scorer, loss, schedule, settings.n_negatives, log_q)
-        step = with_max_norm(step, embedding_tables(scorer), settings.max_norm)
+        step = plan.training_step(
+            scorer, loss, schedule, settings.n_negatives, log_q,
+            gradients=settings.gradients, max_norm=settings.max_norm,
+        )  # fmt: skip
         optimizers, names = optimizers_of(step.optimizer), parameter_names(scorer)
         if optimizer_state is not None:
             optimizer_state.load_into(optimizers, names, grow=True)

@@ -10,19 +10,16 @@ the synchronised callback) is a :class:`ParallelPlan`; the default plan is one p
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 
-from tripletrec._checks import finite_number, fraction, one_of, positive_int
-from tripletrec._system import resolve_device
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import ModelFileError, TripletrecError, first_line
@@ -30,6 +27,7 @@ from tripletrec.models.embeddings import embedding_tables
 from tripletrec.models.interface import Scorer, TripletNet
 from tripletrec.models.triplet.fitted import FittedTriplet
 from tripletrec.models.triplet.fused import FusedBilinearStep
+from tripletrec.models.triplet.settings import TrainingSettings
 from tripletrec.training.checkpoints import (
     Checkpoint,
     CheckpointSettings,
@@ -38,7 +36,6 @@ from tripletrec.training.checkpoints import (
     prepare_directory,
 )
 from tripletrec.training.loop import (
-    BATCH_BY,
     EpochCallback,
     TrainingSchedule,
     TrainingStep,
@@ -50,13 +47,10 @@ from tripletrec.training.loop import (
 )
 from tripletrec.training.losses import (
     Loss,
-    check_batch_by,
-    resolve_batch_by,
-    resolve_loss,
-    resolve_negatives,
 )
 from tripletrec.training.monitor import ValidationMonitor, chain_callbacks
 from tripletrec.training.sampling import make_sampler
+from tripletrec.training.sparse import row_sparse_step, sparse_embeddings
 from tripletrec.training.state import (
     Checkpointer,
     FitState,
@@ -67,102 +61,6 @@ from tripletrec.training.state import (
 if TYPE_CHECKING:
     from tripletrec.models.scorers import BilinearScorer
     from tripletrec.models.triplet.estimator import TripletRecommender
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The training hyper-parameters of a :class:`TripletRecommender`, checked and resolved.
-
-    :meth:`of` is the one place where a model's settings are checked before a fit. With
-    ``negatives="auto"``, ``negatives`` stays "auto" and ``loss`` is what "auto" is on
-    small data until :meth:`for_data` (or :meth:`with_negatives`, for a fitted model)
-    resolves them; ``batch_by="auto"`` likewise, and ``schedule.batch_by`` is the resolved
-    value (``"positive"`` until then).
-    """
-
-    loss: Loss
-    schedule: TrainingSchedule
-    negatives: str
-    batch_by: str
-    n_negatives: int
-    negative_alpha: float
-    max_norm: float | None
-    random_state: int | None
-    n_threads: int | None
-    device: torch.device
-    verbose: bool
-    patience: int | None
-    validation_metric: str
-
-    @classmethod
-    def of(cls, model: TripletRecommender) -> TrainingSettings:
-        """The settings of ``model``; fails on the first bad hyper-parameter, before any work.
-
-        Raises
-        ------
-        ParameterError
-            With a one-line message naming the hyper-parameter.
-        """
-        batch_by = one_of("batch_by", model.batch_by, ("auto", *BATCH_BY))
-        schedule = TrainingSchedule(
-            epochs=model.epochs, batch_size=model.batch_size, learning_rate=model.learning_rate,
-            l2=model.l2, lr_schedule=model.lr_schedule,
-            batch_by="positive" if batch_by == "auto" else batch_by,
-        )  # fmt: skip
-        small = resolve_negatives(model.negatives, model.loss, 0, 0)
-        loss = resolve_loss(model.loss, model.margin, small)
-        check_batch_by(batch_by, model.negatives)
-        # Settings of the model's structure, used when it is built.
-        fraction("identity_dropout", model.identity_dropout, high_open=True)
-        if model.ranking_bias_scale != "auto":
-            finite_number("ranking_bias_scale", model.ranking_bias_scale, low=0.0)
-        finite_number("feature_weight", model.feature_weight, low=0.0, low_open=True)
-        return cls(
-            loss=loss,
-            schedule=schedule,
-            negatives=model.negatives,
-            batch_by=batch_by,
-            n_negatives=positive_int("n_negatives", model.n_negatives),
-            negative_alpha=finite_number("negative_alpha", model.negative_alpha),
-            max_norm=_optional(model.max_norm, "max_norm", finite=True),
-            random_state=model.random_state,
-            n_threads=_optional(model.n_threads, "n_threads"),
-            device=resolve_device(model.device),
-            verbose=bool(model.verbose),
-            patience=_optional(model.patience, "patience"),
-            validation_metric=model.validation_metric,
-        )
-
-    def with_negatives(self, negatives: str, batch_by: str) -> TrainingSettings:
-        """These settings with ``negatives`` and its loss, and batches grouped by
-        ``batch_by`` (both resolved, not ``"auto"``)."""
-        loss = resolve_loss(self.loss.name, self.loss.margin, negatives, self.loss.n_items)
-        check_batch_by(batch_by, negatives)
-        schedule = dataclasses.replace(self.schedule, batch_by=batch_by)
-        return dataclasses.replace(
-            self, negatives=negatives, loss=loss, batch_by=batch_by, schedule=schedule
-        )
-
-    def for_data(self, n_positives: int, n_users: int, n_items: int) -> TrainingSettings:
-        """These settings for ``n_positives`` training positives of ``n_users`` users over
-        ``n_items`` items, ``negatives="auto"`` and ``batch_by="auto"`` resolved
-        (:func:`~tripletrec.training.losses.resolve_negatives`,
-        :func:`~tripletrec.training.losses.resolve_batch_by`)."""
-        negatives = resolve_negatives(
-            self.negatives, self.loss.name, n_positives, n_items,
-            n_users=n_users, batch_by=self.batch_by,
-        )  # fmt: skip
-        batch_by = resolve_batch_by(self.batch_by, negatives, n_positives, n_items)
-        return self.with_negatives(negatives, batch_by)
-
-
-def _optional(value: object, name: str, finite: bool = False) -> float | int | None:
-    """None, or a positive integer (a positive finite number with ``finite``)."""
-    if value is None:
-        return None
-    if finite:
-        return finite_number(name, value, low=0.0, low_open=True)
-    return positive_int(name, value)
 
 
 class ParallelPlan:
@@ -203,8 +101,36 @@ class ParallelPlan:
         schedule: TrainingSchedule,
         n_negatives: int,
         log_q: torch.Tensor | None,
+        *,
+        gradients: str = "dense",
+        max_norm: float | None = None,
     ) -> TrainingStep:
-        """One optimiser step of ``scorer`` (before the max-norm constraint)."""
+        """One optimiser step of ``scorer``, every row of its embedding tables kept within
+        ``max_norm``; with ``gradients="sparse"``, the tables that allow it
+        (:func:`~tripletrec.training.sparse.sparse_embeddings`) are switched to sparse
+        gradients until :meth:`after_training`, and updated (and bounded) at the rows a
+        batch reads."""
+        sparse = sparse_embeddings(scorer, loss) if gradients == "sparse" else []
+        for embedding in sparse:
+            embedding.sparse = True
+        step = self.optimiser_step(scorer, loss, schedule, n_negatives, log_q, sparse, max_norm)
+        return with_max_norm(step, embedding_tables(scorer, dense_only=True), max_norm)
+
+    def optimiser_step(
+        self,
+        scorer: Scorer,
+        loss: Loss,
+        schedule: TrainingSchedule,
+        n_negatives: int,
+        log_q: torch.Tensor | None,
+        sparse: list[nn.Embedding],
+        max_norm: float | None,
+    ) -> TrainingStep:
+        """The step of :meth:`training_step`, before the bound on the dense tables."""
+        if sparse:
+            return row_sparse_step(
+                TripletNet(scorer), loss, schedule, log_q, sparse, max_norm=max_norm
+            )
         # The bilinear model with one negative, or the full softmax, has closed-form
         # gradients: skip autograd.
         if FusedBilinearStep.can_train(scorer, loss, n_negatives):
@@ -223,7 +149,11 @@ class ParallelPlan:
         """Raise if ``feature`` needs one process and this is part of a larger job."""
 
     def after_training(self, scorer: Scorer) -> None:
-        """Undo what only training needed (also when training failed)."""
+        """Undo what only training needed (also when training failed): sparse gradients
+        back to dense, as serving and later fits expect."""
+        for module in scorer.modules():
+            if isinstance(module, nn.Embedding):
+                module.sparse = False
 
     def summary(self) -> dict | None:
         """Facts about the run the fitted model records (``data_parallel_``); None: none."""
@@ -339,8 +269,10 @@ def _train(
 
     start = time.perf_counter()
     with training_scope(model, torch_seed, device, settings.n_threads) as scorer:
-        step = plan.training_step(scorer, loss, schedule, settings.n_negatives, log_q)
-        step = with_max_norm(step, embedding_tables(scorer), settings.max_norm)
+        step = plan.training_step(
+            scorer, loss, schedule, settings.n_negatives, log_q,
+            gradients=settings.gradients, max_norm=settings.max_norm,
+        )  # fmt: skip
         model.module_ = scorer
         monitor = None
         if validation is not None and plan.is_main:

@@ -1,0 +1,79 @@
+"""The choice of EASE's ``l2`` for :class:`~tripletrec.models.hybrid.HybridRecommender`
+(``l2="auto"``): EASE fitted for each value of a grid on an inner split of the training
+positives, over the most popular items, judged by NDCG@10 on the held-out part."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from tripletrec.evaluation.protocols import evaluate
+from tripletrec.models.ease import EASERecommender
+
+#: EASE ``l2`` values ``l2="auto"`` chooses from: log-spaced, from light shrinkage (trust
+#: co-occurrences) to heavy (lean on popularity).
+L2_GRID = (38.0, 130.0, 440.0, 1500.0)
+#: Share of the training positives held out to choose ``l2``, and the cut-off judged.
+INNER_FRACTION = 0.2
+INNER_K = 10
+#: The ``l2`` search runs on this many of the most popular items: its inverses cost the
+#: cube of the catalogue, and the popular items carry most positives and decide the choice.
+L2_SEARCH_ITEMS = 1000
+
+
+def chosen_l2(
+    seen: sp.csr_matrix,
+    random_state: int | None,
+    grid: tuple[float, ...] = L2_GRID,
+    max_items: int | None = L2_SEARCH_ITEMS,
+    user_weight_exponent: float = 0.0,
+) -> tuple[float, list[float]]:
+    """The value of ``grid`` whose EASE, fitted on an inner split of ``seen``, has the best
+    NDCG@10 on the held-out part (ties to the first), and the NDCG@10 of each value.
+
+    Parameters
+    ----------
+    seen : scipy.sparse.csr_matrix
+        Training positives, users x items.
+    random_state : int or None
+        Seed of the inner split (:data:`INNER_FRACTION` of the positives held out).
+    grid : tuple of float
+        Candidate ``l2`` values.
+    max_items : int or None
+        Search on the ``max_items`` most popular items only (ties to the lower index);
+        None searches the whole catalogue.
+    user_weight_exponent : float
+        That of the EASE models searched (:class:`~tripletrec.models.ease.EASERecommender`).
+    """
+    if max_items is not None and max_items < seen.shape[1]:
+        popularity = np.diff(seen.tocsc().indptr)
+        popular = np.sort(np.argsort(-popularity, kind="stable")[:max_items])
+        seen = seen[:, popular].tocsr()
+    inner_fit, held_out = _inner_split(seen, INNER_FRACTION, random_state)
+    metric = f"ndcg@{INNER_K}"
+    scores = [
+        evaluate(
+            EASERecommender(l2=l2, user_weight_exponent=user_weight_exponent).fit(inner_fit),
+            inner_fit,
+            held_out,
+            [metric],
+        )[metric]
+        for l2 in grid
+    ]
+    return grid[int(np.argmax(scores))], scores
+
+
+def _inner_split(
+    seen: sp.csr_matrix, held_fraction: float, random_state: int | None
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``seen`` split at random into (fit, held-out) positives, ``held_fraction`` held out,
+    with the same shape (a random row split, as the usual protocol's)."""
+    coo = seen.tocoo()
+    held = np.random.default_rng(random_state).random(coo.nnz) < held_fraction
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (coo.data[mask], (coo.row[mask], coo.col[mask])), shape=seen.shape, dtype=np.float32
+        )
+
+    return part(~held), part(held)
