@@ -1,6 +1,7 @@
 """The field's standard benchmark: Gowalla as split by LightGCN, against the published table.
 
-    python benchmarks/perf/gowalla.py [--data ../shared/data/gowalla] [--rows a,b] [--out PATH]
+    python benchmarks/perf/gowalla.py [--data ../shared/data/gowalla] [--rows a,b]
+                                      [--out PATH] [--keep]
 
 Protocol (LightGCN's, see docs/protocols.md): every item but the user's training items is
 ranked; Recall@20 = hits in the top 20 / the user's number of held-out items, NDCG@20 with
@@ -192,6 +193,10 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED_DATA / "gowalla"))
     parser.add_argument("--rows", help="comma-separated row names (default: all)")
     parser.add_argument("--out", default=str(RESULTS / "gowalla"))
+    parser.add_argument(
+        "--keep", action="store_true",
+        help="keep the rows of OUT.json that this run does not measure (runs in parts)",
+    )  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--setting", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--stage", default="valid", help=argparse.SUPPRESS)
@@ -211,7 +216,26 @@ def main() -> None:
         print(f"{name}: {len(settings)} setting(s) on valid, the chosen one on test", flush=True)
         rows.append(measure(data_dir, name, settings))
     environment = run_environment(__file__, sys.argv[1:], 1, start) | {"threads": THREADS}
+    if args.keep:
+        rows, environment = _with_kept_rows(Path(args.out), rows, environment)
     write_results(Path(args.out), rows, environment, markdown)
+
+
+def _with_kept_rows(out: Path, rows: list[dict], environment: dict) -> tuple[list[dict], dict]:
+    """``rows`` after the rows of the earlier results at ``out`` that they do not replace,
+    and an environment whose command and minutes cover both runs."""
+    path = out.with_suffix(".json")
+    if not path.is_file():
+        return rows, environment
+    earlier = json.loads(path.read_text())
+    measured = {row["model"] for row in rows}
+    kept = [row for row in earlier["rows"] if row["model"] not in measured]
+    before = earlier["environment"]
+    environment = environment | {
+        "command": f"{before['command']} and {environment['command']} (a further run)",
+        "wall_seconds": before["wall_seconds"] + environment["wall_seconds"],
+    }
+    return kept + rows, environment
 
 
 if __name__ == "__main__":
