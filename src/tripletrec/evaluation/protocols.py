@@ -38,8 +38,8 @@ EVAL_BLOCK_SCORES = 1 << 24
 
 
 #: Scores (users x items) a command-line evaluation computes at most
-#: (:func:`evaluation_users`): about 2 minutes of ranking on 2 cores; every data set up to
-#: Gowalla (29,858 x 40,981) is evaluated whole.
+#: (:func:`evaluation_users`): every data set up to Gowalla (29,858 x 40,981) is evaluated
+#: whole; beyond, a sample keeps the evaluation's time from growing with users x items.
 EVAL_SCORE_BUDGET = 2_000_000_000
 
 

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from tripletrec.evaluation.topk import merge_top_k
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.score_terms import BlendPart, ItemMoments, ScoreTerms
-from tripletrec.serving.retrieval import ANNIndex, IndexSettings
+from tripletrec.serving.retrieval import ANNIndex, IndexSettings, Retriever
 
 #: ``space`` of a blend's index (:meth:`ANNIndex.save`).
 BLEND_SPACE = "blend"
@@ -67,12 +67,14 @@ class _PartSpace:
         return self.part.model.score_terms(user_idx)
 
 
-class BlendRetriever:
+class BlendRetriever(Retriever):
     """Approximate top-k of a blend's known users, re-scored exactly.
 
     Build with :meth:`build` (or load the index with :meth:`load`), query with
     :meth:`search`.
     """
+
+    space = BLEND_SPACE
 
     def __init__(self, model: Any, index: ANNIndex, spaces: list[_PartSpace]) -> None:
         self.model = model
@@ -109,11 +111,7 @@ class BlendRetriever:
         """
         spaces = cls._spaces_of(model)
         items = np.hstack([space.items for space in spaces])
-        return cls(model, ANNIndex.load(model_dir, items, weights_sha256, BLEND_SPACE), spaces)
-
-    def save(self, model_dir: str | Path, weights_sha256: str, answers: Any = None) -> Path:
-        """Write the index (and ``answers``) into ``model_dir`` (see :meth:`ANNIndex.save`)."""
-        return self.index.save(model_dir, weights_sha256, BLEND_SPACE, answers)
+        return cls(model, ANNIndex.load(model_dir, items, weights_sha256, cls.space), spaces)
 
     def search(
         self,

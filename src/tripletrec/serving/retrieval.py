@@ -27,7 +27,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -331,17 +331,27 @@ def has_index(model_dir: str | Path) -> bool:
     return (Path(model_dir) / INDEX_DIR / INDEX_META).is_file()
 
 
-class VectorRetriever:
+class Retriever:
+    """What every retriever shares: an :class:`ANNIndex` over the item vectors of one kind
+    of space (``space``, recorded in the saved index and checked when it is loaded)."""
+
+    space: ClassVar[str]
+    index: ANNIndex
+
+    def save(self, model_dir: str | Path, weights_sha256: str, answers: Any = None) -> Path:
+        """Write the index (and ``answers``) into ``model_dir`` (see :meth:`ANNIndex.save`)."""
+        return self.index.save(model_dir, weights_sha256, self.space, answers)
+
+
+class VectorRetriever(Retriever):
     """Approximate top-k of a vector space's known users: an :class:`ANNIndex` over its
     item vectors, queried with its user vectors (kept: no forward pass per request)."""
+
+    space = VECTOR_SPACE
 
     def __init__(self, index: ANNIndex, user_vectors: np.ndarray) -> None:
         self.index = index
         self.user_vectors = user_vectors
-
-    def save(self, model_dir: str | Path, weights_sha256: str, answers: Any = None) -> Path:
-        """Write the index (and ``answers``) into ``model_dir`` (see :meth:`ANNIndex.save`)."""
-        return self.index.save(model_dir, weights_sha256, VECTOR_SPACE, answers)
 
     def search(
         self,

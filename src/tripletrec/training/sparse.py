@@ -98,8 +98,9 @@ class RowSparseAdam(torch.optim.Optimizer):
                 exp_avg_sq.mul_(beta2).addcmul_(values, values, value=1 - beta2)
                 denominator = exp_avg_sq.sqrt().add_(group["eps"])
                 weights.addcdiv_(exp_avg, denominator, value=-step_size)
-                if group["max_norm"] is not None and param.dim() == 2 and param.shape[1] > 1:
-                    _bound_rows(weights, group["max_norm"])
+                max_norm = group.get("max_norm")  # absent from groups saved before it existed
+                if max_norm is not None and param.dim() == 2 and param.shape[1] > 1:
+                    _bound_rows(weights, max_norm)
                 state["exp_avg"].index_copy_(0, rows, exp_avg)
                 state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
                 param.index_copy_(0, rows, weights)

@@ -123,22 +123,9 @@ class DataParallelPlan(ParallelPlan):
         own_rng = np.random.default_rng(rng.integers(2**62, size=world)[rank])
         return users[mine], items[mine], own_rng
 
-    def training_step(
-        self,
-        scorer: Scorer,
-        loss: Loss,
-        schedule: TrainingSchedule,
-        n_negatives: int,
-        log_q: torch.Tensor | None,
-        *,
-        gradients: str = "dense",
-        max_norm: float | None = None,
-    ) -> TrainingStep:
+    def gradients(self, gradients: str) -> str:
         # ``--sparse-gradients`` asks for sparse gradients whatever the model's setting.
-        gradients = "sparse" if self.sparse_gradients else gradients
-        return super().training_step(
-            scorer, loss, schedule, n_negatives, log_q, gradients=gradients, max_norm=max_norm
-        )
+        return "sparse" if self.sparse_gradients else gradients
 
     def optimiser_step(
         self,

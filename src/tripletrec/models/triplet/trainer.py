@@ -110,11 +110,15 @@ class ParallelPlan:
         (:func:`~tripletrec.training.sparse.sparse_embeddings`) are switched to sparse
         gradients until :meth:`after_training`, and updated (and bounded) at the rows a
         batch reads."""
-        sparse = sparse_embeddings(scorer, loss) if gradients == "sparse" else []
+        sparse = sparse_embeddings(scorer, loss) if self.gradients(gradients) == "sparse" else []
         for embedding in sparse:
             embedding.sparse = True
         step = self.optimiser_step(scorer, loss, schedule, n_negatives, log_q, sparse, max_norm)
         return with_max_norm(step, embedding_tables(scorer, dense_only=True), max_norm)
+
+    def gradients(self, gradients: str) -> str:
+        """The gradients this process trains with, given the model's resolved setting."""
+        return gradients
 
     def optimiser_step(
         self,
