@@ -8,9 +8,20 @@ a hand-written list. A class is known once the module that defines it has been i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 _ESTIMATORS: dict[str, type] = {}
+
+#: Hyper-parameters added after model files were first written, per estimator, with the
+#: value that gives a file saved without them the behaviour it had when saved (the
+#: constructor's default may have moved since).
+PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
+    "TripletRecommender": {"ranking_bias_scale": 1.0, "feature_weight": 1.0},
+    "HybridRecommender": {"item_item_floor": None, "user_weight_exponent": 0.0},
+    "EASERecommender": {"user_weight_exponent": 0.0},
+    "GraphFilterRecommender": {"degree_exponent": None, "flatness": 1.0},
+}
 
 
 def _is_abstract(cls: type) -> bool:
@@ -78,3 +89,10 @@ def resolve(name: str) -> Any:
         if wanted in (cls.__name__.lower(), short_name(cls)):
             return cls
     return None
+
+
+def saved_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of a saved estimator called ``name``: ``params``, plus the
+    :data:`PARAMS_ADDED_LATER` it was saved without (a whole model or a composite's
+    part)."""
+    return {**PARAMS_ADDED_LATER.get(name, {}), **params}

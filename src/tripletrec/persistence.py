@@ -59,15 +59,6 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 
-#: Hyper-parameters added after files of this format were first written, per estimator,
-#: with the value that gives a file saved without them the behaviour it had when saved
-#: (the constructor's default may have moved since).
-PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
-    "TripletRecommender": {"ranking_bias_scale": 1.0, "feature_weight": 1.0},
-    "HybridRecommender": {"item_item_floor": None, "user_weight_exponent": 0.0},
-    "EASERecommender": {"user_weight_exponent": 0.0},
-}
-
 #: The JSON type of each manifest field (optional ones may be absent). ``model.json`` has
 #: no checksum, so a damaged or hand-edited one is checked field by field.
 MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
@@ -306,7 +297,7 @@ def load_model(path: str | Path, *, mmap: bool = True) -> RecommenderBase:
 
     try:
         params = json_lists_to_tuples(manifest["params"])
-        params = {**PARAMS_ADDED_LATER.get(manifest["estimator"], {}), **params}
+        params = _registry.saved_params(manifest["estimator"], params)
         model = estimator_cls(**params)
     except (TypeError, ValueError) as exc:  # ValueError: ParameterError from a constructor
         raise ModelFileError(

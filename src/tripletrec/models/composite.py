@@ -82,7 +82,8 @@ class CompositeRecommender(RecommenderBase):
                 raise ValueError(
                     f"part {name!r} is a {saved['estimator']!r}, not a known estimator"
                 )
-            part = part_cls(**json_lists_to_tuples(dict(saved["params"])))
+            params = json_lists_to_tuples(dict(saved["params"]))
+            part = part_cls(**_registry.saved_params(saved["estimator"], params))
             prefix = f"{name}."
             own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             parts[name] = part.restore(

@@ -1,41 +1,56 @@
-"""GF-CF: a training-free graph filter on the normalised user-item graph.
+"""A training-free graph filter on the normalised user-item graph (GF-CF, ChebyCF).
 
-Shen, Wu, Zhang, Zhang, Letaief and Li, "How Powerful is Graph Convolution for
-Recommendation?" (CIKM 2021). With ``R`` the binary users x items training matrix,
-``d_u`` and ``d_i`` its row and column sums and ``Rn = D_u^-1/2 R D_i^-1/2``, a user with
-history row ``r`` scores
+With ``R`` the binary users x items training matrix, ``d_u`` and ``d_i`` its row and
+column sums, ``Rn = D_u^-1/2 R D_i^-1/2`` and ``P = Rn' Rn`` (the normalised item
+co-occurrences, eigenvalues ``lambda`` in [0, 1]), a graph filter scores a user's history
+row ``r`` as ``r h(P)`` for a transfer function ``h`` of the eigenvalues.
 
-``s = r Rn' Rn + w ((r D_i^-1/2) V_k' V_k) D_i^1/2``,
+GF-CF (Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021)
+takes ``h(lambda) = lambda`` plus an *ideal* low-pass term, the projection on ``V_k``,
+the top ``k`` right singular vectors of ``Rn``:
+``r P + w ((r D_i^-1/2) V_k' V_k) D_i^1/2``. ChebyCF (Kim et al., "Graph Spectral
+Filtering with Chebyshev Interpolation for Recommendation", SIGIR 2025) takes a
+*plateau* ``h`` (:func:`plateau`: flat around ``lambda = 1/2``, steeper than ``lambda``
+near 0 and 1) applied by a Chebyshev polynomial of degree 8 (eight sparse products per
+score), adds the ideal term on the top 512 vectors, and normalises the whole filter by
+item degree: ``r D_i^-b`` in, ``D_i^b`` out.
 
-the sum of a linear low-pass filter (``P = Rn' Rn``, the normalised item co-occurrences)
-and an *ideal* low-pass filter: the projection on ``V_k``, the top ``k`` right singular
-vectors of ``Rn``. Nothing is trained: the fit is one sparse normalisation and one
-seeded truncated SVD (ARPACK, or a randomized range finder), whose cost grows with the
-positives times ``k`` and the items times ``k``; no items x items matrix is ever formed,
-dense or sparse. Scores are computed by blocks of users as ``(r Rn') Rn`` plus a
-rank-``k`` product.
+This module applies ``h`` through the SVD the ideal term needs anyway: exactly on the
+top ``k`` eigenvalues and by its slope at 0 on the others (all below ``sigma_k^2``):
+``h(P) ~= phi P + V_k' diag(h(sigma^2) - phi sigma^2) V_k``, ``phi = h'(0)``. So a
+score costs one sparse product ``(r Rn') Rn`` and a rank-``k`` product, as GF-CF's.
+On Gowalla's validation split this scored as the degree-8 polynomial
+(``benchmarks/studies/graph_filter.py``). Nothing is trained: the fit is one sparse
+normalisation and one seeded truncated SVD (ARPACK, or a randomized range finder), whose
+cost grows with the positives times ``k`` and the items times ``k``, plus, for the
+degree exponent's choice, a cheaper one on an inner split
+(:mod:`~tripletrec.models.graph_filter_choice`); no items x items matrix is ever formed,
+dense or sparse.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import svds
 
 from tripletrec._checks import finite_number, one_of, positive_int, random_seed
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import TripletrecError
 from tripletrec.models.base import RecommenderBase
 from tripletrec.models.capabilities import Capabilities
+from tripletrec.models.graph_filter_choice import chosen_degree_exponent
 from tripletrec.models.score_terms import ScoreTerms
+from tripletrec.models.spectral import (
+    degree_powers,
+    item_degrees,
+    normalize,
+    plateau,
+    top_singular_vectors,
+)
 
-#: Extra columns of the randomized range finder's test matrix beyond ``k``.
-OVERSAMPLING = 64
-#: Power iterations of the randomized range finder.
-POWER_ITERATIONS = 2
 #: Users scored per sparse product: bounds the ``(x Rn') Rn`` intermediate (about 16k
 #: entries per user on Gowalla).
 _LINEAR_BLOCK_USERS = 512
@@ -46,47 +61,85 @@ SOLVERS = ("auto", "arpack", "randomized")
 #: 200,000 items ARPACK's top 256 took 871 s and 8.1 GB on 2 cores (its Lanczos basis
 #: and left vectors), the randomized one's cost grows with positives x (k + 64).
 ARPACK_MAX_ITEMS = 50_000
-#: Columns of the randomized solver's basis multiplied at once: bounds its users x
-#: columns temporary (512 MB at a million users).
-_GRAM_CHUNK = 64
+#: ``n_components="auto"``: this many singular vectors on catalogues of at most
+#: :data:`ARPACK_MAX_ITEMS` items (512 ranked above 256 and 384 on Gowalla's validation
+#: split), :data:`LARGE_CATALOGUE_COMPONENTS` above, where the randomized solver's items x
+#: (k + 64) float64 arrays and the stored items x k vectors grow with the catalogue (256
+#: is the setting ``benchmarks/results/scale_end_to_end.md`` measured at 200,000 items).
+AUTO_COMPONENTS = 512
+LARGE_CATALOGUE_COMPONENTS = 256
+#: ``degree_exponent=None``: GF-CF's normalisation, none on the linear filter and
+#: ``D_i^-1/2`` in, ``D_i^1/2`` out on the ideal term (the files saved before the
+#: parameter existed score so).
+GF_CF_EXPONENTS = (0.0, 0.5)
 
 #: The fitted attributes, dropped together when a fit is refused half-way.
-_FITTED = ("seen_", "normalized_", "components_", "singular_values_", "n_components_")
+_FITTED = (
+    "seen_",
+    "normalized_",
+    "components_",
+    "singular_values_",
+    "n_components_",
+    "degree_exponent_",
+    "degree_exponent_scores_",
+)
 
 
 class GraphFilterRecommender(RecommenderBase):
-    """Training-free graph filter: normalised item-item filter plus ideal low-pass (GF-CF).
+    """Training-free graph filter: a plateau filter of the normalised item-item graph plus
+    an ideal low-pass term (ChebyCF's filter at GF-CF's cost).
 
     ``Rn = D_u^-1/2 R D_i^-1/2`` (``R`` the binary training positives, ``D_u``, ``D_i`` the
-    users' and items' numbers of positives), ``V_k`` the top ``k`` right singular vectors
-    of ``Rn``. A user (or a new user's history) ``r`` scores
-    ``r Rn' Rn + low_pass_weight * ((r D_i^-1/2) V_k' V_k) D_i^1/2``.
+    users' and items' numbers of positives), ``P = Rn' Rn``, ``V_k`` the top ``k`` right
+    singular vectors of ``Rn`` and ``sigma`` their singular values. With
+    ``b = degree_exponent``, ``phi = flatness``, ``h`` the :func:`plateau` of ``phi`` and
+    ``w = low_pass_weight``, a user (or a new user's history) ``r`` scores
+    ``(phi s P + s V_k' diag(h(sigma^2) - phi sigma^2 + w) V_k) D_i^b``, ``s = r D_i^-b``:
+    the filter ``h(P)``, exact on the top ``k`` eigenvalues and linear below them, plus
+    ``w`` times the projection on ``V_k`` (module docstring). ``flatness=1`` and
+    ``degree_exponent=None`` give GF-CF exactly.
 
     Use it where the catalogue is too large for :class:`~tripletrec.EASERecommender` (whose
     inverse costs items^3 time and 12 bytes per item pair): its fit costs one truncated
-    SVD, linear in the positives and the items for a fixed ``k`` (about 20 s and 1 GB at
-    Gowalla's 41k items, on one core), it scores new users' histories exactly, and each
+    SVD, linear in the positives and the items for a fixed ``k``, and, with
+    ``degree_exponent="auto"``, a cheaper one on an inner split (figures:
+    ``benchmarks/results/graph_filter.md``); it scores new users' histories exactly, and each
     score is a sum over the history (``explain`` is exact). Items and users without
     positives score and add 0.
 
     Parameters
     ----------
-    n_components : int, default 256
-        ``k``: singular vectors in the ideal low-pass filter (>= 1). Clamped to
-        ``min(active users, active items) - 1``, the most a truncated SVD can return
-        (``n_components_`` records the value used; 0 leaves the linear filter alone). 256
-        is the published setting on Gowalla.
-    low_pass_weight : float, default 0.3
-        Weight of the ideal low-pass term beside the linear filter (>= 0): 0 is the
-        linear filter ``Rn' Rn`` alone. 0.3 is the published setting.
+    n_components : int or "auto", default "auto"
+        ``k``: singular vectors on which ``h`` is exact and the ideal term projects
+        (>= 1). ``"auto"`` is :data:`AUTO_COMPONENTS` (512, ChebyCF's setting on
+        Gowalla, which ranked above 256 and 384 on its validation split:
+        ``benchmarks/studies/graph_filter.py``) on catalogues of at most
+        :data:`ARPACK_MAX_ITEMS` items and :data:`LARGE_CATALOGUE_COMPONENTS` above.
+        Clamped to ``min(active users, active items) - 1``, the most a truncated SVD can
+        return (``n_components_`` records the value used; 0 leaves ``phi P`` alone).
+    low_pass_weight : float, default 0.2
+        Weight of the ideal low-pass term (>= 0). 0.2 is ChebyCF's setting on Gowalla
+        and was chosen on its validation split.
+    degree_exponent : float, "auto" or None, default "auto"
+        ``b``: the history is divided by the items' degrees to this power and the scores
+        multiplied by them (>= 0; 0: no normalisation), which lowers the weight of
+        popular items in the history and raises their scores. ``"auto"`` chooses it from
+        :data:`~tripletrec.models.graph_filter_choice.DEGREE_EXPONENT_GRID` on an inner
+        split of the training positives
+        (:func:`~tripletrec.models.graph_filter_choice.chosen_degree_exponent`): the best
+        value ranged from 0 to 0.35 over the validation splits measured, each a clear
+        loss elsewhere. None is GF-CF's normalisation (:data:`GF_CF_EXPONENTS`).
+    flatness : float, default 1.5
+        ``phi``: the exponent of the :func:`plateau` (> 0): 1 is the linear filter
+        ``h(lambda) = lambda`` (GF-CF's), larger values flatten ``h`` around 1/2. 1.5
+        is ChebyCF's setting on Gowalla and was chosen on its validation split.
     solver : {"auto", "arpack", "randomized"}, default "auto"
         The truncated SVD: ``"arpack"`` is ``scipy.sparse.linalg.svds`` (the exact top
         ``k``, as published); ``"randomized"`` a randomized range finder on ``Rn' Rn``
         (``k`` + 64 Gaussian columns, two power iterations, in float64; memory grows with
-        items, not users), whose vectors are close to but not exactly the leading ones.
-        On Gowalla's training split the randomized one fits in about a third of the time
-        and scored slightly higher on the validation split, but lower on anime-5k's
-        (``benchmarks/studies/graph_filter.py``). ``"auto"`` is the exact one on
+        items, not users), whose vectors are close to but not exactly the leading ones
+        (both on Gowalla's validation split: ``benchmarks/studies/graph_filter.py``).
+        ``"auto"`` is the exact one on
         catalogues of at most :data:`ARPACK_MAX_ITEMS` items and the randomized one
         beyond, where ARPACK's time and memory grow out of reach.
     random_state : int, optional, default 0
@@ -104,6 +157,11 @@ class GraphFilterRecommender(RecommenderBase):
         The top singular values of ``Rn``, decreasing (the largest is 1).
     n_components_ : int
         ``k`` after the clamp.
+    degree_exponent_ : float or None
+        ``degree_exponent`` with ``"auto"`` resolved.
+    degree_exponent_scores_ : list of float
+        With ``"auto"``: the inner split's NDCG@10 of each exponent of the grid (empty
+        where the split left nothing to judge by); otherwise empty.
     fit_seconds_ : float
         Wall time of the last ``fit``.
 
@@ -116,13 +174,17 @@ class GraphFilterRecommender(RecommenderBase):
 
     def __init__(
         self,
-        n_components: int = 256,
-        low_pass_weight: float = 0.3,
+        n_components: int | Literal["auto"] = "auto",
+        low_pass_weight: float = 0.2,
+        degree_exponent: float | Literal["auto"] | None = "auto",
+        flatness: float = 1.5,
         solver: str = "auto",
         random_state: int | None = 0,
     ) -> None:
         self.n_components = n_components
         self.low_pass_weight = low_pass_weight
+        self.degree_exponent = degree_exponent
+        self.flatness = flatness
         self.solver = solver
         self.random_state = random_state
 
@@ -146,12 +208,15 @@ class GraphFilterRecommender(RecommenderBase):
         Raises
         ------
         ParameterError
-            If ``n_components`` is not a positive integer, ``low_pass_weight`` not a
-            finite number >= 0, ``solver`` not one of :data:`SOLVERS` or
-            ``random_state`` neither None nor a seed.
+            If ``n_components`` is neither "auto" nor a positive integer,
+            ``low_pass_weight`` not a finite number >= 0, ``degree_exponent`` neither
+            None nor a finite number >= 0, ``flatness`` not a finite number > 0,
+            ``solver`` not one of :data:`SOLVERS` or ``random_state`` neither None nor
+            a seed.
         """
-        k = positive_int("n_components", self.n_components)
-        finite_number("low_pass_weight", self.low_pass_weight, low=0.0)
+        if self.n_components != "auto":
+            positive_int("n_components", self.n_components)
+        self._filter_settings(self.degree_exponent)
         solver = one_of("solver", self.solver, SOLVERS)
         seed = random_seed("random_state", self.random_state)
         start = time.perf_counter()
@@ -161,17 +226,48 @@ class GraphFilterRecommender(RecommenderBase):
         try:
             seen = self._set_training_data(data)
             normalized = normalize(seen)
+            large = seen.shape[1] > ARPACK_MAX_ITEMS
             if solver == "auto":
-                solver = "arpack" if seen.shape[1] <= ARPACK_MAX_ITEMS else "randomized"
+                solver = "randomized" if large else "arpack"
+            k = self.n_components
+            if k == "auto":
+                k = LARGE_CATALOGUE_COMPONENTS if large else AUTO_COMPONENTS
             components, values = top_singular_vectors(normalized, k, seed, solver)
+            exponent, scores = self.degree_exponent, []
+            if exponent == "auto":
+                exponent, scores = chosen_degree_exponent(seen, self._inner_model, seed)
         except BaseException:
             for name in _FITTED:
                 self.__dict__.pop(name, None)
             raise
         self.normalized_, self.components_ = normalized, components
         self.singular_values_, self.n_components_ = values, len(values)
+        self._set_degree_exponent(exponent)
+        self.degree_exponent_scores_ = scores
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def _inner_model(self, **settings: Any) -> GraphFilterRecommender:
+        """An unfitted filter with this one's settings but ``settings``: the inner fits of
+        ``degree_exponent="auto"``."""
+        return GraphFilterRecommender(**{**self.get_params(), **settings})
+
+    def _set_degree_exponent(self, exponent: float | None) -> None:
+        """Score with ``exponent`` (a resolved ``degree_exponent``) from now on."""
+        self.degree_exponent_ = None if exponent is None else float(exponent)
+        self._drop_caches()
+
+    def _filter_settings(self, exponent: Any) -> tuple[float, float, float]:
+        """The degree exponents of the linear filter and of the rank-``k`` term for
+        ``exponent`` (``degree_exponent`` or its fitted value), and ``phi``, checked."""
+        finite_number("low_pass_weight", self.low_pass_weight, low=0.0)
+        flatness = finite_number("flatness", self.flatness, low=0.0, low_open=True)
+        if exponent == "auto":
+            return 0.0, 0.0, flatness  # checked only: resolved by the fit
+        if exponent is None:
+            return (*GF_CF_EXPONENTS, flatness)
+        exponent = finite_number("degree_exponent", exponent, low=0.0)
+        return exponent, exponent, flatness
 
     # ------------------------------------------------------------------ scoring
     def _drop_caches(self) -> None:
@@ -180,39 +276,56 @@ class GraphFilterRecommender(RecommenderBase):
 
     def _parts(self) -> dict[str, Any]:
         """What scoring needs, derived from the fitted state once: ``Rn'`` (CSR), the
-        item degrees, ``V_k' D_i^-1/2`` (in) and ``V_k D_i^1/2`` (out)."""
+        linear filter's item weights in (``D_i^-b``) and out (``phi D_i^b``), and the
+        rank-``k`` term's ``V_k' D_i^-b`` (in) and ``diag(h(sigma^2) - phi sigma^2 + w)
+        V_k D_i^b`` (out)."""
         cache = self.__dict__.get("_cache")
         if cache is None or cache["of"] is not self.normalized_:
+            settings = self._filter_settings(self.degree_exponent_)
+            linear_exponent, spectral_exponent, flatness = settings
             degree = item_degrees(self.normalized_)
-            inverse_root = np.zeros(len(degree), np.float32)
-            np.divide(1.0, np.sqrt(degree), out=inverse_root, where=degree > 0)
-            components = self.components_
+            eigenvalues = self.singular_values_.astype(np.float64) ** 2
+            shaped = plateau(eigenvalues, flatness) - flatness * eigenvalues
+            spectral = shaped + float(self.low_pass_weight)
+            into = degree_powers(degree, -spectral_exponent)
+            out = degree_powers(degree, spectral_exponent)
             cache = {
                 "of": self.normalized_,
                 "transposed": self.normalized_.T.tocsr(),
-                "inverse_root": inverse_root,
-                "into": np.ascontiguousarray((components * inverse_root).T),
-                "out": np.ascontiguousarray(components * np.sqrt(degree)),
+                "linear_in": degree_powers(degree, -linear_exponent).astype(np.float32),
+                "linear_out": (flatness * degree_powers(degree, linear_exponent)).astype(
+                    np.float32
+                ),
+                "into": np.ascontiguousarray((self.components_ * into).T, dtype=np.float32),
+                "out": np.ascontiguousarray(
+                    self.components_ * spectral[:, None].astype(np.float32) * out,
+                    dtype=np.float32,
+                ),
             }
             self._cache = cache
         return cache
+
+    def _linear(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        """``(x D_i^-b Rn') Rn``, sparse (its ``phi D_i^b`` columns factor is applied
+        densely by the callers)."""
+        parts = self._parts()
+        return (x.multiply(parts["linear_in"]).tocsr() @ parts["transposed"]) @ self.normalized_
 
     def _scores(self, rows: sp.csr_matrix, item_idx: np.ndarray | None) -> np.ndarray:
         """Scores of binary history rows, float32, columns ``item_idx`` (all when None)."""
         parts = self._parts()
         x = sp.csr_matrix(rows, dtype=np.float32)
-        n_columns = self.n_items_ if item_idx is None else len(item_idx)
-        out = np.empty((x.shape[0], n_columns), np.float32)
+        columns = slice(None) if item_idx is None else item_idx
+        linear_out = parts["linear_out"][columns]
+        out = np.empty((x.shape[0], len(linear_out)), np.float32)
         for first in range(0, x.shape[0], _LINEAR_BLOCK_USERS):
             block = slice(first, first + _LINEAR_BLOCK_USERS)
-            linear = (x[block] @ parts["transposed"]) @ self.normalized_  # (x Rn') Rn
+            linear = self._linear(x[block])
             out[block] = (linear if item_idx is None else linear[:, item_idx]).toarray()
-        weight = np.float32(self.low_pass_weight)
-        if self.n_components_ and weight != 0:
+        out *= linear_out
+        if self.n_components_:
             coordinates = np.asarray(x @ parts["into"], dtype=np.float32)  # (n, k)
-            outward = parts["out"] if item_idx is None else parts["out"][:, item_idx]
-            coordinates *= weight
-            out += coordinates @ outward
+            out += coordinates @ parts["out"][:, columns]
         return out
 
     def _score_block(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
@@ -238,38 +351,41 @@ class GraphFilterRecommender(RecommenderBase):
         return self._scores(x, None)
 
     def _term_items(self) -> np.ndarray:
-        """``(V_k D_i^1/2)'``: the low-pass term is an inner product with these."""
+        """The rank-``k`` term's item side (``out`` of :meth:`_parts`, transposed): that
+        term is an inner product with these."""
         return self._parts()["out"].T
 
     def _score_terms(self, user_idx: np.ndarray) -> ScoreTerms:
-        """The low-pass term as queries ``w (r D_i^-1/2) V_k'``, the linear filter as the
-        remainder, and its projection ``(r Rn') (Rn D_i^1/2 V_k')`` through a users x k
-        matrix computed once: a product over the users who share an item with ``r``
-        instead of one over every item the filter reaches."""
+        """The rank-``k`` term as queries ``(r D_i^-b) V_k'``, the linear filter as the
+        remainder, and its projection ``(r D_i^-b Rn') (Rn phi D_i^b out')`` through a
+        users x k matrix computed once: a product over the users who share an item with
+        ``r`` instead of one over every item the filter reaches."""
         parts = self._parts()
         x = self.seen_[user_idx].astype(np.float32)
-        users = x @ parts["transposed"]  # r Rn'
+        users = x.multiply(parts["linear_in"]).tocsr() @ parts["transposed"]  # r D^-b Rn'
         rest = np.asarray((users @ self.normalized_).toarray(), dtype=np.float32)
-        weight = np.float32(self.low_pass_weight if self.n_components_ else 0.0)
-        queries = np.asarray(x @ parts["into"], dtype=np.float32) * weight
+        rest *= parts["linear_out"]
+        queries = np.asarray(x @ parts["into"], dtype=np.float32)
         projection = self.__dict__.get("_projection")
         if projection is None or projection[0] is not self.normalized_:
-            # Rn D_i^1/2 V_k': n_users x k floats, built on the first retrieval.
-            projection = (self.normalized_, np.asarray(self.normalized_ @ parts["out"].T))
+            # Rn phi D_i^b out': n_users x k floats, built on the first retrieval.
+            items = parts["out"].T * parts["linear_out"][:, None]
+            projection = (self.normalized_, np.asarray(self.normalized_ @ items))
             self._projection = projection
         return ScoreTerms(queries, rest, np.asarray(users @ projection[1]))
 
     def _explain_contributions(self, history: np.ndarray, item_idx: int) -> tuple[np.ndarray, bool]:
         """What each history item adds to the score of ``item_idx``: its entry of ``Rn' Rn``
-        plus its term of the low-pass product; they sum to the score exactly."""
+        (degree-weighted) plus its term of the rank-``k`` product; they sum to the score
+        exactly."""
         parts = self._parts()
         history = np.asarray(history, dtype=np.int64)
         transposed = parts["transposed"]
         linear = (transposed[history] @ transposed[[item_idx]].T).toarray().ravel()
-        out = linear.astype(np.float64)
+        weights = parts["linear_in"][history].astype(np.float64)
+        out = linear.astype(np.float64) * weights * float(parts["linear_out"][item_idx])
         if self.n_components_:
-            low = parts["into"][history] @ parts["out"][:, item_idx]
-            out += float(self.low_pass_weight) * low.astype(np.float64)
+            out += (parts["into"][history] @ parts["out"][:, item_idx]).astype(np.float64)
         return out, True
 
     def _item_vectors(self) -> np.ndarray:
@@ -279,7 +395,12 @@ class GraphFilterRecommender(RecommenderBase):
 
     # ------------------------------------------------------------------ persistence
     def _fit_summary(self) -> dict:
-        return {"fit_seconds": self.fit_seconds_, "n_components": self.n_components_}
+        return {
+            "fit_seconds": self.fit_seconds_,
+            "n_components": self.n_components_,
+            "degree_exponent": self.degree_exponent_,
+            "degree_exponent_scores": self.degree_exponent_scores_,
+        }
 
     def _model_state(self) -> dict[str, np.ndarray]:
         normalized = self.normalized_
@@ -311,86 +432,10 @@ class GraphFilterRecommender(RecommenderBase):
         self.normalized_ = sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))
         self.components_, self.singular_values_ = components, values
         self.n_components_ = len(values)
+        # Files saved before "auto" existed hold the exponent in their parameters.
+        exponent = fit_summary.get("degree_exponent", self.degree_exponent)
+        if exponent is not None and not isinstance(exponent, (int, float)):
+            raise ValueError(f"degree_exponent {exponent!r} is not a number")
+        self._set_degree_exponent(exponent)
+        self.degree_exponent_scores_ = list(fit_summary.get("degree_exponent_scores", []))
         self.fit_seconds_ = float(fit_summary.get("fit_seconds", float("nan")))
-
-
-def item_degrees(matrix: sp.csr_matrix) -> np.ndarray:
-    """Stored entries per column of ``matrix`` (the items' positives), float64."""
-    return np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float64)
-
-
-def normalize(seen: sp.csr_matrix) -> sp.csr_matrix:
-    """``D_u^-1/2 R D_i^-1/2`` of the binary ``seen`` as float32 CSR (degrees 0 give 0)."""
-    seen = sp.csr_matrix(seen, dtype=np.float64)
-    seen.data[:] = 1.0
-    user_degree = np.diff(seen.indptr).astype(np.float64)
-    item_degree = item_degrees(seen)
-    users = np.zeros_like(user_degree)
-    np.power(user_degree, -0.5, out=users, where=user_degree > 0)
-    items = np.zeros_like(item_degree)
-    np.power(item_degree, -0.5, out=items, where=item_degree > 0)
-    out = seen.copy()
-    out.data *= np.repeat(users, np.diff(seen.indptr)) * items[seen.indices]
-    out = sp.csr_matrix(out, dtype=np.float32)
-    out.sort_indices()
-    return out
-
-
-def top_singular_vectors(
-    matrix: sp.csr_matrix, k: int, seed: int | None, solver: str = "arpack"
-) -> tuple[np.ndarray, np.ndarray]:
-    """The top ``k`` right singular vectors (rows, float32) and values (decreasing) of
-    ``matrix``, computed in float64; ``k`` clamped to ``min(active rows, active columns)
-    - 1`` (0: empty arrays). ``solver``: ``"arpack"`` (``svds`` from a start vector drawn
-    from ``seed``) or ``"randomized"`` (:func:`randomized_svd`)."""
-    active_rows = int(np.count_nonzero(np.diff(matrix.indptr)))
-    active_columns = int(np.count_nonzero(item_degrees(matrix)))
-    k = min(k, min(active_rows, active_columns) - 1)
-    if k < 1:
-        return np.zeros((0, matrix.shape[1]), np.float32), np.zeros(0, np.float32)
-    matrix = sp.csr_matrix(matrix, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    if solver == "arpack":
-        start = rng.standard_normal(min(matrix.shape))
-        # The right vectors only: the left ones are users x k.
-        _, values, vectors = svds(
-            matrix, k=k, v0=start, solver="arpack", return_singular_vectors="vh"
-        )
-        order = np.argsort(-values, kind="stable")
-        values, vectors = values[order], vectors[order]
-    else:
-        values, vectors = randomized_svd(matrix, k, rng)
-    # A singular vector's sign is arbitrary: fix it (largest entry positive) so that the
-    # stored state does not depend on it. The scores never do.
-    signs = np.sign(vectors[np.arange(k), np.abs(vectors).argmax(axis=1)])
-    vectors *= np.where(signs == 0, 1, signs)[:, None]
-    return np.ascontiguousarray(vectors, dtype=np.float32), values.astype(np.float32)
-
-
-def randomized_svd(
-    matrix: sp.csr_matrix, k: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` singular values and right vectors of ``matrix`` by a randomized range
-    finder (Halko, Martinsson and Tropp 2011) on its Gram matrix ``G = matrix' matrix``:
-    a Gaussian test matrix of ``k +`` :data:`OVERSAMPLING` columns drawn from ``rng``,
-    ``G`` applied :data:`POWER_ITERATIONS` ``+ 1`` times with QR in between (the subspace
-    of the usual finder with that many power iterations), then the eigenvectors of ``G``
-    projected on it (Rayleigh-Ritz). Every array is items x (k + p) or smaller, so its
-    memory does not grow with users; each product costs ``O(nnz (k + p))``."""
-    width = min(k + OVERSAMPLING, min(matrix.shape))
-    transposed = matrix.T.tocsr()
-
-    def gram(block: np.ndarray) -> np.ndarray:
-        out = np.empty_like(block)
-        for start in range(0, block.shape[1], _GRAM_CHUNK):
-            columns = slice(start, start + _GRAM_CHUNK)
-            out[:, columns] = transposed @ (matrix @ block[:, columns])
-        return out
-
-    basis = rng.standard_normal((matrix.shape[1], width))
-    for _ in range(POWER_ITERATIONS + 1):
-        basis, _ = np.linalg.qr(gram(basis))
-    eigenvalues, eigenvectors = np.linalg.eigh(basis.T @ gram(basis))
-    order = np.argsort(-eigenvalues, kind="stable")[:k]
-    values = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
-    return values, np.ascontiguousarray((basis @ eigenvectors[:, order]).T)
