@@ -14,6 +14,7 @@ from tripletrec import (
     GraphFilterRecommender,
     HybridRecommender,
     ParameterError,
+    evaluate,
     load_model,
 )
 from tripletrec.models.graph_filter import SOLVERS
@@ -153,6 +154,25 @@ def test_auto_chooses_the_degree_exponent_on_an_inner_split_and_keeps_it(tmp_pat
     loaded = load_model(auto.save(tmp_path / "auto"))
     assert loaded.degree_exponent == "auto" and loaded.degree_exponent_ == chosen
     np.testing.assert_array_equal(loaded.score(users), auto.score(users))
+
+
+def test_the_choice_scores_fewer_users_past_its_score_budget(monkeypatch):
+    from tripletrec.models import graph_filter_choice
+
+    asked = []
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["max_users"])
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(graph_filter_choice, "evaluate", recording)
+    x = _random_positives(n_users=200, n_items=60, seed=4)
+    GraphFilterRecommender(n_components=8).fit(x)
+    assert set(asked) == {graph_filter_choice.INNER_USERS}
+    asked.clear()
+    monkeypatch.setattr(graph_filter_choice, "INNER_SCORE_BUDGET", 60 * 25)
+    GraphFilterRecommender(n_components=8).fit(x)
+    assert set(asked) == {25}
 
 
 def test_auto_falls_back_where_the_inner_split_holds_nothing():

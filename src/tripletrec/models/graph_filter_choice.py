@@ -7,7 +7,8 @@ measured (``benchmarks/studies/graph_filter.py``) the best one ranges from 0 on 
 293-item catalogue to 0.35 on Gowalla's sparse 41k items, each a clear loss on the
 other. It changes only how scores are weighted, not the SVD, so the grid costs one inner
 fit and one scoring per value; the inner fit uses a cheaper SVD (randomized,
-:data:`INNER_COMPONENTS` vectors) and a sample of the held-out users.
+:data:`INNER_COMPONENTS` vectors) and a sample of the held-out users
+(:data:`INNER_USERS`, fewer past :data:`INNER_SCORE_BUDGET` scores).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ DEGREE_EXPONENT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5)
 FALLBACK_DEGREE_EXPONENT = 0.2
 #: Singular vectors of the inner fit's (randomized) SVD.
 INNER_COMPONENTS = 256
-#: Held-out users scored per exponent, at most (a seeded sample).
+#: Held-out users scored per exponent, at most (a seeded sample)...
 INNER_USERS = 4000
+#: ... and at most this many scores (users x items) per exponent: up to 50,000 items
+#: (every validated catalogue) the cap above binds, beyond it the sample shrinks so that
+#: the choice's cost stops growing with the catalogue (1,000 users at 200,000 items).
+INNER_SCORE_BUDGET = 200_000_000
 
 
 def chosen_degree_exponent(
@@ -59,11 +64,12 @@ def chosen_degree_exponent(
     model = build(degree_exponent=grid[0], n_components=INNER_COMPONENTS, solver="randomized")
     model.fit(inner_fit)
     metric = f"ndcg@{INNER_K}"
+    users = max(1, min(INNER_USERS, INNER_SCORE_BUDGET // seen.shape[1]))
     scores = []
     for exponent in grid:
         model._set_degree_exponent(exponent)  # weighs the scores; the SVD stays
         result = evaluate(
-            model, inner_fit, held_out, [metric], max_users=INNER_USERS, random_state=random_state
+            model, inner_fit, held_out, [metric], max_users=users, random_state=random_state
         )
         scores.append(float(result[metric]))
     if not np.isfinite(scores).any():
