@@ -84,6 +84,8 @@ def _size(rows: int, work: Path, timeout: float) -> dict:
         "fit factor_s": parts["factor"]["fit"]["fit_seconds"],
         "evaluate_s": metrics["evaluate_seconds"],
         "item_item": parts["item_item"]["estimator"],
+        "item_item_components": parts["item_item"]["fit"].get("n_components"),
+        "item_item_degree_exponent": parts["item_item"]["fit"].get("degree_exponent"),
         "factor_negatives": parts["factor"]["fit"].get("negatives"),
         "factor_epochs": parts["factor"]["params"].get("epochs"),
         "factor_gradients": parts["factor"]["params"].get("gradients"),

@@ -210,7 +210,7 @@ class GraphFilterRecommender(RecommenderBase):
         ParameterError
             If ``n_components`` is neither "auto" nor a positive integer,
             ``low_pass_weight`` not a finite number >= 0, ``degree_exponent`` neither
-            None nor a finite number >= 0, ``flatness`` not a finite number > 0,
+            "auto", None nor a finite number >= 0, ``flatness`` not a finite number > 0,
             ``solver`` not one of :data:`SOLVERS` or ``random_state`` neither None nor
             a seed.
         """
