@@ -109,7 +109,12 @@ class ChebyshevReference(tr.GraphFilterRecommender):
         into = degree_powers(degree, -float(self.degree_exponent)).astype(np.float32)
         out = degree_powers(degree, float(self.degree_exponent)).astype(np.float32)
         signal = sp.csr_matrix(rows, dtype=np.float32).multiply(into).toarray()
-        normalized, transposed = _torch_csr(self.normalized_), _torch_csr(self.normalized_.T)
+        cached = self.__dict__.get("_torch_graph")
+        if cached is None or cached[0] is not self.normalized_:  # once per fitted graph
+            graph = self.normalized_
+            cached = (graph, _torch_csr(graph), _torch_csr(graph.T))
+            self._torch_graph = cached
+        _, normalized, transposed = cached
 
         def laplacian(block):  # block L = block - 2 (block Rn') Rn, rows as signals
             product = torch.sparse.mm(

@@ -49,7 +49,7 @@ def chosen_l2(
         popularity = np.diff(seen.tocsc().indptr)
         popular = np.sort(np.argsort(-popularity, kind="stable")[:max_items])
         seen = seen[:, popular].tocsr()
-    inner_fit, held_out = _inner_split(seen, INNER_FRACTION, random_state)
+    inner_fit, held_out = inner_split(seen, INNER_FRACTION, random_state)
     metric = f"ndcg@{INNER_K}"
     scores = [
         evaluate(
@@ -63,11 +63,12 @@ def chosen_l2(
     return grid[int(np.argmax(scores))], scores
 
 
-def _inner_split(
+def inner_split(
     seen: sp.csr_matrix, held_fraction: float, random_state: int | None
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """``seen`` split at random into (fit, held-out) positives, ``held_fraction`` held out,
-    with the same shape (a random row split, as the usual protocol's)."""
+    with the same shape (a random row split, as the usual protocol's): the inner split of
+    every choice made at fit time (EASE's ``l2``, the graph filter's degree exponent)."""
     coo = seen.tocoo()
     held = np.random.default_rng(random_state).random(coo.nnz) < held_fraction
 

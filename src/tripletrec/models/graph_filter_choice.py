@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tripletrec.evaluation.protocols import evaluate
-from tripletrec.models.ease_l2 import INNER_FRACTION, INNER_K, _inner_split
+from tripletrec.models.ease_l2 import INNER_FRACTION, INNER_K, inner_split
 
 #: The exponents ``"auto"`` chooses from, none to strong popularity damping.
 DEGREE_EXPONENT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5)
@@ -58,7 +58,7 @@ def chosen_degree_exponent(
     grid : tuple of float
         Candidate exponents.
     """
-    inner_fit, held_out = _inner_split(seen, INNER_FRACTION, random_state)
+    inner_fit, held_out = inner_split(seen, INNER_FRACTION, random_state)
     if held_out.nnz == 0 or inner_fit.nnz == 0:
         return FALLBACK_DEGREE_EXPONENT, []
     model = build(degree_exponent=grid[0], n_components=INNER_COMPONENTS, solver="randomized")
