@@ -155,5 +155,6 @@ def test_train_records_the_negatives_in_metrics_json(tmp_path):
     assert main([*argv, "--epochs", "1", "--n-factors", "4", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training"] == {
-        "negatives": "all", "loss_kind": "full_softmax", "batch_by": "positive"
+        "negatives": "all", "loss_kind": "full_softmax", "batch_by": "positive",
+        "user_history": False,
     }  # fmt: skip

@@ -98,12 +98,17 @@ def test_flag_values_are_typed_from_the_annotations():
     assert args.learn_temperature is True and args.patience is None
     assert args.learning_rate == 0.5 and args.random_state == 7
     assert _parse("--ranking-bias-scale", "0.5").ranking_bias_scale == 0.5
+    # bool or "auto": true / false (any case) or the word.
+    assert _parse("--user-history", "auto").user_history == "auto"
+    assert _parse("--user-history", "True").user_history is True
+    assert _parse("--user-history", "false").user_history is False
     assert not hasattr(_parse(), "n_factors")  # not given: the preset / config decides
 
 
 @pytest.mark.parametrize(
     "flags", [["--n-factors", "abc"], ["--max-norm", "big"], ["--hidden-layers", "64,x"],
-              ["--ranking-bias-scale", "huge"], ["--n-factors", "none"]]
+              ["--ranking-bias-scale", "huge"], ["--n-factors", "none"],
+              ["--user-history", "maybe"]]
 )  # fmt: skip
 def test_bad_flag_values_are_usage_errors(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:

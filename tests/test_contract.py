@@ -71,6 +71,15 @@ class TestTripletRecommenderFM(RecommenderContract):
         return TripletRecommender(model="fm", n_factors=8, learning_rate=0.05, **TINY)
 
 
+class TestTripletRecommenderUserHistory(RecommenderContract):
+    """The default with each user's history in their vector, in per-user batches."""
+
+    def make_estimator(self) -> TripletRecommender:
+        return TripletRecommender(
+            n_factors=8, learning_rate=0.05, user_history=True, batch_by="user", **TINY
+        )
+
+
 class TestTripletRecommenderWithFeatures(RecommenderContract):
     """The default with user and item side features (each entity's block)."""
 

@@ -40,10 +40,10 @@ def independent_factor(data: sp.csr_matrix) -> TripletRecommender:
     cells = [list(data[user].indices) for user in range(data.shape[0])]
     table = pd.DataFrame({HISTORY_COLUMN: cells})
     features = Features(table, multi_valued={HISTORY_COLUMN: ""})
-    model = TripletRecommender(
-        **{**FACTOR_DEFAULTS, **FACTOR_DEFAULTS_BESIDE_EASE, **FACTOR}, random_state=1
-    )
-    return model.fit(data, user_features=features)
+    settings = {**FACTOR_DEFAULTS, **FACTOR_DEFAULTS_BESIDE_EASE, **FACTOR}
+    # user_history=True is these features at full weight.
+    settings |= {"user_history": False, "feature_weight": 1.0}
+    return TripletRecommender(**settings, random_state=1).fit(data, user_features=features)
 
 
 @pytest.fixture(scope="module")
@@ -155,13 +155,14 @@ def test_the_l2_search_runs_on_the_most_popular_items(data, monkeypatch):
 
 def test_a_history_blends_the_fold_in_with_exact_ease_scores(data, fitted):
     histories = [[0, 3, 7], [12]]
-    # The factor model takes each history as the new user's features, then folds it in.
+    # The factor model takes each history as the new user's features, then folds it in:
+    # as if the history were given as features.
     as_features = history_features(np.array([0, 0, 0, 1]), np.array([0, 3, 7, 12]), ["a", "b"])
-    factor = fitted.factor_.score_from_history(
+    given = fitted.factor_.score_from_history(
         {"a": histories[0], "b": histories[1]}, user_features=as_features
     )
-    without = fitted.factor_.score_from_history(histories)
-    assert not np.allclose(factor, without)  # the features do change the scores
+    factor = fitted.factor_.score_from_history(histories)
+    np.testing.assert_allclose(factor, given, atol=1e-6)
     ease = fitted.item_item_.score_from_history(histories)
     expected = 0.7 * standardised(factor) + 0.3 * np.maximum(standardised(ease), 0.0)
     np.testing.assert_allclose(fitted.score_from_history(histories), expected, atol=1e-5)

@@ -17,7 +17,7 @@ _ESTIMATORS: dict[str, type] = {}
 #: value that gives a file saved without them the behaviour it had when saved (the
 #: constructor's default may have moved since).
 PARAMS_ADDED_LATER: dict[str, dict[str, Any]] = {
-    "TripletRecommender": {"ranking_bias_scale": 1.0, "feature_weight": 1.0},
+    "TripletRecommender": {"ranking_bias_scale": 1.0, "feature_weight": 1.0, "user_history": False},
     "HybridRecommender": {"item_item_floor": None, "user_weight_exponent": 0.0},
     "EASERecommender": {"user_weight_exponent": 0.0},
     "GraphFilterRecommender": {"degree_exponent": None, "flatness": 1.0},

@@ -132,6 +132,22 @@ def _scalar(kind: type, literals: Sequence[str], none_ok: bool) -> Callable[[str
     return parse
 
 
+def _boolean(literals: Sequence[str]) -> Callable[[str], Any]:
+    """A parser of "true" / "false" that also takes the literal words (``"auto"``)."""
+    values = {"true": True, "false": False}
+    alternatives = "".join(f" or {w!r}" for w in literals)
+
+    def parse(text: str) -> Any:
+        if text in literals:
+            return text
+        if text.lower() in values:
+            return values[text.lower()]
+        raise argparse.ArgumentTypeError(f"expected true, false{alternatives}, not {text!r}")
+
+    parse.__name__ = "bool"
+    return parse
+
+
 def _comma_list(kind: type) -> Callable[[str], list]:
     def parse(text: str) -> list:
         try:
@@ -148,8 +164,10 @@ def _argparse_kwargs(annotation: Any) -> dict[str, Any]:
     arms, none_ok = _arms(annotation)
     literals = [v for a in arms if typing.get_origin(a) is Literal for v in typing.get_args(a)]
     others = [a for a in arms if typing.get_origin(a) is not Literal]
-    if others == [bool] and not literals:
-        return {"action": argparse.BooleanOptionalAction}
+    if others == [bool]:
+        if not literals:
+            return {"action": argparse.BooleanOptionalAction}
+        return {"type": _boolean(literals), "metavar": "|".join(["true", "false", *literals])}
     origin = typing.get_origin(others[0]) if len(others) == 1 else None
     if origin is not None and issubclass(origin, Sequence) and origin is not str:
         (item,) = typing.get_args(others[0]) or (str,)

@@ -323,3 +323,53 @@ def matrix_history_features(seen: sp.csr_matrix, user_ids: Iterable) -> Features
     ``user_ids``): each user's items are the columns of their row."""
     rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
     return history_features(rows, seen.indices, user_ids)
+
+
+def history_encoder(seen: sp.csr_matrix) -> FeatureEncoder:
+    """The encoder that ``FeatureEncoder().fit(matrix_history_features(seen, ids))`` learns:
+    one feature per item with a training positive, in the encoder's (string) order, built
+    from the item indices rather than one string per positive."""
+    items = np.flatnonzero(np.bincount(seen.indices, minlength=seen.shape[1]))
+    names = np.char.add(f"{HISTORY_COLUMN}=", items.astype(str))
+    return FeatureEncoder.from_dict(
+        {
+            "spec": {"categorical": [], "multi_valued": {HISTORY_COLUMN: ""}, "numeric": {}},
+            "feature_names": np.sort(names).tolist(),
+            "bucket_edges": {},
+        }
+    )
+
+
+def history_rows(encoder: FeatureEncoder, seen: sp.csr_matrix) -> sp.csr_matrix:
+    """What ``encoder.transform`` makes of the histories of ``seen`` (users x items, one
+    row per user): each user's items among the encoder's features, the row summing to
+    one; items the encoder never saw are left out. Equal to the transform of
+    :func:`matrix_history_features`, without its one string per positive.
+
+    Raises
+    ------
+    DataError
+        If ``encoder`` does not encode histories (:func:`history_features`).
+    """
+    prefix = f"{HISTORY_COLUMN}="
+    names = np.asarray(encoder.feature_names_, dtype=str)
+    if encoder.spec.get("multi_valued") != {HISTORY_COLUMN: ""} or not bool(
+        np.char.startswith(names, prefix).all()
+    ):
+        raise DataError("the user features are not histories of item indices")
+    items = np.char.replace(names, prefix, "").astype(np.int64)
+    n_items = max(seen.shape[1], int(items.max()) + 1 if len(items) else 0)
+    column_of = np.full(n_items, -1, dtype=np.int64)
+    column_of[items] = np.arange(len(items))
+    columns = column_of[seen.indices]
+    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    keep = columns >= 0
+    matrix = sp.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (rows[keep], columns[keep])),
+        shape=(seen.shape[0], len(items)),
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    counts = np.diff(matrix.indptr)
+    matrix.data /= np.repeat(counts, counts).astype(np.float32)
+    return matrix

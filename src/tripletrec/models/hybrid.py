@@ -22,10 +22,9 @@ dominate the co-occurrences (``user_weight_exponent``;
 catalogue, all on validation splits of the training positives of three data sets;
 ``benchmarks/perf/compare.py --hybrid`` measures the result on test.
 
-The factor model is history-aware too: each user's side features are the items of their
-training history (:func:`~tripletrec.data.features.history_features`), so a user's vector
-is their own embedding plus the mean of learned embeddings of the items they liked (the
-asymmetric-MF / FISM idea; ``benchmarks/studies/history_aware.py`` chose it on validation).
+The factor model is history-aware too (its ``user_history``): a user's vector is their own
+embedding plus the mean of learned embeddings of the items they liked (the asymmetric-MF /
+FISM idea; ``benchmarks/studies/history_aware.py`` chose it on validation).
 
 New users: the EASE part scores a history exactly; the factor part takes the history's
 item embeddings as the user's features and folds the rest in.
@@ -42,7 +41,7 @@ import scipy.sparse as sp
 
 from tripletrec._checks import finite_number, fraction
 from tripletrec._files import json_lists_to_tuples
-from tripletrec.data.features import history_features, matrix_history_features
+from tripletrec.data.features import history_features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import DataError, ParameterError
 from tripletrec.models.base import RecommenderBase
@@ -57,9 +56,10 @@ from tripletrec.training.losses import resolve_negatives
 
 #: The factor model's defaults here, where they differ from TripletRecommender's: EASE
 #: carries the top of the list, so the factor model needs fewer epochs to rank the rest;
-#: its history features count fully (``feature_weight`` 1), and its batches are grouped
-#: by user, which with those features ranked better on validation and trains faster.
-FACTOR_DEFAULTS: Mapping[str, Any] = {"epochs": 7, "feature_weight": 1.0, "batch_by": "user"}
+#: its user vectors include their histories on every catalogue (``user_history``), and its
+#: batches are grouped by user, which with the histories ranked better on validation and
+#: trains faster.
+FACTOR_DEFAULTS: Mapping[str, Any] = {"epochs": 7, "user_history": True, "batch_by": "user"}
 #: The factor model's steps over batches of positives, at most (unless ``factor`` names
 #: ``epochs``): past it its epochs are cut, one at least, so that the fit's time stops
 #: growing faster than the data. Such batches come with in-batch negatives, past the full
@@ -295,8 +295,7 @@ class HybridRecommender(CompositeRecommender):
             item_item: RecommenderBase = self._item_item_model(l2).fit(data)
         else:
             item_item = GraphFilterRecommender(random_state=self.random_state).fit(data)
-        # The factor model is history-aware: each user's training items are their features.
-        factor.fit(data, user_features=matrix_history_features(seen, self.user_map_.ids))
+        factor.fit(data)
         self.fit_seconds_ = time.perf_counter() - start
         summary = {"l2": l2, "fit_seconds": self.fit_seconds_}
         self._install_parts({"factor": factor, "item_item": item_item}, summary)
@@ -332,11 +331,12 @@ class HybridRecommender(CompositeRecommender):
     def _factor_history_scores(
         self, rows: np.ndarray, items: np.ndarray, n_rows: int, random_state: int
     ) -> np.ndarray:
-        """The factor model's scores of new users: their histories are their features
-        (models saved before the factor model had any are folded in from the history
-        alone)."""
-        if self.factor_.user_encoder_ is None:
-            return self.factor_.score_histories(rows, items, n_rows, random_state=random_state)
+        """The factor model's scores of new users (its ``user_history_`` makes a history
+        their features). Files saved before ``user_history`` existed passed the histories
+        as the caller's features, or (older still) had none: the history is folded in."""
+        factor = self.factor_
+        if factor.user_history_ or factor.user_encoder_ is None:
+            return factor.score_histories(rows, items, n_rows, random_state=random_state)
         new_users = [f"new user {row}" for row in range(n_rows)]
         return self.factor_.score_histories(
             rows, items, n_rows, random_state=random_state,

@@ -5,6 +5,11 @@ matrix with one row per entity: its features, weighted to sum to ``feature_weigh
 its identity column (see :mod:`tripletrec.data.features`). These functions build, extend
 and persist those matrices; the estimator holds them as ``user_features_`` /
 ``item_features_`` and ``user_encoder_`` / ``item_encoder_``.
+
+With ``user_history_`` the user side's features are the users' training histories
+(:func:`~tripletrec.data.features.history_encoder`), weighted :data:`HISTORY_WEIGHT`, and
+they follow the data: a new user's row comes from their history, and ``fit_partial``
+rebuilds every user's row from the grown histories.
 """
 
 from __future__ import annotations
@@ -15,16 +20,70 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tripletrec.data.features import FeatureEncoder, Features, with_identity
+from tripletrec.data.features import (
+    FeatureEncoder,
+    Features,
+    history_encoder,
+    history_rows,
+    with_identity,
+)
 from tripletrec.data.interactions import IdMap
-from tripletrec.exceptions import DataError, TripletrecError
+from tripletrec.exceptions import DataError, ParameterError, TripletrecError
 from tripletrec.models.embeddings import FeatureEmbedding
+from tripletrec.models.triplet.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from tripletrec.models.interface import Scorer
     from tripletrec.models.triplet.estimator import TripletRecommender
 
 SIDES = ("user", "item")
+#: The weight of a user's history in their vector (``user_history``): the mean of the
+#: history's item embeddings counts as much as the user's own embedding. Chosen on
+#: validation splits against ``feature_weight``'s 0.25 (``benchmarks/results/user_history.md``,
+#: ``benchmarks/results/history_aware.md``).
+HISTORY_WEIGHT = 1.0
+
+
+def resolved_user_history(
+    model: TripletRecommender, seen: sp.csr_matrix, user_features: Features | None
+) -> bool:
+    """``model.user_history`` for the training positives ``seen`` (id maps set), with
+    ``"auto"`` resolved: True when the fit's batches group positives by user and no user
+    features are given.
+
+    Raises
+    ------
+    ParameterError
+        If ``user_history`` is not True, False or "auto", or is True beside user features.
+    """
+    value = model.user_history
+    if not isinstance(value, bool) and value != "auto":
+        raise ParameterError(f"user_history must be True, False or 'auto', not {value!r}")
+    if value is True and user_features is not None:
+        raise ParameterError(
+            "user_history=True makes the users' histories their features: give "
+            "user_features or user_history=True, not both"
+        )
+    if value != "auto":
+        return bool(value)
+    if user_features is not None:
+        return False
+    settings = TrainingSettings.of(model).for_data(seen.nnz, model.n_users_, model.n_items_)
+    return settings.batch_by == "user"
+
+
+def side_weight(model: TripletRecommender, side: str) -> float:
+    """The weight of ``side``'s features in an entity's vector."""
+    if side == "user" and getattr(model, "user_history_", False):
+        return HISTORY_WEIGHT
+    return float(model.feature_weight)
+
+
+def history_matrix(encoder: FeatureEncoder, seen: sp.csr_matrix, n_identity: int) -> sp.csr_matrix:
+    """User feature rows of the histories in ``seen``, weighted :data:`HISTORY_WEIGHT`, with
+    ``n_identity`` identity columns (every row past them has none: users not trained on)."""
+    rows = history_rows(encoder, seen) * np.float32(HISTORY_WEIGHT)
+    return with_identity(rows, n_identity)
 
 
 def feature_rows(
@@ -55,14 +114,23 @@ def fit_side(
 
 
 def fit_sides(
-    model: TripletRecommender, user_features: Features | None, item_features: Features | None
+    model: TripletRecommender,
+    user_features: Features | None,
+    item_features: Features | None,
+    seen: sp.csr_matrix,
 ) -> None:
-    """Set both sides' encoders and matrices on ``model`` (id maps already set)."""
+    """Set both sides' encoders and matrices on ``model`` (id maps and ``user_history_``
+    already set; ``seen``: the training positives, whose histories are the user features
+    of a ``user_history_`` model)."""
     for side, features, id_map in (
         ("user", user_features, model.user_map_),
         ("item", item_features, model.item_map_),
     ):
-        encoder, matrix = fit_side(side, features, id_map, model.feature_weight)
+        if side == "user" and model.user_history_:
+            encoder = history_encoder(seen)
+            matrix = history_matrix(encoder, seen, len(id_map))
+        else:
+            encoder, matrix = fit_side(side, features, id_map, model.feature_weight)
         setattr(model, f"{side}_encoder_", encoder)
         setattr(model, f"{side}_features_", matrix)
 
@@ -96,6 +164,11 @@ def add_items(
 ) -> None:
     """Extend a fitted ``model`` with the items of ``features`` it does not know, and its
     item metadata with ``metadata`` (indexed by raw item id)."""
+    if metadata is not None and not isinstance(metadata, pd.DataFrame):
+        raise ParameterError(
+            "item_metadata must be a pandas DataFrame indexed by raw item id, got "
+            f"{type(metadata).__name__}"
+        )
     encoder = getattr(model, "item_encoder_", None)
     if encoder is None:
         raise TripletrecError(
@@ -126,7 +199,22 @@ def new_user_rows(model: TripletRecommender, features: Features, user_ids: list)
             "this model was fitted without user features: fit(..., user_features=...) "
             "to fold in new users from theirs"
         )
-    return outside_rows(model.user_features_, encoder, features, user_ids, model.feature_weight)
+    return outside_rows(
+        model.user_features_, encoder, features, user_ids, side_weight(model, "user")
+    )
+
+
+def new_user_history_rows(
+    model: TripletRecommender, rows: np.ndarray, items: np.ndarray, n_rows: int
+) -> sp.csr_matrix:
+    """Feature rows of new users of a ``user_history_`` model from their histories, given
+    as (row, item index) pairs, in the columns of its user matrix."""
+    histories = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, items)), shape=(n_rows, model.n_items_)
+    )
+    matrix = history_matrix(model.user_encoder_, histories, 0)
+    padding = sp.csr_matrix((n_rows, model.user_features_.shape[1] - matrix.shape[1]))
+    return sp.hstack([matrix, padding], format="csr", dtype=np.float32)
 
 
 def with_new_rows(

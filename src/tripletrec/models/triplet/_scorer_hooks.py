@@ -101,6 +101,9 @@ class ScorerHooks:
         random_state: int,
         offsets: torch.Tensor | None = None,
     ) -> np.ndarray:
+        if offsets is None and getattr(self, "user_history_", False):
+            # A history model's new user starts as their history's mean, as known users do.
+            offsets = self._row_vectors(_features.new_user_history_rows(self, rows, items, n_rows))
         # Fold-in with the loss this model was trained with; see tripletrec.models.foldin.
         vectors = fold_in(
             self.module_, rows, items, n_rows, loss=self._loss(), init_scale=self.init_scale,
@@ -110,7 +113,10 @@ class ScorerHooks:
 
     def _user_feature_vectors(self, features: Features, user_ids: list) -> torch.Tensor:
         """New users' vectors from their features alone (no identity embedding)."""
-        matrix = _features.new_user_rows(self, features, user_ids)
+        return self._row_vectors(_features.new_user_rows(self, features, user_ids))
+
+    def _row_vectors(self, matrix: Any) -> torch.Tensor:
+        """User vectors of feature rows ``matrix`` (in the columns of ``user_features_``)."""
         with torch.no_grad():  # the fold-in's user vector: every user part, concatenated
             parts = self.module_.user_parts()
             return torch.cat([part.vectors_of(matrix) for part in parts], dim=1)
@@ -142,6 +148,8 @@ class ScorerHooks:
         self.negatives_ = str(fit_summary.get("negatives", negatives))
         # Files from before batch_by existed were trained on shuffled positives.
         self.batch_by_ = str(fit_summary.get("batch_by", "positive"))
+        # Files from before user_history existed: the user features were the caller's.
+        self.user_history_ = bool(fit_summary.get("user_history", False))
         module = self.build_module(self.n_users_, self.n_items_, torch.Generator())
         module.load_state_dict(weights, strict=True)
         self.module_ = module.to(resolve_device(self.device)).eval()
@@ -153,10 +161,12 @@ class ScorerHooks:
             "fit_seconds": self.fit_seconds_,
             "negatives": self.negatives_,
             "batch_by": self.batch_by_,
+            "user_history": self.user_history_,
             RESOLVED_KEY: {
                 "negatives": self.negatives_,
                 "loss_kind": self._loss().kind,
                 "batch_by": self.batch_by_,
+                "user_history": self.user_history_,
             },
             "n_parameters": self.n_parameters_,
             "history": self.history_,

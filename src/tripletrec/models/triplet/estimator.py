@@ -71,10 +71,7 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         lower than the softmax likelihood says: a user's remaining positives are items
         they have not consumed yet, among which popular ones are rarer than overall
         (:class:`~tripletrec.models.scorers.BilinearScorer`). ``"auto"``: 0.75 for
-        the full softmax (``loss="softmax"``, ``negatives="all"``), chosen on validation
-        splits of both datasets, and 1 otherwise: pairwise losses against uniform
-        negatives already under-weight popularity, and shrinking their bias lowered
-        validation AUC (BPR, WARP).
+        the full softmax, 1 otherwise (chosen on validation splits, ``docs/models.md``).
     learn_temperature : bool
         Bilinear cosine only: scale cosines by a learned inverse temperature.
     user_dim, item_dim : int
@@ -100,13 +97,10 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         ``negatives_``: with ``loss="softmax"``, ``"all"`` while the score pairs of one
         epoch (positives x items, or about users x items with per-user batches; see
         ``batch_by``) are at most :data:`~tripletrec.training.losses.FULL_SOFTMAX_PAIR_BUDGET`,
-        else ``"in_batch"``; ``"uniform"`` with the other losses. Otherwise:
-        Negatives drawn uniformly from all items (the notebook), uniformly but redrawn when
-        they hit one of the user's training positives, or with probability proportional to
-        ``(count + 1) ** negative_alpha``; redrawn every epoch. ``"all"``: no sampling,
-        every item is a negative (the full softmax, with ``loss="softmax"``; for catalogues
-        whose batch x items scores fit in memory). ``"in_batch"``: the other positives of
-        the batch are the negatives (``loss="softmax"``, log-q corrected for popularity).
+        else ``"in_batch"``; ``"uniform"`` with the other losses. Otherwise: drawn
+        uniformly (the notebook), uniformly but never a training positive, or in proportion
+        to ``(count + 1) ** negative_alpha``, redrawn every epoch; ``"all"``: every item
+        (the full softmax); ``"in_batch"``: the batch's other positives (log-q corrected).
     n_negatives : int
         Negatives drawn per positive (several for the adaptive hinge, WARP and softmax).
     negative_alpha : float
@@ -146,6 +140,12 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         well-known users and items be mostly themselves, which keeps features from
         costing them quality (0.25, chosen on validation splits of both datasets); the
         ``cold-start`` preset uses 1, since items added later are their features alone.
+    user_history : bool or "auto"
+        Add to each user's vector the mean of their training history's item embeddings
+        (asymmetric MF / FISM), at full weight; the histories are then the user features,
+        so True excludes ``user_features``. ``"auto"``: True when batches group positives by
+        user (``batch_by_``) and no user features are given, where a user's own embedding
+        gets one step per epoch; kept as ``user_history_`` (``docs/models.md``).
     random_state : int or None
         Seed of initialisation, shuffling, negatives and dropout: the same seed on the same
         data gives the same model.
@@ -171,6 +171,9 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         The negatives the fit used: ``negatives``, or what ``"auto"`` resolved to.
     batch_by_ : str
         What the fit's batches grouped: ``batch_by``, or what ``"auto"`` resolved to.
+    user_history_ : bool
+        Whether user vectors include their history's mean: ``user_history``, or what
+        ``"auto"`` resolved to.
     history_ : list of dict
         Per-epoch training loss and time.
     fit_seconds_ : float
@@ -229,6 +232,7 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         init_scale: float = 0.01,
         identity_dropout: float = 0.0,
         feature_weight: float = 0.25,
+        user_history: bool | Literal["auto"] = "auto",
         random_state: int | None = None,
         device: str = "cpu",
         n_threads: int | None = None,
@@ -263,6 +267,7 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         self.init_scale = init_scale
         self.identity_dropout = identity_dropout
         self.feature_weight = feature_weight
+        self.user_history = user_history
         self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
@@ -406,8 +411,8 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         user_features: Features | None = None,
         item_features: Features | None = None,
     ) -> sp.csr_matrix:
-        """The first step of :meth:`fit`: id maps, seen items and side-feature matrices
-        from the training data (on every process of a data-parallel job alike).
+        """The first step of :meth:`fit` (on every process of a data-parallel job): id maps,
+        seen items, ``user_history_`` and the side-feature matrices.
 
         Returns
         -------
@@ -415,7 +420,8 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
             The user x item matrix of training positives.
         """
         seen = self._set_training_data(data)
-        _features.fit_sides(self, user_features, item_features)
+        self.user_history_ = _features.resolved_user_history(self, seen, user_features)
+        _features.fit_sides(self, user_features, item_features, seen)
         return seen
 
     def add_items(
@@ -440,10 +446,5 @@ class TripletRecommender(TripletState, ScorerHooks, RecommenderBase):
         self
         """
         self._check_fitted()
-        if item_metadata is not None and not isinstance(item_metadata, pd.DataFrame):
-            raise ParameterError(
-                "item_metadata must be a pandas DataFrame indexed by raw item id, got "
-                f"{type(item_metadata).__name__}"
-            )
         _features.add_items(self, features, item_metadata)
         return self

@@ -3,11 +3,11 @@ produces, where each fitted attribute is written, and how a new fit starts clean
 
 Every fitted attribute (:data:`FITTED_ATTRIBUTES`) is written in one of three places:
 
-* **The training data**: ``user_map_``, ``item_map_``, ``seen_``, ``item_metadata_`` and
-  the side features (``user_encoder_``, ``item_encoder_``, ``user_features_``,
-  ``item_features_``), by ``set_training_data`` at the start of ``fit``, grown by
-  :meth:`~tripletrec.models.triplet.growth.Growth.apply` in ``fit_partial`` and by
-  ``add_items``.
+* **The training data**: ``user_map_``, ``item_map_``, ``seen_``, ``item_metadata_``,
+  ``user_history_`` and the side features (``user_encoder_``, ``item_encoder_``,
+  ``user_features_``, ``item_features_``), by ``set_training_data`` at the start of
+  ``fit``, grown by :meth:`~tripletrec.models.triplet.growth.Growth.apply` in
+  ``fit_partial`` and by ``add_items``.
 * **What training produced**: a :class:`FittedTriplet`, which both
   :func:`~tripletrec.models.triplet.trainer.fit_triplet_model` and
   :func:`~tripletrec.models.triplet.incremental.fit_partial_triplet_model` end by handing
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 #: training produced).
 FITTED_ATTRIBUTES = (
     "user_map_", "item_map_", "seen_", "item_metadata_",
-    "user_encoder_", "item_encoder_", "user_features_", "item_features_",
+    "user_history_", "user_encoder_", "item_encoder_", "user_features_", "item_features_",
     "module_", "negatives_", "batch_by_", "history_", "fit_seconds_", "optimizer_state_",
     "resumed_epoch_", "best_epoch_", "partial_fit_", "data_parallel_",
 )  # fmt: skip

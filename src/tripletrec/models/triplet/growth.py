@@ -8,7 +8,9 @@ without touching the model, everything the model becomes once they are in:
 * **Seen items**: the union of ``seen_`` and the new positives.
 * **Side-feature matrices**: a new entity's row holds its features (from the features
   given; none when it has no row there) and an identity column of its own, appended after
-  the known ones, so the layout stays features, then identities.
+  the known ones, so the layout stays features, then identities. A ``user_history_``
+  model's user rows are rebuilt from the grown histories, known users' included (items
+  new to the model are not among its history features until a fresh fit).
 * **The scorer**: a network of the new shape whose known rows (and every weight that does
   not grow: the MLP, the temperature) are the fitted ones. A new row starts as a fresh fit
   would start it: uniform in ``[-init_scale, init_scale]`` (biases and linear terms at
@@ -40,7 +42,12 @@ from tripletrec.models.base import SCORE_CHUNK_USERS
 from tripletrec.models.embeddings import FeatureEmbedding
 from tripletrec.models.foldin import FoldInSettings, fold_in
 from tripletrec.models.interface import Scorer
-from tripletrec.models.triplet._features import feature_rows, grown_metadata
+from tripletrec.models.triplet._features import (
+    feature_rows,
+    grown_metadata,
+    history_matrix,
+    side_weight,
+)
 
 if TYPE_CHECKING:
     from tripletrec.models.triplet.estimator import TripletRecommender
@@ -124,6 +131,8 @@ def grow(
             ("item", item_features, item_map, n_items),
         )
     }
+    if model.user_history_:  # every user's row follows their grown history
+        side_features["user"] = history_matrix(model.user_encoder_, seen.tocsr(), shape[0])
     generator = torch.Generator().manual_seed(seed)
     scorer = model.build_module(
         shape[0], shape[1], generator,
@@ -193,6 +202,11 @@ def _grown_features(
                 f"this model was fitted without {side} features; fit_partial cannot add them"
             )
         return None
+    if side == "user" and model.user_history_ and features is not None:
+        raise DataError(
+            "this model's user features are the users' histories (user_history); "
+            "fit_partial takes no user_features"
+        )
     if features is not None and not isinstance(features, Features):
         raise DataError(
             f"{side}_features must be a tripletrec.data.features.Features, "
@@ -204,7 +218,7 @@ def _grown_features(
     if features is None:  # no features given: the new entities have their identity alone
         rows = sp.csr_matrix((n_new, encoder.n_features), dtype=np.float32)
     else:
-        rows = feature_rows(encoder, features, id_map, model.feature_weight)[n_known:]
+        rows = feature_rows(encoder, features, id_map, side_weight(model, side))[n_known:]
     n_identity = matrix.shape[1] - encoder.n_features
     known = sp.hstack([matrix, sp.csr_matrix((n_known, n_new))])
     new = sp.hstack(

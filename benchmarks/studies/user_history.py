@@ -1,0 +1,136 @@
+"""The factor model's user vector on validation splits: its own embedding alone, or with the
+mean of its history's item embeddings (``TripletRecommender(user_history=...)``).
+
+Which one ``user_history="auto"`` picks follows the batches: a user's embedding gets one step
+per epoch when the batches group positives by user (``batch_by_ == "user"``), while the
+items of their history move at every step. Each data set is fitted both ways, at the
+defaults otherwise, and the row ``"auto"`` resolves to is marked.
+
+Protocol: small sets as ``compare.py`` splits them (random 80/20 row split, seed 42;
+positives rating > 7 on anime-tv and anime-5k, >= 4 on MovieLens-100k), then
+``validation_split(train, 0.2, random_state=0)``: fitted on the rest with seeds 0, 1, 2 and
+scored with full-ranking AUC and NDCG@10 on the validation positives. Gowalla (LightGCN's
+split, ``../shared/data/gowalla``): fitted on ``train.txt`` with seed 0, scored on
+``valid.txt`` with LightGCN's Recall@20 / NDCG@20; ``test.txt`` is never read. Fit seconds
+are wall time of ``fit``, measured beside nothing else.
+
+Run alone: ``python benchmarks/studies/user_history.py [--datasets ...] [--seeds 3]
+[--gowalla PATH | --gowalla none]``. Writes ``results/user_history.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "2")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+import tripletrec as tr  # noqa: E402
+from tripletrec.models.triplet._features import resolved_user_history  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _protocol import SHARED_DATA, THREADS  # noqa: E402
+from _results import RESULTS, mean_std_of, run_environment, write_results  # noqa: E402
+from _study import DATASETS, validation_parts  # noqa: E402
+
+SMALL_METRICS = ("auc", "ndcg@10")
+GOWALLA_METRICS = ("recall@20", "ndcg@20")
+
+
+def auto_choice(fit_part: tr.Interactions) -> bool:
+    """What ``user_history="auto"`` resolves to on ``fit_part`` at the defaults."""
+    model = tr.TripletRecommender()
+    seen = model._set_training_data(fit_part)
+    return resolved_user_history(model, seen, None)
+
+
+def fit_both(
+    dataset: str,
+    fit_part: tr.Interactions,
+    validation: tr.Interactions,
+    metrics: tuple[str, ...],
+    seeds: int,
+) -> list[dict]:
+    """One row per (user_history, seed)."""
+    auto = auto_choice(fit_part)
+    rows = []
+    for seed in range(seeds):
+        for history in (False, True):
+            start = time.perf_counter()
+            model = tr.TripletRecommender(user_history=history, random_state=seed).fit(fit_part)
+            seconds = time.perf_counter() - start
+            scores = tr.evaluate(model, fit_part, validation, metrics)
+            rows.append({
+                "dataset": dataset, "user_history": history, "auto": history == auto,
+                "batch_by": model.batch_by_, "seed": seed, "seconds": seconds,
+                **{metric: scores[metric] for metric in metrics},
+            })  # fmt: skip
+            shown = ", ".join(f"{metric} {scores[metric]:.4f}" for metric in metrics)
+            print(f"  {dataset} user_history={history} seed {seed}: {shown}, "
+                  f"{seconds:.1f} s", flush=True)  # fmt: skip
+    return rows
+
+
+def markdown(rows: list[dict], environment: dict) -> str:
+    lines = [
+        "# The factor model's user vector: its embedding, or with its history",
+        "",
+        f"`{environment['command'].strip()}` — {environment['date']}, "
+        f"{environment['machine']}; wall time {environment['wall_seconds']:.0f} s.",
+        "",
+        "`TripletRecommender(user_history=...)` at the defaults otherwise; **auto** marks what "
+        '`user_history="auto"` resolves to (True when batches group positives by user). '
+        "Small sets: validation positives are 20 % of each data set's *training* positives, "
+        "mean ± std over seeds, AUC / NDCG@10. Gowalla: fitted on train.txt, scored on "
+        "valid.txt, Recall@20 / NDCG@20; test.txt never read.",
+        "",
+        "| data set | batches | user_history | first metric | second metric | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dataset, history in dict.fromkeys((r["dataset"], r["user_history"]) for r in rows):
+        chosen = [r for r in rows if r["dataset"] == dataset and r["user_history"] == history]
+        metrics = GOWALLA_METRICS if dataset == "gowalla" else SMALL_METRICS
+        label = f"{history}{' (**auto**)' if chosen[0]['auto'] else ''}"
+        cells = [mean_std_of([r[metric] for r in chosen], 4) + f" ({metric})" for metric in metrics]
+        seconds = mean_std_of([r["seconds"] for r in chosen], 1)
+        lines.append(
+            f"| {dataset} | {chosen[0]['batch_by']} | {label} | {' | '.join(cells)} | {seconds} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=DATASETS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--gowalla", default=str(SHARED_DATA / "gowalla"))
+    parser.add_argument("--out", default=str(RESULTS / Path(__file__).stem))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    rows: list[dict] = []
+    if args.datasets:
+        for name, fit_part, validation in validation_parts(args.datasets):
+            rows += fit_both(name, fit_part, validation, SMALL_METRICS, args.seeds)
+    if args.gowalla.lower() != "none":
+        if (Path(args.gowalla) / "train.txt").is_file():
+            from tripletrec.data.datasets.gowalla import load_gowalla
+
+            split = load_gowalla(args.gowalla)
+            rows += fit_both("gowalla", split.train, split.valid, GOWALLA_METRICS, 1)
+        else:
+            print(f"{args.gowalla} has no train.txt: skipping gowalla", file=sys.stderr)
+    given = argv if argv is not None else sys.argv[1:]
+    write_results(Path(args.out), rows, run_environment(__file__, given, args.seeds, started),
+                  markdown)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
