@@ -20,7 +20,7 @@ dominate the co-occurrences (``user_weight_exponent``;
 ``benchmarks/studies/hybrid_validation.py`` chose the weight and
 ``benchmarks/studies/hybrid_rule.py`` the floor, the factor model's epochs and the search's
 catalogue, all on validation splits of the training positives of three data sets;
-``benchmarks/perf/compare.py --hybrid`` measures the result on test.
+``benchmarks/perf/compare.py`` measures the result on test (its ``Recommender()`` row).
 
 The factor model is history-aware too (its ``user_history``): a user's vector is their own
 embedding plus the mean of learned embeddings of the items they liked (the asymmetric-MF /
