@@ -17,6 +17,7 @@ import tripletrec as tr
 from tripletrec.cli import main
 from tripletrec.models.scorers import BilinearScorer, DeepScorer, FactorizationMachineScorer
 from tripletrec.models.triplet.distributed import DataParallelPlan, fit_data_parallel
+from tripletrec.models.triplet.trainer import StepInputs
 from tripletrec.training.distributed import (
     TORCHRUN_VARIABLES,
     DistributedContext,
@@ -157,7 +158,9 @@ def test_sparse_step_moves_only_the_rows_of_the_batch():
     scorer = BilinearScorer(50, 40, 8, "dot", True, 0.05, torch.Generator().manual_seed(0))
     plan = DataParallelPlan(DistributedContext(), sparse_gradients=True)
     schedule = TrainingSchedule(1, 2, learning_rate=0.1, l2=1e-3)
-    step = plan.training_step(scorer, resolve_loss("bpr", 1.0, "uniform", 40), schedule, 1, None)
+    step = plan.training_step(
+        StepInputs(scorer, resolve_loss("bpr", 1.0, "uniform", 40), schedule, 1, None)
+    )
     assert all(table.sparse for table in (scorer.user_embedding, scorer.item_embedding))
     before = [p.detach().clone() for p in scorer.parameters()]
     users, positives, negatives = torch.tensor([3, 7]), torch.tensor([1, 2]), torch.tensor([5, 1])

@@ -54,13 +54,12 @@ from torch import nn
 from tripletrec.data.features import Features
 from tripletrec.data.interactions import Interactions
 from tripletrec.exceptions import DataError, ParameterError
-from tripletrec.models.interface import Scorer, TripletNet
+from tripletrec.models.interface import TripletNet
 from tripletrec.models.triplet.estimator import TripletRecommender
-from tripletrec.models.triplet.trainer import ParallelPlan, fit_triplet_model
+from tripletrec.models.triplet.trainer import ParallelPlan, StepInputs, fit_triplet_model
 from tripletrec.training.checkpoints import CheckpointSettings
 from tripletrec.training.distributed import data_parallel_step, synchronised
 from tripletrec.training.loop import EpochCallback, TrainingSchedule, TrainingStep
-from tripletrec.training.losses import Loss
 from tripletrec.training.process_group import (
     DistributedContext,
     init_distributed,
@@ -127,21 +126,12 @@ class DataParallelPlan(ParallelPlan):
         # ``--sparse-gradients`` asks for sparse gradients whatever the model's setting.
         return "sparse" if self.sparse_gradients else gradients
 
-    def optimiser_step(
-        self,
-        scorer: Scorer,
-        loss: Loss,
-        schedule: TrainingSchedule,
-        n_negatives: int,
-        log_q: torch.Tensor | None,
-        sparse: list[nn.Embedding],
-        max_norm: float | None,
-    ) -> TrainingStep:
+    def optimiser_step(self, inputs: StepInputs, sparse: list[nn.Embedding]) -> TrainingStep:
         # Autograd always: the fused step's gradients bypass DDP's hooks.
-        self._sparse_names = [n for n, m in scorer.named_modules() if m in sparse]
+        self._sparse_names = [n for n, m in inputs.scorer.named_modules() if m in sparse]
         return data_parallel_step(
-            TripletNet(scorer), loss, schedule, log_q, sparse=sparse,
-            distributed=self.context.distributed, max_norm=max_norm,
+            TripletNet(inputs.scorer), inputs.loss, inputs.schedule, inputs.log_q,
+            sparse=sparse, distributed=self.context.distributed, max_norm=inputs.max_norm,
         )  # fmt: skip
 
     def epoch_callback(

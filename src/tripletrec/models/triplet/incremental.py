@@ -47,7 +47,12 @@ from tripletrec.exceptions import ParameterError
 from tripletrec.models.triplet.fitted import FittedTriplet
 from tripletrec.models.triplet.growth import grow
 from tripletrec.models.triplet.settings import TrainingSettings
-from tripletrec.models.triplet.trainer import SINGLE_PROCESS, ParallelPlan, training_scope
+from tripletrec.models.triplet.trainer import (
+    SINGLE_PROCESS,
+    ParallelPlan,
+    StepInputs,
+    training_scope,
+)
 from tripletrec.training.checkpoints import (
     checkpoint_meta,
     fingerprint,
@@ -135,10 +140,7 @@ def fit_partial_triplet_model(
     with training_scope(
         model, torch_seed, device, settings.n_threads, scorer=growth.scorer
     ) as scorer:
-        step = plan.training_step(
-            scorer, loss, schedule, settings.n_negatives, log_q,
-            gradients=settings.gradients, max_norm=settings.max_norm,
-        )  # fmt: skip
+        step = plan.training_step(StepInputs.of(scorer, loss, schedule, log_q, settings))
         optimizers, names = optimizers_of(step.optimizer), parameter_names(scorer)
         if optimizer_state is not None:
             optimizer_state.load_into(optimizers, names, grow=True)

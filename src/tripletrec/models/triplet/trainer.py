@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -63,6 +64,50 @@ if TYPE_CHECKING:
     from tripletrec.models.triplet.estimator import TripletRecommender
 
 
+@dataclass(frozen=True)
+class StepInputs:
+    """What a fit's training step is built from (:meth:`ParallelPlan.training_step`).
+
+    Attributes
+    ----------
+    scorer : Scorer
+        The network in training.
+    loss : Loss
+        The resolved loss, its catalogue size set.
+    schedule : TrainingSchedule
+        This process's schedule (learning rate, decay, batch size).
+    n_negatives : int
+        Negatives drawn per positive.
+    log_q : torch.Tensor or None
+        The sampler's log-probabilities, for the log-q correction.
+    gradients : {"dense", "sparse"}
+        The model's resolved gradients (a plan may override them).
+    max_norm : float or None
+        The bound on embedding rows.
+    """
+
+    scorer: Scorer
+    loss: Loss
+    schedule: TrainingSchedule
+    n_negatives: int
+    log_q: torch.Tensor | None
+    gradients: str = "dense"
+    max_norm: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        scorer: Scorer,
+        loss: Loss,
+        schedule: TrainingSchedule,
+        log_q: torch.Tensor | None,
+        settings: TrainingSettings,
+    ) -> StepInputs:
+        """The inputs of a step of ``scorer`` with the model's ``settings``."""
+        return cls(scorer, loss, schedule, settings.n_negatives, log_q, settings.gradients,
+                   settings.max_norm)  # fmt: skip
+
+
 class ParallelPlan:
     """How a fit runs: one process (this class), or a data-parallel job (a subclass,
     :class:`tripletrec.models.triplet.distributed.DataParallelPlan`).
@@ -94,54 +139,39 @@ class ParallelPlan:
         """This process's training positives and its random stream."""
         return users, items, rng
 
-    def training_step(
-        self,
-        scorer: Scorer,
-        loss: Loss,
-        schedule: TrainingSchedule,
-        n_negatives: int,
-        log_q: torch.Tensor | None,
-        *,
-        gradients: str = "dense",
-        max_norm: float | None = None,
-    ) -> TrainingStep:
-        """One optimiser step of ``scorer``, every row of its embedding tables kept within
-        ``max_norm``; with ``gradients="sparse"``, the tables that allow it
+    def training_step(self, inputs: StepInputs) -> TrainingStep:
+        """One optimiser step of ``inputs.scorer``, every row of its embedding tables kept
+        within ``max_norm``; with sparse gradients, the tables that allow it
         (:func:`~tripletrec.training.sparse.sparse_embeddings`) are switched to sparse
         gradients until :meth:`after_training`, and updated (and bounded) at the rows a
         batch reads."""
-        sparse = sparse_embeddings(scorer, loss) if self.gradients(gradients) == "sparse" else []
+        scorer = inputs.scorer
+        sparse = []
+        if self.gradients(inputs.gradients) == "sparse":
+            sparse = sparse_embeddings(scorer, inputs.loss)
         for embedding in sparse:
             embedding.sparse = True
-        step = self.optimiser_step(scorer, loss, schedule, n_negatives, log_q, sparse, max_norm)
-        return with_max_norm(step, embedding_tables(scorer, dense_only=True), max_norm)
+        step = self.optimiser_step(inputs, sparse)
+        return with_max_norm(step, embedding_tables(scorer, dense_only=True), inputs.max_norm)
 
     def gradients(self, gradients: str) -> str:
         """The gradients this process trains with, given the model's resolved setting."""
         return gradients
 
-    def optimiser_step(
-        self,
-        scorer: Scorer,
-        loss: Loss,
-        schedule: TrainingSchedule,
-        n_negatives: int,
-        log_q: torch.Tensor | None,
-        sparse: list[nn.Embedding],
-        max_norm: float | None,
-    ) -> TrainingStep:
+    def optimiser_step(self, inputs: StepInputs, sparse: list[nn.Embedding]) -> TrainingStep:
         """The step of :meth:`training_step`, before the bound on the dense tables."""
+        scorer, loss, schedule = inputs.scorer, inputs.loss, inputs.schedule
         if sparse:
             return row_sparse_step(
-                TripletNet(scorer), loss, schedule, log_q, sparse, max_norm=max_norm
+                TripletNet(scorer), loss, schedule, inputs.log_q, sparse, max_norm=inputs.max_norm
             )
         # The bilinear model with one negative, or the full softmax, has closed-form
         # gradients: skip autograd.
-        if FusedBilinearStep.can_train(scorer, loss, n_negatives):
+        if FusedBilinearStep.can_train(scorer, loss, inputs.n_negatives):
             return FusedBilinearStep(
                 cast("BilinearScorer", scorer), loss, schedule.learning_rate, schedule.l2
             )
-        return autograd_step(TripletNet(scorer), loss, schedule, log_q)
+        return autograd_step(TripletNet(scorer), loss, schedule, inputs.log_q)
 
     def epoch_callback(
         self, callback: EpochCallback | None, device: torch.device
@@ -273,10 +303,7 @@ def _train(
 
     start = time.perf_counter()
     with training_scope(model, torch_seed, device, settings.n_threads) as scorer:
-        step = plan.training_step(
-            scorer, loss, schedule, settings.n_negatives, log_q,
-            gradients=settings.gradients, max_norm=settings.max_norm,
-        )  # fmt: skip
+        step = plan.training_step(StepInputs.of(scorer, loss, schedule, log_q, settings))
         model.module_ = scorer
         monitor = None
         if validation is not None and plan.is_main:
