@@ -91,14 +91,15 @@ def markdown(rows: list[dict], environment: dict) -> str:
         "mean ± std over seeds, AUC / NDCG@10. Gowalla: fitted on train.txt, scored on "
         "valid.txt, Recall@20 / NDCG@20; test.txt never read.",
         "",
-        "| data set | batches | user_history | first metric | second metric | fit s |",
+        "| data set | batches | user_history | AUC (small sets) / Recall@20 (Gowalla) | "
+        "NDCG@10 / NDCG@20 | fit s |",
         "|---|---|---|---|---|---|",
     ]
     for dataset, history in dict.fromkeys((r["dataset"], r["user_history"]) for r in rows):
         chosen = [r for r in rows if r["dataset"] == dataset and r["user_history"] == history]
         metrics = GOWALLA_METRICS if dataset == "gowalla" else SMALL_METRICS
         label = f"{history}{' (**auto**)' if chosen[0]['auto'] else ''}"
-        cells = [mean_std_of([r[metric] for r in chosen], 4) + f" ({metric})" for metric in metrics]
+        cells = [mean_std_of([r[metric] for r in chosen], 4) for metric in metrics]
         seconds = mean_std_of([r["seconds"] for r in chosen], 1)
         lines.append(
             f"| {dataset} | {chosen[0]['batch_by']} | {label} | {' | '.join(cells)} | {seconds} |"
