@@ -212,9 +212,7 @@ def new_user_history_rows(
     histories = sp.csr_matrix(
         (np.ones(len(rows), np.float32), (rows, items)), shape=(n_rows, model.n_items_)
     )
-    matrix = history_matrix(model.user_encoder_, histories, 0)
-    padding = sp.csr_matrix((n_rows, model.user_features_.shape[1] - matrix.shape[1]))
-    return sp.hstack([matrix, padding], format="csr", dtype=np.float32)
+    return _in_columns_of(model.user_features_, history_matrix(model.user_encoder_, histories, 0))
 
 
 def with_new_rows(
@@ -241,9 +239,14 @@ def outside_rows(
 ) -> sp.csr_matrix:
     """Rows of entities that are not in ``matrix`` (new users), in its columns, from their
     features alone."""
-    rows = feature_rows(encoder, features, IdMap(ids, "new user"), weight)
-    n_identity = matrix.shape[1] - encoder.n_features
-    return sp.hstack([rows, sp.csr_matrix((len(ids), n_identity))], format="csr")
+    return _in_columns_of(matrix, feature_rows(encoder, features, IdMap(ids, "new user"), weight))
+
+
+def _in_columns_of(matrix: sp.csr_matrix, rows: sp.csr_matrix) -> sp.csr_matrix:
+    """Feature ``rows`` of entities outside ``matrix`` in its columns: their identity
+    columns (they have none) empty."""
+    padding = sp.csr_matrix((rows.shape[0], matrix.shape[1] - rows.shape[1]))
+    return sp.hstack([rows, padding], format="csr", dtype=np.float32)
 
 
 def state_of(model: TripletRecommender) -> dict[str, np.ndarray]:

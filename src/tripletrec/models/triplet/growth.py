@@ -46,7 +46,6 @@ from tripletrec.models.triplet._features import (
     feature_rows,
     grown_metadata,
     history_matrix,
-    side_weight,
 )
 
 if TYPE_CHECKING:
@@ -124,15 +123,14 @@ def grow(
     for matrix in (given, seen):
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
+    seen = seen.tocsr()
     side_features = {
-        side: _grown_features(model, side, features, id_map, n_known)
+        side: _grown_features(model, side, features, id_map, n_known, seen)
         for side, features, id_map, n_known in (
             ("user", user_features, user_map, n_users),
             ("item", item_features, item_map, n_items),
         )
     }
-    if model.user_history_:  # every user's row follows their grown history
-        side_features["user"] = history_matrix(model.user_encoder_, seen.tocsr(), shape[0])
     generator = torch.Generator().manual_seed(seed)
     scorer = model.build_module(
         shape[0], shape[1], generator,
@@ -141,7 +139,7 @@ def grow(
     _copy_known(model.module_, scorer)
     _fold_in_new_users(model, scorer, user_idx, item_idx, n_users, n_items, seed)
     return Growth(
-        user_map, item_map, seen.tocsr(), given.tocsr(), side_features["user"],
+        user_map, item_map, seen, given.tocsr(), side_features["user"],
         side_features["item"], grown_metadata(model.item_metadata_, metadata, item_map),
         scorer.train(), shape[0] - n_users, shape[1] - n_items,
     )  # fmt: skip
@@ -191,9 +189,11 @@ def _grown_features(
     features: Features | None,
     id_map: IdMap,
     n_known: int,
+    seen: sp.csr_matrix,
 ) -> sp.csr_matrix | None:
     """The side's feature matrix with rows for the new entities (features, then a new
-    identity column each)."""
+    identity column each); a ``user_history_`` model's user rows from the grown
+    positives ``seen``, every user's."""
     matrix = getattr(model, f"{side}_features_", None)
     encoder = getattr(model, f"{side}_encoder_", None)
     if encoder is None:
@@ -202,11 +202,13 @@ def _grown_features(
                 f"this model was fitted without {side} features; fit_partial cannot add them"
             )
         return None
-    if side == "user" and model.user_history_ and features is not None:
-        raise DataError(
-            "this model's user features are the users' histories (user_history); "
-            "fit_partial takes no user_features"
-        )
+    if side == "user" and model.user_history_:
+        if features is not None:
+            raise DataError(
+                "this model's user features are the users' histories (user_history); "
+                "fit_partial takes no user_features"
+            )
+        return history_matrix(encoder, seen, len(id_map))
     if features is not None and not isinstance(features, Features):
         raise DataError(
             f"{side}_features must be a tripletrec.data.features.Features, "
@@ -218,7 +220,7 @@ def _grown_features(
     if features is None:  # no features given: the new entities have their identity alone
         rows = sp.csr_matrix((n_new, encoder.n_features), dtype=np.float32)
     else:
-        rows = feature_rows(encoder, features, id_map, side_weight(model, side))[n_known:]
+        rows = feature_rows(encoder, features, id_map, model.feature_weight)[n_known:]
     n_identity = matrix.shape[1] - encoder.n_features
     known = sp.hstack([matrix, sp.csr_matrix((n_known, n_new))])
     new = sp.hstack(
