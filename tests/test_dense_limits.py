@@ -12,7 +12,7 @@ import tripletrec as tr
 from tripletrec.exceptions import DataError
 from tripletrec.models import dense_limits, hybrid
 
-#: Gowalla's catalogue: 8 * N**2 bytes is 13.4 GB, so the refusal must come first.
+#: Gowalla's catalogue: even EASE's 4 * N**2 bytes are 6.7 GB, so the refusal must come first.
 N_ITEMS = 40_981
 #: What a test lets a refused fit allocate (Python-tracked): the sparse data, its copies.
 SMALL_BYTES = 64 << 20
@@ -34,7 +34,9 @@ def machine(monkeypatch):
     def set_to(available: int | None, lapack_items: int | None) -> None:
         monkeypatch.setattr(dense_limits, "available_memory_bytes", lambda: available)
         monkeypatch.setattr(
-            dense_limits, "lapack_max_items", lambda: (lapack_items, "the test's LAPACK")
+            dense_limits,
+            "lapack_max_items",
+            lambda itemsize=8: (lapack_items, "the test's LAPACK"),
         )
 
     return set_to
@@ -53,12 +55,12 @@ def refusal(fit) -> tuple[str, int]:
 
 
 def test_ease_refuses_what_memory_cannot_hold_before_allocating(wide, machine):
-    machine(available=8 << 30, lapack_items=None)
+    machine(available=4 << 30, lapack_items=None)
     model = tr.EASERecommender()
     message, peak = refusal(lambda: model.fit(wide))
     assert message == (
-        "EASERecommender cannot fit 40,981 items: its items x items matrices need 18.9 GiB "
-        f"and 90% of the memory available is 7.2 GiB; use {dense_limits.INSTEAD} instead, "
+        "EASERecommender cannot fit 40,981 items: its items x items matrices need 6.4 GiB "
+        f"and 90% of the memory available is 3.6 GiB; use {dense_limits.INSTEAD} instead, "
         "or fewer items"
     )
     assert "\n" not in message
@@ -78,9 +80,9 @@ def test_ease_refuses_what_the_lapack_cannot_factorise(wide, machine):
 
 
 def test_both_reasons_share_one_line(wide, machine):
-    machine(available=8 << 30, lapack_items=22_021)
+    machine(available=4 << 30, lapack_items=22_021)
     message, _ = refusal(lambda: tr.EASERecommender().fit(wide))
-    assert "need 18.9 GiB" in message and "more than 22,021 items" in message
+    assert "need 6.4 GiB" in message and "more than 22,021 items" in message
     assert "\n" not in message
 
 
@@ -99,7 +101,7 @@ def test_the_default_blend_does_not_pick_ease_for_such_a_catalogue(wide):
 def test_the_blend_refuses_before_its_l2_search_and_factor_model(
     estimator, wide, machine, monkeypatch
 ):
-    machine(available=8 << 30, lapack_items=None)
+    machine(available=4 << 30, lapack_items=None)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("ran before the refusal")
@@ -110,7 +112,7 @@ def test_the_blend_refuses_before_its_l2_search_and_factor_model(
     message, peak = refusal(lambda: model.fit(wide))
     assert message.startswith(
         f"{estimator.__name__} (its EASE part) cannot fit 40,981 items: its items x items "
-        "matrices need 18.9 GiB"
+        "matrices need 6.4 GiB"
     )
     assert dense_limits.INSTEAD in message
     assert peak < SMALL_BYTES
@@ -129,11 +131,11 @@ def test_unpruned_rp3beta_refuses_a_dense_w_that_would_not_fit(wide, machine):
 
 
 def test_the_lapack_limits_follow_the_measured_law(monkeypatch):
-    def limit(config: dict, avx2: bool) -> int | None:
+    def limit(config: dict, avx2: bool, itemsize: int = 8) -> int | None:
         monkeypatch.setattr(dense_limits, "_lapack_config", lambda: config)
         monkeypatch.setattr(dense_limits, "_cpu_has_avx2_not_avx512", lambda: avx2)
         dense_limits.lapack_max_items.cache_clear()
-        return dense_limits.lapack_max_items()[0]
+        return dense_limits.lapack_max_items(itemsize)[0]
 
     try:
         openblas = {"name": "scipy-openblas", "version": "0.3.30", "has ilp64": False}
@@ -141,6 +143,11 @@ def test_the_lapack_limits_follow_the_measured_law(monkeypatch):
         # 17,600 items fitted in a benchmark. Below the crash, above what is known to work.
         assert 17_600 < limit(openblas, avx2=True) < 22_692
         assert limit(openblas, avx2=False) < limit(openblas, avx2=True)  # AVX-512 kernels
+        # Single precision, as EASE factorises. Measured with 2 threads on AVX-512
+        # (SkylakeX) kernels: 25,000 items factorise and invert, 26,100 factorise, 26,250
+        # crash (benchmarks/results/dense_limits.md).
+        assert 25_000 <= limit(openblas, avx2=False, itemsize=4) < 26_100
+        assert limit(openblas, avx2=True, itemsize=4) > limit(openblas, avx2=False, itemsize=4)
         assert limit({"name": "mkl", "has ilp64": False}, avx2=True) == 46_340  # 32-bit ints
         assert 46_341**2 > 2**31 - 1
         assert limit({"name": "mkl", "has ilp64": True}, avx2=True) is None

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 SCORE_CHUNK_USERS = 2048
 
 
+#: Bound on the float64 copy of item vectors :func:`_cosines` makes at a time.
+_COSINE_BLOCK_BYTES = 32 << 20
+
+
 class RecommenderBase(IndexLevelMixin, ParamsMixin, ABC):
     """Fit / score / recommend / similar_items, scikit-learn style.
 
@@ -228,7 +232,7 @@ class RecommenderBase(IndexLevelMixin, ParamsMixin, ABC):
         vectors = np.asarray(self._item_vectors(), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit = vectors / np.maximum(norms, np.finfo(np.float32).tiny)
-        similarity = unit[item_idx] @ unit.T
+        similarity = _cosines(unit, item_idx)
         idx, scores = top_k(similarity, k, exclude=one_per_row(item_idx, self.n_items_))
         return self._raw_items(idx), scores
 
@@ -378,3 +382,18 @@ class RecommenderBase(IndexLevelMixin, ParamsMixin, ABC):
             out = out.astype(object) if pad is None else out
             out[idx < 0] = pad
         return out
+
+
+def _cosines(unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``unit[rows] @ unit.T`` as float32, summed in float64 by blocks of items.
+
+    A float32 product sums a batch of rows in another order than a single row, and its
+    rounding (1e-7) would break ties between equally similar items differently in each:
+    in float64 an item's similarities do not depend on which items are asked with it.
+    """
+    query = unit[rows].astype(np.float64)
+    out = np.empty((len(rows), len(unit)), np.float32)
+    step = max(1, _COSINE_BLOCK_BYTES // (8 * max(unit.shape[1], 1)))
+    for start in range(0, len(unit), step):
+        out[:, start : start + step] = query @ unit[start : start + step].astype(np.float64).T
+    return out

@@ -10,17 +10,20 @@ before it allocates anything of that size, and gets one
 
 Two limits, both measured (issue 23, ``docs/models.md``):
 
-* Memory. The fit's peak is its n x n arrays (EASE: 12 bytes per item pair, a float64
-  Gram matrix inverted in place plus the float32 weights) and transients; it must fit in
-  :data:`USABLE_FRACTION` of the memory available (``MemAvailable``, a cgroup's room).
+* Memory. The fit's peak is its n x n arrays (EASE: 4 bytes per item pair, a float32
+  Gram matrix inverted and turned into the weights in place) and transients; it must fit
+  in :data:`USABLE_FRACTION` of the memory available (``MemAvailable``, a cgroup's room).
 * The LAPACK. The OpenBLAS that scipy's wheels link (scipy-openblas 0.3.30, LP64, work
-  buffers of 32 MiB) dies by SIGSEGV in ``dpotrf`` above 22,692 items with two threads on
-  AVX2 kernels: its threaded SYRK packs a thread's whole share of columns into that buffer
-  (measured: 22,692 factorises, 22,700 crashes within a second; ``dlauum`` of
-  ``dpotri`` completes at 23,300). The same law predicts about 15,500 items on AVX-512
-  kernels. More threads raise the limit and one thread takes another path, but the count
-  can change at run time, so the two-thread limit applies whatever it is. A
-  32-bit-integer (LP64) LAPACK other than OpenBLAS is held to ``n * n < 2**31``.
+  buffers of 32 MiB) dies by SIGSEGV in its Cholesky factorisation (``?potrf``) above a
+  size its GEMM blocking sets: its threaded SYRK packs a thread's whole share of columns
+  into that buffer. The law (:func:`lapack_max_items`) matches every probe
+  (``benchmarks/perf/dense_limits.py``): in double precision on AVX2 kernels 22,692
+  items factorise and 22,700 crash within a second (``dlauum`` of ``dpotri`` completes at
+  23,300); in single precision on AVX-512 (SkylakeX) kernels, 26,100 factorise and
+  26,250 crash (the law: 26,294). More threads raise the limit and one thread takes
+  another path, but the count can change at run time, so the two-thread limit applies
+  whatever it is. A 32-bit-integer (LP64) LAPACK other than OpenBLAS is held to
+  ``n * n < 2**31``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import functools
 import math
 import platform
 from pathlib import Path
+
+import numpy as np
 
 from tripletrec._system import available_memory_bytes
 from tripletrec.exceptions import DataError
@@ -42,12 +47,13 @@ INSTEAD = "RP3BetaRecommender(top_k=100) (sparse item-item weights)"
 USABLE_FRACTION = 0.9
 #: scipy-openblas's work buffer per thread (its wheels build OpenBLAS with BUFFERSIZE=20).
 _OPENBLAS_BUFFER_BYTES = 32 << 20
-#: OpenBLAS's double-precision GEMM blocking (P, Q) for the kernels it picks at run time:
-#: Haswell's (also Zen's) on AVX2 machines, SkylakeX's (the smaller limit) on AVX-512 ones
-#: and wherever the CPU is not recognised.
-_AVX2_BLOCKING = (512, 256)
-_AVX512_BLOCKING = (192, 384)
-#: Margin below the size the buffer law gives (which matches the measured crash to 0.04 %).
+#: OpenBLAS's GEMM blocking (P, Q) per element size (8: double, 4: single precision) for
+#: the kernels it picks at run time: Haswell's (also Zen's) on AVX2 machines, SkylakeX's
+#: (the smaller limit) on AVX-512 ones and wherever the CPU is not recognised (its
+#: ``param.h``).
+_AVX2_BLOCKING = {8: (512, 256), 4: (320, 320)}
+_AVX512_BLOCKING = {8: (192, 384), 4: (448, 448)}
+#: Margin below the size the buffer law gives (which matches the measured crashes to 0.7 %).
 _LAPACK_SAFETY = 0.97
 #: Largest n whose n * n indices fit in a 32-bit integer.
 _LP64_MAX_ITEMS = math.isqrt(2**31 - 1)
@@ -58,7 +64,7 @@ def check_dense_fit(
     n_items: int,
     bytes_needed: int,
     max_memory_bytes: int | None = None,
-    factorises: bool = False,
+    factorises: type[np.floating] | None = None,
 ) -> None:
     """Refuse, before any large allocation, a dense fit that would not survive.
 
@@ -73,9 +79,9 @@ def check_dense_fit(
     max_memory_bytes : int, optional
         Memory the fit may use; None takes :data:`USABLE_FRACTION` of
         :func:`available_memory_bytes` (no memory check when that cannot be read).
-    factorises : bool, default False
-        Whether the fit factorises the matrix with LAPACK (then :func:`lapack_max_items`
-        applies too).
+    factorises : numpy floating type, optional
+        The precision in which the fit factorises the matrix with LAPACK (then
+        :func:`lapack_max_items` applies too); None when it factorises nothing.
 
     Raises
     ------
@@ -94,8 +100,8 @@ def check_dense_fit(
         reasons.append(
             f"its items x items matrices need {_gib(bytes_needed)} and {where} is {_gib(usable)}"
         )
-    if factorises:
-        most, lapack = lapack_max_items()
+    if factorises is not None:
+        most, lapack = lapack_max_items(np.dtype(factorises).itemsize)
         if most is not None and n_items > most:
             reasons.append(f"{lapack} crashes factorising more than {most:,} items")
     if reasons:
@@ -106,20 +112,22 @@ def check_dense_fit(
 
 
 @functools.cache
-def lapack_max_items() -> tuple[int | None, str]:
+def lapack_max_items(itemsize: int = 8) -> tuple[int | None, str]:
     """The largest catalogue whose Cholesky factorisation the LAPACK that scipy links
-    survives, and that LAPACK's name; None when no limit is known."""
+    survives in the precision of ``itemsize`` bytes (8 or 4), and that LAPACK's name;
+    None when no limit is known."""
     config = _lapack_config()
     name = str(config.get("name", "OpenBLAS"))
     version = config.get("version")
     label = f"the LAPACK scipy links ({name}{f' {version}' if version else ''})"
     # Without build information scipy is assumed to be a wheel, which links OpenBLAS.
     if "openblas" in name.lower():
-        p, q = _AVX2_BLOCKING if _cpu_has_avx2_not_avx512() else _AVX512_BLOCKING
+        blocking = _AVX2_BLOCKING if _cpu_has_avx2_not_avx512() else _AVX512_BLOCKING
+        p, q = blocking[itemsize]
         # The threaded SYRK in potrf packs a thread's whole share of columns (q values
         # each) into the buffer left after the p x q panel; with two threads the larger
         # share is 1/sqrt(2) of the trailing matrix, which follows a q-wide panel.
-        share = (_OPENBLAS_BUFFER_BYTES - p * q * 8) // (q * 8)
+        share = (_OPENBLAS_BUFFER_BYTES - p * q * itemsize) // (q * itemsize)
         return int(_LAPACK_SAFETY * (q + share * math.sqrt(2))), label
     if not config.get("has ilp64", False):
         return _LP64_MAX_ITEMS, label

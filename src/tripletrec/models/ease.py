@@ -12,13 +12,16 @@ power of the user's number of positives (``user_weight_exponent``), users with l
 histories no longer dominate the co-occurrences.
 
 The cost is one dense inverse of an items x items matrix: cubic in the catalogue, and
-quadratic in memory (12 bytes per pair of active items at the peak). :class:`EASERecommender`
+quadratic in memory (4 bytes per pair of active items at the peak: the float32 Gram matrix
+is inverted and turned into ``B`` in place). :class:`EASERecommender`
 refuses, in well under a second and before allocating anything large, a catalogue whose
 matrices would not fit in the memory available or that the linked LAPACK cannot factorise
 without crashing (:mod:`tripletrec.models.dense_limits`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import scipy.linalg
@@ -31,9 +34,9 @@ from tripletrec.models.base import RecommenderBase
 from tripletrec.models.dense_limits import check_dense_fit
 from tripletrec.models.item_item import ItemItemMixin
 
-#: Bytes per active item squared at the peak of a fit: the float64 Gram matrix (inverted
-#: in place) plus the float32 ``B``.
-BYTES_PER_ITEM_PAIR = 8 + 4
+#: Bytes per active item squared at the peak of a fit: the float32 Gram matrix, inverted
+#: in place and turned into ``B`` in place.
+BYTES_PER_ITEM_PAIR = 4
 #: Bound on the sparse intermediate of the Gram matrix (bytes per block of columns).
 _GRAM_BLOCK_BYTES = 64 << 20
 #: Bytes of the inverse's triangle copied per step when it is mirrored.
@@ -53,12 +56,12 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
     algebra call, has a single hyper-parameter, and scores new users' histories exactly.
     Past that, the cubic inverse, the quadratic memory and the LAPACK rule it out, and
     ``fit`` refuses at once with one :class:`~tripletrec.exceptions.DataError` line rather
-    than let the process die: its peak is 12 bytes per pair of active items (a float64
-    Gram matrix inverted in place, the float32 ``B``), 20.2 GB at Gowalla's 40,981 items,
-    and the OpenBLAS that scipy's wheels link crashes (SIGSEGV) in ``dpotrf`` from about
-    22,700 items with two threads. On a 24 GB, 2-core machine the limit is about 22,000
-    items (:func:`~tripletrec.models.dense_limits.lapack_max_items`); memory alone would
-    allow about 42,000 when the machine is idle.
+    than let the process die: its peak is 4 bytes per pair of active items (a float32
+    Gram matrix inverted and turned into ``B`` in place), 6.7 GB at Gowalla's 40,981
+    items, and the OpenBLAS that scipy's wheels link crashes (SIGSEGV) in ``spotrf``
+    above a catalogue size set by its kernels: 26,250 items with two threads on AVX-512
+    machines (26,100 factorise), about 36,900 on AVX2 ones (the same law). The refusal
+    applies 97 % of that (:func:`~tripletrec.models.dense_limits.lapack_max_items`).
 
     Parameters
     ----------
@@ -94,9 +97,11 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
 
     Notes
     -----
-    The inverse is computed in float64 (a Cholesky factorisation: ``G`` is symmetric
-    positive definite) and ``B`` is stored in float32. ``similar_items`` ranks items by
-    the cosine of their rows of ``B``: the recommendations each item alone leads to.
+    The inverse is a Cholesky factorisation in float32 (``G`` is symmetric positive
+    definite, and ``l2`` bounds its smallest eigenvalue away from 0): half the time and
+    a third of the memory of float64 (``tests/test_item_item.py`` checks it against a
+    float64 solve). ``similar_items`` ranks items by the cosine of their rows of ``B``:
+    the recommendations each item alone leads to.
     """
 
     def __init__(
@@ -138,6 +143,29 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         return self._fit_weights(data, lambda x: _ease_weights(x, l2, limit, exponent))
 
 
+def ease_for_each_l2(
+    data: Interactions | sp.spmatrix, l2_values: Iterable[float], user_weight_exponent: float
+) -> Iterator[EASERecommender]:
+    """EASE fitted on ``data`` for each of ``l2_values`` in turn, every fit from one Gram
+    matrix: what a search over ``l2`` needs (the Gram matrix is most of a small fit's
+    cost). Each model is yielded before the next is fitted; the shared Gram matrix adds
+    its 4 bytes per item pair to each fit's peak, checked like any fit's."""
+    gram: np.ndarray | None = None
+
+    def weights_of(x: sp.csr_matrix, l2: float) -> np.ndarray:
+        nonlocal gram
+        if gram is None:
+            n = x.shape[1]
+            needed = BYTES_PER_ITEM_PAIR * n * n + ease_peak_bytes(n, x.nnz, x.shape[0])
+            check_dense_fit("EASERecommender", n, needed, factorises=np.float32)
+            gram = _gram(user_weighted(x, user_weight_exponent))
+        return weights_from_gram(gram.copy(), l2)
+
+    for l2 in l2_values:
+        model = EASERecommender(l2=l2, user_weight_exponent=user_weight_exponent)
+        yield model._fit_weights(data, lambda x, l2=l2: weights_of(x, l2))
+
+
 def user_weighted(x: sp.csr_matrix, exponent: float) -> sp.csr_matrix:
     """``x`` with each user's row scaled by ``sqrt(w_u)``, ``w_u = n_u ** -exponent``
     rescaled so that ``sum_u w_u n_u`` is the number of positives: then
@@ -155,9 +183,9 @@ def user_weighted(x: sp.csr_matrix, exponent: float) -> sp.csr_matrix:
 def ease_peak_bytes(n_items: int, n_positives: int, n_users: int) -> int:
     """Memory an EASE fit on ``n_items`` active items adds at its peak, all copies included.
 
-    Measured (``docs/models.md``): 12 bytes per item pair (the float64 Gram matrix, which
-    the Cholesky inverse overwrites, and the float32 ``B``) plus about 30 MiB at 8,000
-    items; this bound adds the Gram matrix's block of columns (dense and as a sparse
+    Measured (``benchmarks/results/dense_limits.md``): 4 bytes per item pair (the float32
+    Gram matrix, which the Cholesky inverse and then ``B`` overwrite) plus transients;
+    this bound adds the Gram matrix's block of columns (dense and as a sparse
     product) and three sparse copies of the data (transposed, by columns, user-weighted).
     """
     block = min(n_items, max(1, _GRAM_BLOCK_BYTES // (12 * max(n_items, 1))))
@@ -178,7 +206,7 @@ def check_ease_fits(model: str, seen: sp.spmatrix, max_memory_bytes: int | None 
     seen = sp.csr_matrix(seen)
     n_active = int(np.count_nonzero(np.bincount(seen.indices, minlength=seen.shape[1])))
     needed = ease_peak_bytes(n_active, seen.nnz, seen.shape[0])
-    check_dense_fit(model, n_active, needed, max_memory_bytes, factorises=True)
+    check_dense_fit(model, n_active, needed, max_memory_bytes, factorises=np.float32)
 
 
 def _ease_weights(
@@ -188,22 +216,28 @@ def _ease_weights(
     memory it needs is known to fit and the LAPACK known to survive it."""
     n = x.shape[1]
     check_dense_fit(
-        "EASERecommender", n, ease_peak_bytes(n, x.nnz, x.shape[0]), limit, factorises=True
+        "EASERecommender", n, ease_peak_bytes(n, x.nnz, x.shape[0]), limit, factorises=np.float32
     )
-    gram = _gram(user_weighted(x, exponent))
-    gram[np.diag_indices(n)] += l2
+    return weights_from_gram(_gram(user_weighted(x, exponent)), l2)
+
+
+def weights_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
+    """EASE's ``B`` from the Gram matrix ``X' W X`` (float32, overwritten: ``B`` takes its
+    memory). Several ``l2`` on one Gram matrix each take a copy of it."""
+    gram[np.diag_indices(len(gram))] += np.float32(l2)
     precision = _spd_inverse(gram)
     diagonal = np.diag(precision).copy()
     precision /= -diagonal[None, :]  # in place: B[:, j] = -P[:, j] / P[j, j]
     np.fill_diagonal(precision, 0.0)
-    return precision.astype(np.float32)
+    return precision
 
 
 def _gram(x: sp.csr_matrix) -> np.ndarray:
-    """``x' x`` as a dense float64 array, built by blocks of columns so that the sparse
-    product never holds more than a block's worth of entries."""
+    """``x' x`` as a dense float32 array (each block summed in ``x``'s precision), built by
+    blocks of columns so that the sparse product never holds more than a block's worth of
+    entries."""
     n = x.shape[1]
-    gram = np.empty((n, n), np.float64)
+    gram = np.empty((n, n), np.float32)
     transposed = x.T.tocsr()
     columns = x.tocsc()
     block = max(1, _GRAM_BLOCK_BYTES // (12 * max(n, 1)))
@@ -222,14 +256,15 @@ def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
     # The transpose of a C-ordered array is Fortran-ordered: LAPACK works on it in place,
     # and for a symmetric matrix it is the same matrix.
     work = matrix.T
-    factor, info = scipy.linalg.lapack.dpotrf(work, lower=False, clean=False, overwrite_a=True)
+    potrf, potri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), (work,))
+    factor, info = potrf(work, lower=False, clean=False, overwrite_a=True)
     if info == 0:
-        inverse, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
+        inverse, info = potri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise ParameterError("EASE: X'X + l2 I is not numerically positive definite; increase l2")
     # The inverse's upper triangle (Fortran order) is valid: mirror it into the lower one.
     n = inverse.shape[0]
-    block = max(1, _MIRROR_BLOCK_BYTES // (8 * max(n, 1)))
+    block = max(1, _MIRROR_BLOCK_BYTES // (inverse.itemsize * max(n, 1)))
     for start in range(0, n, block):
         stop = min(n, start + block)
         # Rows start:stop of the lower triangle = columns start:stop of the upper one.

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tripletrec.evaluation.protocols import evaluate
-from tripletrec.models.ease import EASERecommender
+from tripletrec.models.ease import ease_for_each_l2
 
 #: EASE ``l2`` values ``l2="auto"`` chooses from: log-spaced, from light shrinkage (trust
 #: co-occurrences) to heavy (lean on popularity).
@@ -52,13 +52,8 @@ def chosen_l2(
     inner_fit, held_out = inner_split(seen, INNER_FRACTION, random_state)
     metric = f"ndcg@{INNER_K}"
     scores = [
-        evaluate(
-            EASERecommender(l2=l2, user_weight_exponent=user_weight_exponent).fit(inner_fit),
-            inner_fit,
-            held_out,
-            [metric],
-        )[metric]
-        for l2 in grid
+        evaluate(model, inner_fit, held_out, [metric])[metric]
+        for model in ease_for_each_l2(inner_fit, grid, user_weight_exponent)
     ]
     return grid[int(np.argmax(scores))], scores
 

@@ -100,7 +100,7 @@ class GraphFilterRecommender(RecommenderBase):
     ``degree_exponent=None`` give GF-CF exactly.
 
     Use it where the catalogue is too large for :class:`~tripletrec.EASERecommender` (whose
-    inverse costs items^3 time and 12 bytes per item pair): its fit costs one truncated
+    inverse costs items^3 time and 4 bytes per item pair): its fit costs one truncated
     SVD, linear in the positives and the items for a fixed ``k``, and, with
     ``degree_exponent="auto"``, a cheaper one on an inner split (figures:
     ``benchmarks/results/graph_filter.md``); it scores new users' histories exactly, and each

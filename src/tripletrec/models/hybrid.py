@@ -76,11 +76,11 @@ FACTOR_DEFAULTS_BESIDE_EASE: Mapping[str, Any] = {"l2": 3.5e-5}
 #: ``item_item="auto"`` fits EASE on catalogues of at most this many items and the graph
 #: filter (:class:`~tripletrec.models.graph_filter.GraphFilterRecommender`) above. EASE
 #: ranks better on every catalogue it was measured on (up to 7,157 items:
-#: ``benchmarks/results/graph_filter.md``) but costs items^3 time and 12 bytes x items^2
-#: memory (``benchmarks/results/dense_limits.md``): about 9 s and 1.2 GB at 10,000 items,
-#: 50 s at 17,600, a crash or a refusal beyond 22,000. The graph filter's fit grows with
-#: the positives and items x 256. A fixed count, not the memory found at run time, so that
-#: the same data gives the same model on every machine.
+#: ``benchmarks/results/graph_filter.md``) but costs items^3 time and 4 bytes x items^2
+#: memory (``benchmarks/results/dense_limits.md``): about 4 s and 430 MiB at 10,000 items,
+#: 16 s and 1.2 GiB at 17,600, a refusal beyond 25,505 (AVX-512 kernels). The graph
+#: filter's fit grows with the positives and items x 256. A fixed count, not the memory
+#: found at run time, so that the same data gives the same model on every machine.
 EASE_MAX_ITEMS = 10_000
 #: The item-item parts ``item_item`` names.
 ItemItemKind = Literal["auto", "ease", "graph_filter"]

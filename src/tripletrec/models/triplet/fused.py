@@ -39,18 +39,20 @@ from tripletrec.training.losses import Loss
 #: The same floor as ``torch.nn.functional.normalize``.
 _NORM_EPS = 1e-12
 
-#: Adds row gradients into a table gradient: ``backward(grad_rows, table_grad)``.
-RowsBackward = Callable[[torch.Tensor, torch.Tensor], None]
+#: Adds row gradients into a table gradient and returns it: ``backward(grad_rows,
+#: table_grad)``; with ``table_grad`` None, returns the table gradient the rows make (the
+#: rows' gradient itself when they are the whole table: no zeroed table to add it to).
+RowsBackward = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 class _Rows:
     """Rows of an id embedding or of a :class:`FeatureEmbedding`, and the way back.
 
     ``rows(idx)`` returns the vectors of entities ``idx`` (every entity when None) and a
-    function that adds their gradients into the gradient of the trainable table: for an
-    id embedding a scatter-add by index, for a feature embedding a scatter-add by feature
-    column, weighted (the transpose of the feature matrix), with the same identity
-    dropout draw as the forward pass.
+    function that adds their gradients into the gradient of the trainable table
+    (:data:`RowsBackward`): for an id embedding a scatter-add by index, for a feature
+    embedding a scatter-add by feature column, weighted (the transpose of the feature
+    matrix), with the same identity dropout draw as the forward pass.
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -60,17 +62,21 @@ class _Rows:
 
     def rows(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, RowsBackward]:
         table = self.parameter.data
+
+        def zeroed(into: torch.Tensor | None) -> torch.Tensor:
+            return torch.zeros_like(table) if into is None else into
+
         if not self.features:
             if idx is None:
-                return table, lambda grad, into: into.add_(grad)
-            return table[idx], lambda grad, into: into.index_add_(0, idx, grad)
+                return table, lambda grad, into: grad if into is None else into.add_(grad)
+            return table[idx], lambda grad, into: zeroed(into).index_add_(0, idx, grad)
         columns, offsets, weights = self.module.bag_inputs(idx)
         vectors = F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
         lengths = torch.diff(offsets, append=torch.tensor([len(columns)], device=offsets.device))
         bag = torch.repeat_interleave(torch.arange(len(offsets), device=offsets.device), lengths)
 
-        def backward(grad: torch.Tensor, into: torch.Tensor) -> None:
-            into.index_add_(0, columns, grad[bag] * weights[:, None])
+        def backward(grad: torch.Tensor, into: torch.Tensor | None) -> torch.Tensor:
+            return zeroed(into).index_add_(0, columns, grad[bag] * weights[:, None])
 
         return vectors, backward
 
@@ -174,18 +180,20 @@ class FusedBilinearStep:
 
         A user with ``c`` triplets in the batch contributes ``c * softmax(s_u) - counts_u``
         (``counts_u``: how often each item is that user's positive here), over ``B``.
+        ``scores`` is overwritten: the slopes take its memory (the block is the step's
+        largest array, and each temporary of its size costs a pass over memory).
         """
         batch = len(positives)
         log_norm = torch.logsumexp(scores, dim=1)
         loss = (log_norm[user_of_triplet] - scores[user_of_triplet, positives]).mean()
-        triplets_per_user = torch.bincount(user_of_triplet, minlength=len(scores))
-        slopes = torch.exp(scores - log_norm[:, None]) * triplets_per_user[:, None].to(scores.dtype)
+        share = torch.bincount(user_of_triplet, minlength=len(scores)).to(scores.dtype) / batch
+        slopes = scores.sub_(log_norm[:, None]).exp_().mul_(share[:, None])
         slopes.index_put_(
             (user_of_triplet, positives),
-            -torch.ones_like(positives, dtype=scores.dtype),
+            torch.full_like(positives, -1.0 / batch, dtype=scores.dtype),
             accumulate=True,
         )
-        return loss, slopes / batch
+        return loss, slopes
 
     def _block_gradients(
         self,
@@ -223,11 +231,9 @@ class FusedBilinearStep:
         if self.cosine:
             grad_users = self._through_normalisation(grad_users, user_unit, user_norm)
             grad_items = self._through_normalisation(grad_items, item_unit, item_norm)
-        grads = [torch.zeros_like(p) for p in self.parameters]
-        user_back(grad_users, grads[0])
-        item_back(grad_items, grads[1])
+        grads = [user_back(grad_users, None), item_back(grad_items, None)]
         if self.bias_rows is not None:
-            bias_back(slopes.sum(0)[:, None], grads[2])
+            grads.append(bias_back(slopes.sum(0)[:, None], None))
         return grads, loss
 
     def _gathered_gradients(
@@ -265,11 +271,7 @@ class FusedBilinearStep:
             grad_p = self._through_normalisation(grad_p, p_unit, p_norm)
             grad_n = self._through_normalisation(grad_n, n_unit, n_norm)
 
-        grads = [torch.zeros_like(p) for p in self.parameters]
-        u_back(grad_u, grads[0])
-        p_back(grad_p, grads[1])
-        n_back(grad_n, grads[1])
+        grads = [u_back(grad_u, None), n_back(grad_n, p_back(grad_p, None))]
         if self.bias_rows is not None:
-            b_pos_back(-d_neg, grads[2])
-            b_neg_back(d_neg, grads[2])
+            grads.append(b_neg_back(d_neg, b_pos_back(-d_neg, None)))
         return grads, loss
