@@ -111,10 +111,25 @@ def test_ease_scores_a_subset_of_items_like_the_full_scores(matrix):
     )
 
 
+def test_ease_for_each_l2_equals_separate_fits_from_one_gram_matrix(matrix, monkeypatch):
+    separate = [
+        tr.EASERecommender(l2=l2, user_weight_exponent=0.5).fit(matrix) for l2 in (2.0, 9.0)
+    ]
+    grams = []
+    build = ease_module._gram
+    monkeypatch.setattr(ease_module, "_gram", lambda x: grams.append(1) or build(x))
+    shared = list(ease_module.ease_for_each_l2(matrix, (2.0, 9.0), 0.5))
+    assert len(grams) == 1  # one Gram matrix for the whole grid
+    for alone, together in zip(separate, shared):
+        assert together.get_params() == alone.get_params()
+        np.testing.assert_array_equal(together.weights_, alone.weights_)
+        np.testing.assert_array_equal(together.active_items_, alone.active_items_)
+
+
 def test_ease_refuses_a_catalogue_that_does_not_fit_in_memory(matrix):
     n_active = 24
     peak = ease_module.ease_peak_bytes(n_active, matrix.nnz, matrix.shape[0])
-    assert peak >= 12 * n_active**2  # the float64 Gram matrix and the float32 B at least
+    assert peak >= 4 * n_active**2  # the float32 Gram matrix, which becomes B, at least
     with pytest.raises(DataError, match="EASERecommender cannot fit 24 items: its items x"):
         tr.EASERecommender(max_memory_bytes=peak - 1).fit(matrix)
     model = tr.EASERecommender(max_memory_bytes=peak).fit(matrix)

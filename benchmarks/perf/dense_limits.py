@@ -8,20 +8,22 @@ Protocol. Peak memory: per size, a fresh process builds a synthetic users x item
 the fit, per item pair, beside :func:`tripletrec.models.ease.ease_peak_bytes` (the bound
 the refusal uses), and the fit's wall time (BLAS threads as the environment sets them).
 
-LAPACK: per size, a fresh process with ``OPENBLAS_NUM_THREADS`` set factorises
-``500 I + 0.01 * 11'`` (symmetric positive definite) with scipy's ``spotrf``
-(``--precision single``, as EASE does) or ``dpotrf`` (``double``); it either completes,
-dies by a signal, or is still running after ``--probe-seconds`` (20: the crash, when it
-comes, comes within a second, at the first panel). Each probe holds ``itemsize * n**2``
-bytes: 2.8 GB at 26,250 items in single precision. The default probes straddle
-:func:`tripletrec.models.dense_limits.lapack_max_items`'s law on this machine's kernels
-before its 3 % margin (26,294 items in single precision on AVX-512 kernels; 36,941 on
-AVX2 ones).
+LAPACK: per probe (precision, OpenBLAS kernels, items), a fresh process with
+``OPENBLAS_NUM_THREADS`` and ``OPENBLAS_CORETYPE`` set factorises ``500 I + 0.01 * 11'``
+(symmetric positive definite) with scipy's ``spotrf`` (single precision, as EASE does) or
+``dpotrf`` (double); it either completes, dies by a signal, or is still running after
+``--probe-seconds`` (20: the crash, when it comes, comes within a second, at the first
+panel). Each probe holds ``itemsize * n**2`` bytes: 5.5 GB at 37,000 items in single
+precision. The default probes straddle
+:func:`tripletrec.models.dense_limits.lapack_max_items`'s law before its 3 % margin, for
+both precisions on SkylakeX (AVX-512) and Haswell (AVX2) kernels: the law gives 26,294 and
+36,941 items in single precision, 15,558 and 22,702 in double. Forcing a core type works
+on a CPU that runs it (an AVX-512 machine runs both); elsewhere pass ``--probes``.
 
 Run: ``python benchmarks/perf/dense_limits.py [--sizes 2000,4000,8000,10000,17600]
-[--lapack-sizes 26100,26250] [--precision single] [--threads 2] [--out PATH]`` (about
-2 minutes plus 20 s per surviving probe; run it alone: the probes need
-``itemsize * n**2`` bytes free). Writes ``results/dense_limits.md`` and ``.json``.
+[--probes single:SkylakeX:26100,...] [--threads 2] [--out PATH]`` (about 4 minutes; run it
+alone: the probes need ``itemsize * n**2`` bytes free). Writes ``results/dense_limits.md``
+and ``.json``.
 """
 
 from __future__ import annotations
@@ -67,8 +69,13 @@ print("start", flush=True)
 _, info = potrf(g.T, lower=False, clean=False, overwrite_a=True)
 print("done", info, flush=True)
 """
-#: ``--precision`` names and the NumPy types the probe factorises in.
+#: Precision names and the NumPy types a probe factorises in.
 PRECISIONS = {"single": "float32", "double": "float64"}
+#: Default probes, ``precision:OpenBLAS core type:items``: each law's value straddled.
+PROBES = (
+    "single:SkylakeX:26100,single:SkylakeX:26250,single:Haswell:36800,single:Haswell:37000,"
+    "double:SkylakeX:15400,double:SkylakeX:15700,double:Haswell:22692,double:Haswell:22700"
+)
 
 
 def peak_row(n: int) -> dict:
@@ -87,10 +94,12 @@ def peak_row(n: int) -> dict:
     }
 
 
-def probe_row(n: int, threads: int, seconds: float, precision: str) -> dict:
-    """Whether scipy's ?potrf survives ``n`` items in ``precision`` with ``threads``
-    OpenBLAS threads."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+def probe_row(probe: str, threads: int, seconds: float) -> dict:
+    """Whether scipy's ?potrf survives ``probe`` (``precision:core type:items``) with
+    ``threads`` OpenBLAS threads."""
+    precision, coretype, items = probe.split(":")
+    n = int(items)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OPENBLAS_CORETYPE=coretype)
     child = subprocess.Popen(
         [sys.executable, "-c", POTRF_CHILD, str(n), PRECISIONS[precision]],
         stdout=subprocess.PIPE,
@@ -112,6 +121,7 @@ def probe_row(n: int, threads: int, seconds: float, precision: str) -> dict:
         "items": n,
         "threads": threads,
         "precision": precision,
+        "kernels": coretype,
         "outcome": outcome,
         "seconds": time.perf_counter() - start,
     }
@@ -133,39 +143,39 @@ def markdown(rows: list[dict], environment: dict) -> str:
         )
     lines += [
         "",
-        "| items | precision | OpenBLAS threads | scipy `?potrf` | seconds |",
-        "|---|---|---|---|---|",
+        "| items | precision | OpenBLAS kernels | threads | scipy `?potrf` | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["kind"] == "lapack"):
         lines.append(
-            f"| {row['items']:,} | {row['precision']} | {row['threads']} | {row['outcome']} "
+            f"| {row['items']:,} | {row['precision']} | {row['kernels']} | {row['threads']} "
+            f"| {row['outcome']} "
             f"| {row['seconds']:.1f} |"
         )
-    lines += ["", f"OpenBLAS kernels: {environment.get('openblas_kernels', 'unknown')}."]
+    lines += ["", f"OpenBLAS: {environment.get('openblas', 'unknown')}; kernels forced by probe."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,4000,8000,10000,17600")
-    parser.add_argument("--lapack-sizes", default="26100,26250")
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="single")
+    parser.add_argument("--probes", default=PROBES)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--probe-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=RESULTS / "dense_limits")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    probes = [int(s) for s in args.lapack_sizes.split(",") if s]
+    probes = [probe for probe in args.probes.split(",") if probe]
     rows = [peak_row(n) for n in sizes]
-    rows += [probe_row(n, args.threads, args.probe_seconds, args.precision) for n in probes]
+    rows += [probe_row(probe, args.threads, args.probe_seconds) for probe in probes]
     environment = run_environment(__file__, sys.argv[1:] if argv is None else argv, 1, start)
-    environment["openblas_kernels"] = _openblas_kernels()
+    environment["openblas"] = _openblas()
     write_results(args.out, rows, environment, markdown)
 
 
-def _openblas_kernels() -> str:
-    """The kernels scipy's OpenBLAS picked on this machine (what the LAPACK law reads)."""
+def _openblas() -> str:
+    """scipy's OpenBLAS: its version and the kernels it picks here unforced."""
     import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS)
     from threadpoolctl import threadpool_info
 

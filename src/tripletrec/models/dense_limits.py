@@ -16,11 +16,13 @@ Two limits, both measured (issue 23, ``docs/models.md``):
 * The LAPACK. The OpenBLAS that scipy's wheels link (scipy-openblas 0.3.30, LP64, work
   buffers of 32 MiB) dies by SIGSEGV in its Cholesky factorisation (``?potrf``) above a
   size its GEMM blocking sets: its threaded SYRK packs a thread's whole share of columns
-  into that buffer. The law (:func:`lapack_max_items`) matches every probe
-  (``benchmarks/perf/dense_limits.py``): in double precision on AVX2 kernels 22,692
-  items factorise and 22,700 crash within a second (``dlauum`` of ``dpotri`` completes at
-  23,300); in single precision on AVX-512 (SkylakeX) kernels, 26,100 factorise and
-  26,250 crash (the law: 26,294). More threads raise the limit and one thread takes
+  into that buffer. The law (:func:`lapack_max_items`) falls between the largest size
+  that factorised and the smallest that crashed within a second in each of the four
+  cases probed (``benchmarks/results/dense_limits.md``; the kernels forced with
+  ``OPENBLAS_CORETYPE``): single precision 26,100 / 26,250 items on AVX-512 (SkylakeX)
+  kernels (law 26,294) and 36,800 / 37,000 on AVX2 (Haswell) ones (36,941); double
+  precision 15,400 / 15,700 (15,558) and 22,692 / 22,700 (22,702; ``dlauum`` of
+  ``dpotri`` completes at 23,300). More threads raise the limit and one thread takes
   another path, but the count can change at run time, so the two-thread limit applies
   whatever it is. A 32-bit-integer (LP64) LAPACK other than OpenBLAS is held to
   ``n * n < 2**31``.
@@ -53,7 +55,7 @@ _OPENBLAS_BUFFER_BYTES = 32 << 20
 #: ``param.h``).
 _AVX2_BLOCKING = {8: (512, 256), 4: (320, 320)}
 _AVX512_BLOCKING = {8: (192, 384), 4: (448, 448)}
-#: Margin below the size the buffer law gives (which matches the measured crashes to 0.7 %).
+#: Margin below the size the buffer law gives (within 0.7 % of every measured crash).
 _LAPACK_SAFETY = 0.97
 #: Largest n whose n * n indices fit in a 32-bit integer.
 _LP64_MAX_ITEMS = math.isqrt(2**31 - 1)

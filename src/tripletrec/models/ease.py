@@ -59,8 +59,8 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
     than let the process die: its peak is 4 bytes per pair of active items (a float32
     Gram matrix inverted and turned into ``B`` in place), 6.7 GB at Gowalla's 40,981
     items, and the OpenBLAS that scipy's wheels link crashes (SIGSEGV) in ``spotrf``
-    above a catalogue size set by its kernels: 26,250 items with two threads on AVX-512
-    machines (26,100 factorise), about 36,900 on AVX2 ones (the same law). The refusal
+    above a catalogue size set by its kernels, with two threads: 26,250 items on AVX-512
+    machines (26,100 factorise), 37,000 on AVX2 ones (36,800 factorise). The refusal
     applies 97 % of that (:func:`~tripletrec.models.dense_limits.lapack_max_items`).
 
     Parameters

@@ -154,7 +154,7 @@ class HybridRecommender(CompositeRecommender):
     exact moments (:mod:`tripletrec.models.score_terms`): ``tripletrec index`` searches
     them (:mod:`tripletrec.serving.blend_retrieval`). EASE refuses
     catalogues whose items x items matrices do not fit in memory or that the linked LAPACK
-    cannot factorise (about 22,000 items with scipy's OpenBLAS); so does this model with
+    cannot factorise (about 25,000 items with scipy's OpenBLAS); so does this model with
     ``item_item="ease"``, with the same one line, before it searches ``l2`` or trains its
     factor model.
     """
