@@ -52,7 +52,7 @@ from tripletrec.data.features import FeatureEncoder, Features, with_identity  # 
 from tripletrec.data.interactions import IdMap  # noqa: E402
 from tripletrec.data.splits import cold_item_split, fraction_per_user_split  # noqa: E402
 from tripletrec.evaluation.metrics import ranking_metrics  # noqa: E402
-from tripletrec.models import foldin  # noqa: E402
+from tripletrec.models import foldin_softmax  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _peers import N_FACTORS, FactorModel  # noqa: E402
@@ -227,13 +227,13 @@ def new_users(name, data, users, items, seeds) -> list[dict]:
             single.append(time.perf_counter() - start)
         # The same calls with the Adam fold-in (Newton's method switched off): the baseline
         # the Newton solve replaced, measured in the same process.
-        newton_budget, foldin.NEWTON_BUDGET = foldin.NEWTON_BUDGET, 0
+        newton_budget, foldin_softmax.NEWTON_BUDGET = foldin_softmax.NEWTON_BUDGET, 0
         single_adam = []
         for h in histories[:50]:
             start = time.perf_counter()
             model.recommend_from_history([h], k=10)
             single_adam.append(time.perf_counter() - start)
-        foldin.NEWTON_BUDGET = newton_budget
+        foldin_softmax.NEWTON_BUDGET = newton_budget
         start = time.perf_counter()
         scores = model.score_from_history(histories, random_state=seed)
         batch_seconds = time.perf_counter() - start

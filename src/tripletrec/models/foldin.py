@@ -17,7 +17,6 @@ thousands, and the result does not depend on batch order.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +26,10 @@ from tripletrec._checks import finite_number, positive_int
 from tripletrec._hashing import splitmix64, uniform01
 from tripletrec._keys import contains
 from tripletrec.exceptions import DataError
+from tripletrec.models.foldin_softmax import full_softmax_fold_in
 from tripletrec.models.frozen import FrozenItems
 from tripletrec.models.interface import Scorer
+from tripletrec.training.loop import threads_for_terms
 from tripletrec.training.losses import Loss, resolve_loss
 
 #: Redraws of a negative that hit the history before the pair is dropped from the step.
@@ -111,7 +112,8 @@ def fold_in(
     Models trained with a softmax loss and a vector space (bilinear, FM) fold in by the
     full softmax over the catalogue (when ``n_rows x n_items`` fits
     :data:`FULL_SOFTMAX_BUDGET`): the regularised maximum-likelihood user vector, a convex
-    problem with no sampling (see :func:`_full_softmax_fold_in`). Other models minimise
+    problem with no sampling (see
+    :func:`~tripletrec.models.foldin_softmax.full_softmax_fold_in`). Other models minimise
     their training loss against sampled negatives.
 
     Parameters
@@ -183,8 +185,8 @@ def _fold_in(
     pair_keys = np.unique(rows * n_items + items)
     rows, items = pair_keys // n_items, pair_keys % n_items
     if loss.is_softmax and frozen.supports_full_softmax and n_rows * n_items <= FULL_SOFTMAX_BUDGET:
-        return offsets + _full_softmax_fold_in(
-            frozen, rows, items, n_rows, n_items, offsets, settings, device
+        return offsets + full_softmax_fold_in(
+            frozen, rows, items, n_rows, n_items, offsets, settings.l2, settings.learning_rate
         )
     pairs = _SampledPairs.of(rows, items, pair_keys, n_rows, n_items, settings, device)
     init_counter = np.arange(frozen.user_dim, dtype=np.uint64)[None, :] | np.uint64(1 << 40)
@@ -193,7 +195,7 @@ def _fold_in(
         torch.as_tensor(init * init_scale, dtype=torch.float32, device=device)
     )
     # The model's own loss against uniform negatives: the softmax needs no log-q correction.
-    with _threads_for(len(pairs.pair_rows)):
+    with threads_for_terms(len(pairs.pair_rows)):
         _optimise(frozen, users, offsets, settings, pairs, loss.sampled(n_items))
     return offsets + users.detach()
 
@@ -237,112 +239,6 @@ class _SampledPairs:
             row_keys, base, pair_rows, pair_keys, torch.as_tensor(pair_rows, device=device),
             torch.as_tensor(np.repeat(items, n_neg), device=device), n_items, n_neg,
         )  # fmt: skip
-
-
-#: Adam steps of the full-softmax fold-in; the objective is convex and converged by then
-#: (100 and 200 steps give the same rankings on anime-tv and MovieLens-100k).
-_FULL_SOFTMAX_STEPS = 100
-
-
-def _full_softmax_fold_in(
-    frozen: FrozenItems,
-    rows: np.ndarray,
-    items: np.ndarray,
-    n_rows: int,
-    n_items: int,
-    offsets: torch.Tensor,
-    settings: FoldInSettings,
-    device: torch.device,
-) -> torch.Tensor:
-    """argmin_u sum_(r, i) [logsumexp_j s(o_r + u_r, j) - s(o_r + u_r, i)] + l2 sum_r |u_r|^2.
-
-    ``o`` are the fixed offsets (zero without user features); ``u`` is returned.
-
-    Starts from zero and draws nothing, so the result depends on the history alone.
-    Early stopping of an unregularised fit ranks about as well but depends on the step
-    count; the prior makes the answer a fixed point.
-    """
-    rows_t = torch.as_tensor(rows, device=device)
-    items_t = torch.as_tensor(items, device=device)
-    dim, vectors = frozen.user_dim, frozen.linear_items
-    if vectors is not None and n_rows * n_items * dim * dim <= NEWTON_BUDGET:
-        return _newton_fold_in(frozen, vectors, rows_t, items_t, n_rows, offsets, settings.l2)
-    users = torch.nn.Parameter(torch.zeros(n_rows, frozen.user_dim, device=device))
-    optimiser = torch.optim.Adam([users], lr=settings.learning_rate)
-    with _threads_for(n_rows * n_items):
-        for _ in range(_FULL_SOFTMAX_STEPS):
-            logits = frozen.all_scores(frozen.user_side(offsets + users))
-            log_likelihood = logits[rows_t, items_t] - torch.logsumexp(logits, 1)[rows_t]
-            objective = settings.l2 * (users**2).sum() - log_likelihood.sum()
-            optimiser.zero_grad(set_to_none=True)
-            objective.backward()
-            optimiser.step()
-    return users.detach()
-
-
-#: Largest (histories x items x dim^2) for Newton's method, whose Hessians cost that much
-#: per iteration; a single new user (the serving case) always fits.
-NEWTON_BUDGET = 1 << 28
-#: Newton iterations; from zero, with the prior, the gradient is below 1e-5 of its
-#: starting norm after 6 on anime-tv and MovieLens-100k.
-_NEWTON_STEPS = 8
-
-
-def _newton_fold_in(
-    frozen: FrozenItems,
-    vectors: torch.Tensor,
-    rows: torch.Tensor,
-    items: torch.Tensor,
-    n_rows: int,
-    offsets: torch.Tensor,
-    l2: float,
-) -> torch.Tensor:
-    """The full-softmax fold-in of a dot-product model by Newton's method.
-
-    ``vectors`` are the item vectors (``frozen.linear_items``).
-
-    With ``s(u, j) = <o + u, v_j> + b_j`` the objective of :func:`_full_softmax_fold_in`
-    has, per history ``r`` of ``n_r`` items with softmax ``p`` over the catalogue,
-    gradient ``2 l2 u - sum_(i in r) v_i + n_r E_p[v]`` and Hessian
-    ``2 l2 I + n_r Cov_p[v]`` (positive definite), so a few exact Newton steps reach the
-    optimum where Adam needs a hundred small ones: what makes one new user's fold-in a
-    few milliseconds.
-    """
-    dim = vectors.shape[1]
-    counts = torch.bincount(rows, minlength=n_rows).to(vectors.dtype)
-    history_sums = torch.zeros(n_rows, dim, dtype=vectors.dtype, device=vectors.device)
-    history_sums.index_add_(0, rows, vectors[items])
-    identity = torch.eye(dim, dtype=vectors.dtype, device=vectors.device)
-    users = torch.zeros(n_rows, dim, dtype=vectors.dtype, device=vectors.device)
-    with torch.no_grad():
-        for _ in range(_NEWTON_STEPS):
-            p = torch.softmax(frozen.all_scores(offsets + users), dim=1)
-            mean = p @ vectors
-            gradient = 2 * l2 * users - history_sums + counts[:, None] * mean
-            second = torch.einsum("ri,id,ie->rde", p, vectors, vectors)
-            covariance = second - mean[:, :, None] * mean[:, None, :]
-            hessian = 2 * l2 * identity + counts[:, None, None] * covariance
-            users = users - torch.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
-    return users
-
-
-#: Below this many (pair, negative) terms a step is too small to gain from threads.
-_SINGLE_THREAD_TERMS = 262_144
-
-
-@contextlib.contextmanager
-def _threads_for(n_terms: int):
-    """One torch thread for small problems: tiny ops on a busy machine lose far more to
-    thread hand-offs than they gain (measured 50 ms vs 0.4-4 s for one history)."""
-    previous = torch.get_num_threads()
-    if n_terms >= _SINGLE_THREAD_TERMS or previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _optimise(
