@@ -132,6 +132,10 @@ class Server:
         """Resident memory of each server process (psutil if installed, else /proc)."""
         return {pid: rss for pid in self.pids() if (rss := process_rss(pid)) is not None}
 
+    def anonymous_bytes(self) -> dict[int, int]:
+        """Anonymous memory of each server process (:func:`process_anonymous`)."""
+        return {pid: n for pid in self.pids() if (n := process_anonymous(pid)) is not None}
+
     def memory(self) -> dict[str, int]:
         """The server's processes together: their number and summed RSS and PSS (PSS
         shares each page among the processes that map it: the memory they really use)."""
@@ -187,6 +191,21 @@ def process_rss(pid: int) -> int | None:
         return psutil.Process(pid).memory_info().rss
     except psutil.Error:
         return None
+
+
+def process_anonymous(pid: int) -> int | None:
+    """Anonymous memory of ``pid`` in bytes (its heap and other private allocations, not the
+    file pages it maps: what a leak grows), from ``/proc/PID/smaps_rollup``; None once it is
+    gone or off Linux."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name == "Anonymous" and rest.split() and rest.split()[0].isdigit():
+            return int(rest.split()[0]) * 1024
+    return None
 
 
 class HttpError(Exception):

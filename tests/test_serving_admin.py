@@ -123,6 +123,19 @@ def test_the_service_answers_without_http(models):
     assert service.reload_if_replaced() is False  # nothing changed on disk since
 
 
+def test_a_reload_gives_the_freed_heap_back(models, monkeypatch):
+    import tripletrec.serving.service as service_module
+    from tripletrec._system import release_freed_memory
+
+    _, first, second, _ = models
+    service = Service(first, token=TOKEN)
+    calls = []
+    monkeypatch.setattr(service_module, "release_freed_memory", lambda: calls.append(1))
+    service.reload(second)
+    assert calls == [1]  # once per swap, after the old model's last reference is dropped
+    assert isinstance(release_freed_memory(), bool)  # the real call: harmless anywhere
+
+
 def test_admin_token_check():
     with pytest.raises(ServiceError) as disabled:
         AdminToken(None).check(f"Bearer {TOKEN}")

@@ -15,10 +15,11 @@ requests over keep-alive connections:
 
 and every ``--reload-every`` seconds (30) an authenticated ``POST /reload`` that swaps in
 the other model. It records every request's status and latency, the RSS of the server's
-processes, and failures: a connection error, a timeout, a wrong status or a wrong answer
-all count. It writes ``soak.md`` and ``soak.json`` (default under benchmarks/results/) and
-exits 1 unless there was no 5xx, no failed request, every reload succeeded, no traceback
-in the server's log, and the RSS grew by at most ``--max-rss-ratio``.
+processes (and the anonymous part of it, which a leak grows), and failures: a connection
+error, a timeout, a wrong status or a wrong answer all count. It writes ``soak.md`` and
+``soak.json`` (default under benchmarks/results/) and exits 1 unless there was no 5xx, no
+failed request, every reload succeeded, no traceback in the server's log, and the RSS grew
+by at most ``--max-rss-ratio``.
 
 The load is bounded: at most ``rate x duration`` requests (plus one per connection), and
 it stops at the deadline by itself.
@@ -202,6 +203,7 @@ class Soak:
         self.failures: list[dict] = []
         self.reloads: list[dict] = []
         self.rss: list[tuple[float, int, dict]] = []
+        self.anonymous: list[tuple[float, int]] = []
         self.budget = math.ceil(args.rate * self.duration) + args.connections
 
     async def run(self) -> None:
@@ -291,6 +293,7 @@ class Soak:
     def sample_rss(self) -> None:
         per_process = self.server.rss_bytes()
         self.rss.append((self.now(), sum(per_process.values()), per_process))
+        self.anonymous.append((self.now(), sum(self.server.anonymous_bytes().values())))
 
 
 # ---------------------------------------------------------------------- the report
@@ -362,6 +365,12 @@ def summarise(soak: Soak, args: argparse.Namespace, server_log: str) -> dict:
         "samples_mib": [[round(t, 1), round(total / MIB, 1)] for t, total, _ in soak.rss],
         "processes_start": {str(k): v / MIB for k, v in soak.rss[0][2].items()},
         "processes_end": {str(k): v / MIB for k, v in soak.rss[-1][2].items()},
+        # Anonymous memory (heap, not the mapped model files, whose pages join the RSS as
+        # requests first touch them): the part of RSS a leak grows.
+        "anonymous_start_mib": soak.anonymous[0][1] / MIB,
+        "anonymous_end_mib": soak.anonymous[-1][1] / MIB,
+        "anonymous_max_mib": max(total for _, total in soak.anonymous) / MIB,
+        "anonymous_samples_mib": [[round(t, 1), round(n / MIB, 1)] for t, n in soak.anonymous],
     }
     checks = {
         "zero_5xx": totals["status_5xx"] == 0,
@@ -438,6 +447,9 @@ def markdown(report: dict) -> str:
         f"max {rss['max_mib']:.1f} MiB; bound {s['max_rss_ratio']:g}); after "
         f"{rss['warm_at_s']:g} s {rss['warm_mib']:.1f} MiB, to the end ratio "
         f"{rss['ratio_end_to_warm']:.3f}",
+        f"- of which anonymous memory (heap; not the mapped model files): "
+        f"{rss['anonymous_start_mib']:.1f} MiB at the start, {rss['anonymous_end_mib']:.1f} "
+        f"MiB at the end (max {rss['anonymous_max_mib']:.1f} MiB)",
         f"- tracebacks in the server log: {t['server_tracebacks']}",
         "",
         "| minute | requests | failed | 5xx | p50 ms | p99 ms | max ms | RSS MiB |",

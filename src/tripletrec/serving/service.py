@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tripletrec._system import memory_usage
+from tripletrec._system import memory_usage, release_freed_memory
 from tripletrec.exceptions import TripletrecError
 from tripletrec.serving.loaded import CACHE_ENTRIES, MAX_HISTORY, LoadedModel, ServiceError
 from tripletrec.serving.security import AdminToken, ModelRoot
@@ -244,6 +244,10 @@ class Service:
         with self._reload_lock:  # one reload at a time; readers never wait
             fresh = LoadedModel.load(path, cache_entries=self.cache_entries)
             self.current = fresh  # a single reference assignment: atomic for readers
+            # The old model is freed now, or when the last request holding it ends (its
+            # memory is then returned at the next reload): without this, each reload
+            # leaves the freed model's heap to the process.
+            release_freed_memory()
             return fresh
 
     def watch(self, every: float, stop: threading.Event) -> None:
