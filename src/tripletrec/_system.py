@@ -166,7 +166,7 @@ def release_freed_memory() -> bool:
     server that loads a model on every reload and frees the last one grows by what the
     freed model leaves scattered in its heap: serving the default model for Gowalla with
     2 workers, each of 6 reloads in 3 minutes added about 170 MiB of anonymous memory
-    before this call, and the soak test's RSS ratio went from 1.51 to 1.29 with it
+    before this call, and the soak test's RSS ratio went from 1.51 to 1.19 with it
     (``benchmarks/results/soak_gowalla.md``). It walks the heap: call it after rare events
     (a reload), never per request.
     """

@@ -21,6 +21,10 @@ from tripletrec.exceptions import TripletrecError
 from tripletrec.serving.loaded import CACHE_ENTRIES, MAX_HISTORY, LoadedModel, ServiceError
 from tripletrec.serving.security import AdminToken, ModelRoot
 
+#: Seconds after a reload when the heap is handed back again: by then the requests that
+#: still held the old model have ended and freed it.
+TRIM_AGAIN_SECONDS = 10.0
+
 
 class Service:
     """The state of a running service and its answers.
@@ -244,10 +248,13 @@ class Service:
         with self._reload_lock:  # one reload at a time; readers never wait
             fresh = LoadedModel.load(path, cache_entries=self.cache_entries)
             self.current = fresh  # a single reference assignment: atomic for readers
-            # The old model is freed now, or when the last request holding it ends (its
-            # memory is then returned at the next reload): without this, each reload
-            # leaves the freed model's heap to the process.
+            # The old model is freed now, or when the last request holding it ends: the
+            # heap is handed back now and once more after those requests. Without this,
+            # each reload leaves the freed model's heap to the process.
             release_freed_memory()
+            later = threading.Timer(TRIM_AGAIN_SECONDS, release_freed_memory)
+            later.daemon = True
+            later.start()
             return fresh
 
     def watch(self, every: float, stop: threading.Event) -> None:
