@@ -197,15 +197,9 @@ def process_anonymous(pid: int) -> int | None:
     """Anonymous memory of ``pid`` in bytes (its heap and other private allocations, not the
     file pages it maps: what a leak grows), from ``/proc/PID/smaps_rollup``; None once it is
     gone or off Linux."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        if name == "Anonymous" and rest.split() and rest.split()[0].isdigit():
-            return int(rest.split()[0]) * 1024
-    return None
+    from tripletrec._system import rollup_bytes
+
+    return rollup_bytes(f"/proc/{pid}/smaps_rollup").get("Anonymous")
 
 
 class HttpError(Exception):

@@ -43,24 +43,31 @@ def memory_usage(path: str | Path = SMAPS_ROLLUP) -> dict[str, int | None]:
         ``pid``, ``rss_bytes``, ``pss_bytes``, ``shared_bytes``; each size is None where the
         file is missing or unreadable (not Linux) or lacks its line.
     """
-    fields = {"Rss": None, "Pss": None, "Shared_Clean": None, "Shared_Dirty": None}
+    fields = rollup_bytes(path)
+    clean, dirty = fields.get("Shared_Clean"), fields.get("Shared_Dirty")
+    return {
+        "pid": os.getpid(),
+        "rss_bytes": fields.get("Rss"),
+        "pss_bytes": fields.get("Pss"),
+        "shared_bytes": None if clean is None or dirty is None else clean + dirty,
+    }
+
+
+def rollup_bytes(path: str | Path = SMAPS_ROLLUP) -> dict[str, int]:
+    """Every size in a ``smaps_rollup`` file (``Rss``, ``Pss``, ``Anonymous``, ...), in
+    bytes, by the kernel's name; empty where the file is missing or unreadable."""
     try:
         text = Path(path).read_text(encoding="ascii", errors="replace")
     except OSError:
-        text = ""
+        return {}
+    fields = {}
     for line in text.splitlines():
         # "Pss:                 414 kB": the kernel reports kibibytes whatever the suffix says.
         name, _, rest = line.partition(":")
         parts = rest.split()
-        if name in fields and parts and parts[0].isdigit():
+        if parts and parts[0].isdigit():
             fields[name] = int(parts[0]) * 1024
-    clean, dirty = fields["Shared_Clean"], fields["Shared_Dirty"]
-    return {
-        "pid": os.getpid(),
-        "rss_bytes": fields["Rss"],
-        "pss_bytes": fields["Pss"],
-        "shared_bytes": None if clean is None or dirty is None else clean + dirty,
-    }
+    return fields
 
 
 def resolve_device(name: str) -> torch.device:

@@ -192,16 +192,7 @@ class FeatureEncoder:
         rows = row_of_table[table_rows]
         columns = pd.Index(self.feature_names_).get_indexer(names)
         keep = (rows >= 0) & (columns >= 0)
-        rows, columns = rows[keep], columns[keep]
-        matrix = sp.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows, columns)),
-            shape=(len(id_map), self.n_features),
-        )
-        matrix.sum_duplicates()
-        matrix.data[:] = 1.0  # a value repeated in one cell counts once
-        counts = np.diff(matrix.indptr)
-        matrix.data /= np.repeat(counts, counts).astype(np.float32)
-        return matrix
+        return _mean_rows(rows[keep], columns[keep], (len(id_map), self.n_features))
 
     def _tokens(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
         """(table row position, feature name) for every feature present, all columns."""
@@ -382,12 +373,15 @@ def history_rows(encoder: FeatureEncoder, seen: sp.csr_matrix) -> sp.csr_matrix:
     columns = column_of[seen.indices]
     rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
     keep = columns >= 0
-    matrix = sp.csr_matrix(
-        (np.ones(int(keep.sum()), np.float32), (rows[keep], columns[keep])),
-        shape=(seen.shape[0], len(items)),
-    )
+    return _mean_rows(rows[keep], columns[keep], (seen.shape[0], len(items)))
+
+
+def _mean_rows(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The float32 CSR matrix with a cell at each (row, column), a cell listed twice counted
+    once, each non-empty row summing to one: every encoded feature matrix."""
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, columns)), shape=shape)
     matrix.sum_duplicates()
-    matrix.data[:] = 1.0
+    matrix.data[:] = 1.0  # a value repeated in one cell counts once
     counts = np.diff(matrix.indptr)
     matrix.data /= np.repeat(counts, counts).astype(np.float32)
     return matrix
