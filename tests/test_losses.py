@@ -3,6 +3,7 @@ import typing
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tripletrec.exceptions import ParameterError, TripletrecError
 from tripletrec.training.losses import (
@@ -16,6 +17,7 @@ from tripletrec.training.losses import (
     margin_loss,
     resolve_loss,
     sampled_softmax_loss,
+    softmax_cross_entropy,
     warp_loss,
 )
 
@@ -93,6 +95,30 @@ def test_sampled_softmax_matches_cross_entropy_and_corrects_for_log_q():
     assert discounted.item() == pytest.approx(
         -math.log(math.exp(5) / (math.exp(5) + math.exp(1) + math.exp(3))), rel=1e-5
     )
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_softmax_cross_entropy_is_cross_entropy_in_value_and_gradient(shifted):
+    generator = torch.Generator().manual_seed(0)
+    scores = (5 * torch.randn(6, 9, generator=generator)).requires_grad_()
+    targets = torch.tensor([0, 8, 3, 3, 1, 7])
+    shift = torch.randn(9, generator=generator) if shifted else None
+    loss = softmax_cross_entropy(scores, targets, shift)
+    (2 * loss).backward()
+    ours = scores.grad
+    scores.grad = None
+    expected = F.cross_entropy(scores + (0 if shift is None else shift[None, :]), targets)
+    (2 * expected).backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(ours, scores.grad)
+
+
+def test_softmax_cross_entropy_refuses_a_second_backward_pass():
+    scores = torch.randn(3, 4, requires_grad=True)
+    loss = softmax_cross_entropy(scores, torch.tensor([0, 1, 2]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="once per forward pass"):
+        loss.backward()
 
 
 def test_in_batch_softmax_step_matches_hand_computation():

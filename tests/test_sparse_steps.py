@@ -81,6 +81,41 @@ def test_feature_tables_can_have_sparse_gradients():
     ]  # fmt: skip
 
 
+def test_a_sparse_feature_table_gets_one_summed_row_per_feature_read():
+    generator = torch.Generator().manual_seed(0)
+    features = sp.random(8, 30, density=0.3, format="csr", random_state=2, dtype=np.float32)
+    embedding = FeatureEmbedding(features, 4, 0.1, generator)
+    users = torch.tensor([3, 5, 3, 7, 0, 6])  # a user twice: its rows are added twice
+    weights = torch.randn(len(users), 4, generator=generator)
+    (embedding(users) * weights).sum().backward()
+    dense = embedding.table.weight.grad
+    embedding.table.weight.grad = None
+    embedding.table.sparse = True
+    (embedding(users) * weights).sum().backward()
+    sparse = embedding.table.weight.grad
+    rows = sparse._indices()[0]
+    assert sparse.is_sparse and bool((rows[1:] > rows[:-1]).all())  # distinct, increasing
+    read = np.unique(features[users.numpy()].indices)
+    np.testing.assert_array_equal(rows.numpy(), read)
+    torch.testing.assert_close(sparse.to_dense(), dense)
+
+
+def test_row_sparse_adam_sums_repeated_rows_and_takes_distinct_ones_as_they_are():
+    def step(indices, values):
+        table = torch.nn.Parameter(torch.zeros(6, 2))
+        table.grad = torch.sparse_coo_tensor(
+            torch.tensor([indices]), torch.tensor(values), (6, 2), check_invariants=False
+        )
+        RowSparseAdam([table], lr=0.1).step()
+        return table.detach()
+
+    repeated = step([4, 1, 4], [[1.0, -2.0], [3.0, 1.0], [-0.5, 4.0]])
+    distinct = step([1, 4], [[3.0, 1.0], [0.5, 2.0]])  # increasing: taken as they are
+    torch.testing.assert_close(repeated, distinct)
+    assert torch.equal(distinct[[0, 2, 3, 5]], torch.zeros(4, 2))
+    assert (distinct[[1, 4]] != 0).all()
+
+
 def test_a_factorization_machine_scores_the_same_with_sparse_feature_gradients():
     generator = torch.Generator().manual_seed(0)
     features = sp.random(6, 9, density=0.5, format="csr", random_state=1, dtype=np.float32)

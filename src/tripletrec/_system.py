@@ -136,8 +136,10 @@ def _cgroup_room() -> int | None:
     return None
 
 
-#: glibc's ``mallopt`` parameter for the size above which ``malloc`` maps fresh pages.
+#: glibc's ``mallopt`` parameters: the size above which ``malloc`` maps fresh pages, and
+#: the free space at the top of the heap above which ``free`` hands it back to the system.
 _M_MMAP_THRESHOLD = -3
+_M_TRIM_THRESHOLD = -1
 #: Allocations up to this size come from the heap once the command has run
 #: :func:`reuse_freed_memory`.
 HEAP_ALLOCATION_LIMIT = 1 << 30
@@ -149,10 +151,14 @@ def reuse_freed_memory() -> bool:
     if it could (glibc only; elsewhere nothing changes).
 
     A training step builds and frees tens of megabytes of temporaries (the rows a batch
-    reads, their gradients and optimiser moments); above glibc's mapping threshold each
-    one costs page faults on every step, which made the row-wise Adam's step on a large
-    table several times slower. Process-wide, so the command line calls it for its
-    training command; a library call never changes the caller's allocator.
+    reads, their gradients and optimiser moments, the in-batch softmax's batch x batch
+    matrices); above glibc's mapping threshold each one costs page faults on every step,
+    which made the row-wise Adam's step on a large table several times slower. Freed
+    memory stays in the heap too (up to the same size), where glibc would otherwise
+    return the top of the heap after each step and fault it in again at the next.
+    Process-wide, so the command
+    line calls it for its training command; a library call never changes the caller's
+    allocator.
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -160,7 +166,8 @@ def reuse_freed_memory() -> bool:
 
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, HEAP_ALLOCATION_LIMIT))
+        mapped = libc.mallopt(_M_MMAP_THRESHOLD, HEAP_ALLOCATION_LIMIT)
+        return bool(mapped and libc.mallopt(_M_TRIM_THRESHOLD, HEAP_ALLOCATION_LIMIT))
     except (OSError, AttributeError):  # not glibc
         return False
 

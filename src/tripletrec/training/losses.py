@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -131,7 +131,49 @@ def full_softmax_loss(all_scores: torch.Tensor, positives: torch.Tensor) -> torc
     ``mean over b of logsumexp_i s(u_b, i) - s(u_b, pos_b)``: the softmax loss without
     sampling, affordable when a batch's users x items scores fit in memory.
     """
-    return F.cross_entropy(all_scores, positives)
+    return softmax_cross_entropy(all_scores, positives)
+
+
+def softmax_cross_entropy(
+    scores: torch.Tensor, targets: torch.Tensor, column_shift: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``F.cross_entropy(scores + column_shift, targets)``, in fewer passes over the matrix.
+
+    ``mean over b of logsumexp_c (s_bc + shift_c) - (s_b,t_b + shift_t_b)``. The softmax
+    matrices of training are the step's largest arrays (batch x batch in-batch, batch x
+    items in full): here the exponentials are computed once, in a copy that the backward
+    pass turns into the gradient in place, where ``cross_entropy`` after a shift
+    allocates and exponentiates twice. ``column_shift`` (the log-q correction's minus
+    log-probabilities) takes no gradient. The backward pass runs once per forward pass.
+    """
+    return cast(torch.Tensor, _SoftmaxCrossEntropy.apply(scores, targets, column_shift))
+
+
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, scores: torch.Tensor, targets: torch.Tensor, shift: torch.Tensor | None
+    ) -> torch.Tensor:
+        work = scores.clone() if shift is None else scores + shift[None, :]
+        rows = torch.arange(len(work), device=work.device)
+        target_scores = work[rows, targets]
+        top = work.amax(dim=1, keepdim=True)
+        exponentials = work.sub_(top).exp_()
+        totals = exponentials.sum(dim=1)
+        ctx.save_for_backward(exponentials, totals, targets)
+        ctx.spent = False
+        return (top[:, 0] + totals.log() - target_scores).mean()
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        if ctx.spent:  # the gradient was made in the saved exponentials' memory
+            raise RuntimeError("softmax_cross_entropy: backward runs once per forward pass")
+        ctx.spent = True
+        exponentials, totals, targets = ctx.saved_tensors
+        share = grad_loss / len(totals)
+        grad = exponentials.mul_(share / totals[:, None])
+        grad[torch.arange(len(grad), device=grad.device), targets] -= share
+        return grad, None, None
 
 
 def _margin_slope(s_pos: torch.Tensor, s_neg: torch.Tensor, margin: float) -> Slope:
@@ -235,9 +277,8 @@ class Loss:
         if self.kind != "in_batch_softmax":
             raise ParameterError(f"the {self.kind} loss scores pairs: call the Loss")
         target = torch.arange(len(positives), device=positives.device)
-        if log_q_columns is not None:
-            scores = scores - log_q_columns[None, :]
-        return full_softmax_loss(scores, target)
+        shift = None if log_q_columns is None else -log_q_columns
+        return softmax_cross_entropy(scores, target, shift)
 
     def of_batch(
         self,

@@ -112,6 +112,10 @@ def _summed_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     about twice the cost on a CPU."""
     if not grad.is_coalesced():
         indices, values = grad._indices()[0], grad._values()
+        # Autograd drops the flag of a gradient made coalesced (the feature bags'); rows
+        # already increasing need no sort.
+        if bool((indices[1:] > indices[:-1]).all()):
+            return indices, values
         rows, inverse = torch.unique(indices, return_inverse=True)
         summed = values.new_zeros((len(rows), *values.shape[1:]))
         return rows, summed.index_add_(0, inverse, values)
