@@ -53,30 +53,49 @@ class _Rows:
     (:data:`RowsBackward`): for an id embedding a scatter-add by index, for a feature
     embedding a scatter-add by feature column, weighted (the transpose of the feature
     matrix), with the same identity dropout draw as the forward pass.
+
+    The table gradient a scatter starts from is one buffer kept across steps, of which only
+    the rows the previous step wrote are cleared: a batch writes a few thousand rows of a
+    table that can hold users + items rows (the history features'), and zeroing all of
+    it at every step cost more than the optimiser's pass over it.
     """
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
         self.features = isinstance(module, FeatureEmbedding)
         self.parameter = module.table.weight if self.features else module.weight
+        self._gradient: torch.Tensor | None = None
+        self._written: list[torch.Tensor] = []
+
+    def _into(self, into: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
+        """``into``, or the table's gradient buffer, cleared; ``rows`` are then written."""
+        if into is None:
+            table, gradient = self.parameter.data, self._gradient
+            if gradient is None or gradient.shape != table.shape or gradient.device != table.device:
+                gradient = self._gradient = torch.zeros_like(table)
+            else:
+                for written in self._written:
+                    gradient.index_fill_(0, written, 0.0)
+            self._written = []
+            into = gradient
+        if into is self._gradient:
+            self._written.append(rows)
+        return into
 
     def rows(self, idx: torch.Tensor | None) -> tuple[torch.Tensor, RowsBackward]:
         table = self.parameter.data
-
-        def zeroed(into: torch.Tensor | None) -> torch.Tensor:
-            return torch.zeros_like(table) if into is None else into
-
         if not self.features:
             if idx is None:
                 return table, lambda grad, into: grad if into is None else into.add_(grad)
-            return table[idx], lambda grad, into: zeroed(into).index_add_(0, idx, grad)
+            return table[idx], lambda grad, into: self._into(into, idx).index_add_(0, idx, grad)
         columns, offsets, weights = self.module.bag_inputs(idx)
         vectors = F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
         lengths = torch.diff(offsets, append=torch.tensor([len(columns)], device=offsets.device))
         bag = torch.repeat_interleave(torch.arange(len(offsets), device=offsets.device), lengths)
 
         def backward(grad: torch.Tensor, into: torch.Tensor | None) -> torch.Tensor:
-            return zeroed(into).index_add_(0, columns, grad[bag] * weights[:, None])
+            target = self._into(into, columns)
+            return target.index_add_(0, columns, grad[bag] * weights[:, None])
 
         return vectors, backward
 
@@ -184,10 +203,15 @@ class FusedBilinearStep:
         largest array, and each temporary of its size costs a pass over memory).
         """
         batch = len(positives)
-        log_norm = torch.logsumexp(scores, dim=1)
-        loss = (log_norm[user_of_triplet] - scores[user_of_triplet, positives]).mean()
+        positive_scores = scores[user_of_triplet, positives]
+        # One exponential pass for the loss and the slopes: exp(s - max), summed into the
+        # normaliser, then scaled in place into the softmax.
+        top = scores.amax(dim=1, keepdim=True)
+        exponentials = scores.sub_(top).exp_()
+        totals = exponentials.sum(dim=1)
+        loss = (top[:, 0] + totals.log())[user_of_triplet].sub(positive_scores).mean()
         share = torch.bincount(user_of_triplet, minlength=len(scores)).to(scores.dtype) / batch
-        slopes = scores.sub_(log_norm[:, None]).exp_().mul_(share[:, None])
+        slopes = exponentials.mul_((share / totals)[:, None])
         slopes.index_put_(
             (user_of_triplet, positives),
             torch.full_like(positives, -1.0 / batch, dtype=scores.dtype),
