@@ -11,6 +11,7 @@ from tripletrec.models.scorers import COSINE, DOT, SIMILARITIES, BilinearScorer,
 from tripletrec.models.triplet.fused import FusedBilinearStep
 from tripletrec.training.loop import TrainingSchedule, autograd_step
 from tripletrec.training.losses import resolve_loss
+from tripletrec.training.sparse import row_sparse_step, sparse_embeddings
 
 
 @pytest.mark.parametrize("similarity", FusedBilinearStep.similarities)
@@ -93,6 +94,54 @@ def test_fused_full_softmax_equals_autograd(similarity, item_bias):
         )
     for name, weights in reference.state_dict().items():
         torch.testing.assert_close(fused_model.state_dict()[name], weights, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("similarity", FusedBilinearStep.similarities)
+@pytest.mark.parametrize("history", [False, True])
+@pytest.mark.parametrize("gradients", ["sparse", "dense"])
+def test_fused_in_batch_softmax_equals_autograd(similarity, history, gradients):
+    generator = torch.Generator().manual_seed(0)
+    features = {"user_features": _feature_matrix(40, 15, 1)} if history else {}
+    reference = BilinearScorer(
+        40, 15, n_factors=8, similarity=similarity, item_bias=True, init_scale=0.5,
+        generator=generator, **features,
+    )  # fmt: skip
+    torch.nn.init.normal_(reference.item_bias.weight, std=0.1, generator=generator)
+    fused_model = copy.deepcopy(reference)
+    in_batch = resolve_loss("softmax", 1.0, "in_batch", 15)
+    log_q = torch.log(torch.rand(15, generator=generator) + 0.1)
+    if gradients == "sparse":  # the tables a step with sparse gradients updates row by row
+        tables = sparse_embeddings(reference, in_batch)
+        for table in tables:
+            table.sparse = True
+        schedule = TrainingSchedule(epochs=1, batch_size=12, learning_rate=0.05, l2=0.01)
+        slow = row_sparse_step(TripletNet(reference), in_batch, schedule, log_q, tables,
+                               max_norm=1.0)  # fmt: skip
+        fast = FusedBilinearStep(
+            fused_model, in_batch, 0.05, 0.01, sparse=sparse_embeddings(fused_model, in_batch),
+            log_q=log_q, max_norm=1.0,
+        )  # fmt: skip
+    else:
+        schedule = TrainingSchedule(epochs=1, batch_size=12, learning_rate=0.05, l2=0.01)
+        slow = autograd_step(TripletNet(reference), in_batch, schedule, log_q)
+        fast = FusedBilinearStep(fused_model, in_batch, 0.05, 0.01, log_q=log_q)
+    data = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        users = torch.randint(0, 40, (12,), generator=data)
+        users[1] = users[0]  # a user with two triplets: one row of scores, two targets
+        pos = torch.randint(0, 15, (12,), generator=data)
+        pos[3] = pos[2]  # an item twice among the batch's positives
+        torch.testing.assert_close(fast(users, pos, None), slow(users, pos, None))
+    for name, weights in reference.state_dict().items():
+        torch.testing.assert_close(fused_model.state_dict()[name], weights, rtol=1e-4, atol=1e-6)
+
+
+def test_pairwise_losses_with_sparse_gradients_are_left_to_autograd():
+    bpr = resolve_loss("bpr")
+    assert not FusedBilinearStep.can_train(BilinearScorer(3, 3, 2), bpr, 1, sparse=True)
+    with pytest.raises(ParameterError, match="with sparse gradients"):
+        FusedBilinearStep(BilinearScorer(3, 3, 2), bpr, 0.01, 0.0,
+                          sparse=[torch.nn.Embedding(3, 2)])  # fmt: skip
 
 
 def _feature_matrix(n: int, n_features: int, seed: int):

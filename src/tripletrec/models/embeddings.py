@@ -200,10 +200,7 @@ class _RowSparseBagSum(torch.autograd.Function):
     ``embedding_bag``'s own sparse gradient holds a row per (bag, feature) entry, each a
     copy of its bag's gradient: with users' histories as features, a batch of users whose
     histories hold hundreds of items each writes hundreds of times the batch's gradient,
-    which the optimiser then sorts and sums. Here the sum is a sparse matrix product, the
-    transposed weights (distinct features x bags) times the bags' gradient, so the work
-    is one sort of the entries and one pass over them, and the memory that of the distinct
-    rows.
+    which the optimiser then sorts and sums. Here :func:`bag_gradient_rows` sums them.
     """
 
     @staticmethod
@@ -220,20 +217,31 @@ class _RowSparseBagSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        columns, offsets, weights = ctx.saved_tensors
-        n_bags = len(offsets)
-        lengths = torch.diff(offsets, append=columns.new_tensor([len(columns)]))
-        bag = torch.repeat_interleave(torch.arange(n_bags, device=grad.device), lengths)
-        ordered, order = torch.sort(columns, stable=True)
-        rows, counts = torch.unique_consecutive(ordered, return_counts=True)
-        starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-        summed = _transposed_product(
-            starts, bag[order], weights[order], grad.detach().contiguous(), len(rows)
-        )
+        rows, summed = bag_gradient_rows(*ctx.saved_tensors, grad)
         table_grad = torch.sparse_coo_tensor(
             rows[None], summed, ctx.table_shape, is_coalesced=True, check_invariants=False
         )
         return table_grad, None, None, None
+
+
+def bag_gradient_rows(
+    columns: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor, grad: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The table rows that the weighted bags ``(columns, offsets, weights)`` read, distinct
+    and increasing, and the gradient each gets from the bags' gradient ``grad``.
+
+    The transposed weights (rows read x bags) times ``grad``, a sparse product: one sort of
+    the entries and one pass over them, and memory for the distinct rows only.
+    """
+    lengths = torch.diff(offsets, append=columns.new_tensor([len(columns)]))
+    bag = torch.repeat_interleave(torch.arange(len(offsets), device=grad.device), lengths)
+    ordered, order = torch.sort(columns, stable=True)
+    rows, counts = torch.unique_consecutive(ordered, return_counts=True)
+    starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    summed = _transposed_product(
+        starts, bag[order], weights[order], grad.detach().contiguous(), len(rows)
+    )
+    return rows, summed
 
 
 def _transposed_product(

@@ -181,19 +181,32 @@ def row_sparse_step(
     ``scores`` defaults to the :class:`~tripletrec.training.loop.BatchScores` of ``net``
     (a data-parallel job passes its DDP wrapper).
     """
-    sparse_ids = {id(m.weight) for m in sparse}
-    sparse_params = [p for p in net.parameters() if id(p) in sparse_ids]
-    dense_params = [p for p in net.parameters() if id(p) not in sparse_ids]
-    optimizers: list[torch.optim.Optimizer] = []
-    if dense_params:
-        optimizers.append(make_adam(dense_params, schedule.learning_rate, schedule.l2))
-    if sparse_params:
-        row_adam = RowSparseAdam(
-            sparse_params, schedule.learning_rate, weight_decay=schedule.l2, max_norm=max_norm
-        )
-        optimizers.append(row_adam)
+    optimizer = row_sparse_optimizer(
+        list(net.parameters()), sparse, schedule.learning_rate, schedule.l2, max_norm
+    )
     if scores is None:
         scores = BatchScores(net, in_batch=loss.kind == "in_batch_softmax")
-    return autograd_step(
-        net, loss, log_q=log_q, scores=scores, optimizer=OptimizerGroup(optimizers)
-    )
+    return autograd_step(net, loss, log_q=log_q, scores=scores, optimizer=optimizer)
+
+
+def row_sparse_optimizer(
+    parameters: Sequence[nn.Parameter],
+    sparse: Sequence[nn.Embedding],
+    learning_rate: float,
+    l2: float,
+    max_norm: float | None,
+) -> OptimizerGroup:
+    """Adam over ``parameters`` whose tables ``sparse`` are updated row by row
+    (:class:`RowSparseAdam`, bounded by ``max_norm`` on the rows it updates) and the others
+    densely: the optimiser of every step with sparse gradients, autograd's or fused."""
+    sparse_ids = {id(m.weight) for m in sparse}
+    sparse_params = [p for p in parameters if id(p) in sparse_ids]
+    dense_params = [p for p in parameters if id(p) not in sparse_ids]
+    optimizers: list[torch.optim.Optimizer] = []
+    if dense_params:
+        optimizers.append(make_adam(dense_params, learning_rate, l2))
+    if sparse_params:
+        optimizers.append(
+            RowSparseAdam(sparse_params, learning_rate, weight_decay=l2, max_norm=max_norm)
+        )
+    return OptimizerGroup(optimizers)

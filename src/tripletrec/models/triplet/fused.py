@@ -23,7 +23,7 @@ Gradients, for a batch of B triplets with scores ``s_pos``, ``s_neg``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, cast
 
 import torch
@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tripletrec.exceptions import ParameterError
-from tripletrec.models.embeddings import FeatureEmbedding
+from tripletrec.models.embeddings import FeatureEmbedding, bag_gradient_rows
 from tripletrec.models.scorers import COSINE, DOT, BilinearScorer, Scorer, Similarity
 from tripletrec.training.loop import make_adam
 from tripletrec.training.losses import Loss
+from tripletrec.training.sparse import OptimizerGroup, row_sparse_optimizer
 
 #: The same floor as ``torch.nn.functional.normalize``.
 _NORM_EPS = 1e-12
@@ -43,6 +44,9 @@ _NORM_EPS = 1e-12
 #: table_grad)``; with ``table_grad`` None, returns the table gradient the rows make (the
 #: rows' gradient itself when they are the whole table: no zeroed table to add it to).
 RowsBackward = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+#: The row-sparse way back: ``backward(grad_rows) -> (rows, values)``, the table rows read
+#: (distinct, increasing) and the gradient each gets.
+SparseRowsBackward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class _Rows:
@@ -99,6 +103,21 @@ class _Rows:
 
         return vectors, backward
 
+    def sparse_rows(self, idx: torch.Tensor) -> tuple[torch.Tensor, SparseRowsBackward]:
+        """The vectors of entities ``idx``, and the way back to the table as row-sparse
+        gradients (:data:`SparseRowsBackward`), for a row-wise optimiser."""
+        table = self.parameter.data
+        if not self.features:
+            rows, inverse = torch.unique(idx, return_inverse=True)
+
+            def summed(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                return rows, grad.new_zeros((len(rows), grad.shape[1])).index_add_(0, inverse, grad)
+
+            return table[idx], summed
+        columns, offsets, weights = self.module.bag_inputs(idx)
+        vectors = F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
+        return vectors, lambda grad: bag_gradient_rows(columns, offsets, weights, grad)
+
 
 class FusedBilinearStep:
     """One optimiser step of a :class:`BilinearScorer` on a batch of triplets.
@@ -108,11 +127,22 @@ class FusedBilinearStep:
     scorer : BilinearScorer
         The model; its weights are updated in place.
     loss : Loss
-        The loss to minimise: the full softmax (``negatives`` None), or a pairwise loss
-        with a closed-form slope (:attr:`~tripletrec.training.losses.Loss.pairwise_slope`:
-        margin, BPR) against one negative per positive.
+        The loss to minimise: the full softmax (``negatives`` None), the in-batch softmax
+        (the batch's positives as every triplet's negatives, log-q corrected), or a
+        pairwise loss with a closed-form slope
+        (:attr:`~tripletrec.training.losses.Loss.pairwise_slope`: margin, BPR) against one
+        negative per positive.
     learning_rate, l2 : float
         Adam's step size and weight decay, as in ``torch.optim.Adam``.
+    sparse : sequence of nn.Embedding, optional
+        Tables updated at the rows a batch reads, by
+        :class:`~tripletrec.training.sparse.RowSparseAdam` bounded by ``max_norm`` (the
+        softmax kinds only): the optimiser of the autograd step with sparse gradients
+        (:func:`~tripletrec.training.sparse.row_sparse_optimizer`), with the same updates.
+    log_q : torch.Tensor, optional
+        The sampler's log-probability per item: the in-batch softmax's correction.
+    max_norm : float, optional
+        The bound on the rows of the ``sparse`` tables (the caller bounds the others).
     """
 
     #: The similarities whose gradients this step has in closed form. A scorer with another
@@ -123,17 +153,29 @@ class FusedBilinearStep:
     #: step works per triplet instead.
     block_budget = 1 << 22
 
-    def __init__(self, scorer: BilinearScorer, loss: Loss, learning_rate: float, l2: float) -> None:
-        if not self.can_train(scorer, loss, n_negatives=1):
+    def __init__(
+        self,
+        scorer: BilinearScorer,
+        loss: Loss,
+        learning_rate: float,
+        l2: float,
+        *,
+        sparse: Sequence[nn.Embedding] = (),
+        log_q: torch.Tensor | None = None,
+        max_norm: float | None = None,
+    ) -> None:
+        if not self.can_train(scorer, loss, n_negatives=1, sparse=bool(sparse)):
             similarities = " or ".join(map(repr, self.similarities))
             similarity = getattr(scorer, "similarity", None)
             raise ParameterError(
-                "the fused step supports the full softmax and margin or BPR losses on a "
-                f"bilinear model without temperature, with similarity {similarities}; not the "
-                f"{loss.name!r} loss ({loss.kind}) on a {type(scorer).__name__}"
+                "the fused step supports the full and in-batch softmax, and margin or BPR "
+                "losses with dense gradients, on a bilinear model without temperature, with "
+                f"similarity {similarities}; not the {loss.name!r} loss ({loss.kind}) on a "
+                f"{type(scorer).__name__}"
                 + ("" if similarity is None else f" with similarity {similarity!r}")
+                + (" with sparse gradients" if sparse else "")
             )
-        self.scorer, self.loss = scorer, loss
+        self.scorer, self.loss, self.log_q = scorer, loss, log_q
         self._slope = loss.pairwise_slope
         self.cosine = scorer.similarity == COSINE
         self.user_rows = _Rows(scorer.user_embedding)
@@ -142,16 +184,25 @@ class FusedBilinearStep:
         # In the order the gradient methods below return their gradients.
         lookups = [self.user_rows, self.item_rows, self.bias_rows]
         self.parameters = [rows.parameter for rows in lookups if rows is not None]
-        self.optimizer = make_adam(self.parameters, learning_rate, l2)
+        self._sparse = {id(table.weight) for table in sparse}
+        if sparse:
+            self.optimizer: torch.optim.Optimizer | OptimizerGroup = row_sparse_optimizer(
+                self.parameters, sparse, learning_rate, l2, max_norm
+            )
+        else:
+            self.optimizer = make_adam(self.parameters, learning_rate, l2)
 
     @staticmethod
-    def can_train(scorer: Scorer, loss: Loss, n_negatives: int) -> bool:
-        """Whether this step trains ``scorer`` with ``loss`` and ``n_negatives`` per positive."""
+    def can_train(scorer: Scorer, loss: Loss, n_negatives: int, sparse: bool = False) -> bool:
+        """Whether this step trains ``scorer`` with ``loss`` and ``n_negatives`` per positive
+        (with some tables updated row by row if ``sparse``: the softmax kinds only)."""
         if not scorer.fusable:
             return False
         if cast(BilinearScorer, scorer).similarity not in FusedBilinearStep.similarities:
             return False
-        return loss.kind == "full_softmax" or (loss.pairwise_slope is not None and n_negatives == 1)
+        if loss.kind in ("full_softmax", "in_batch_softmax"):
+            return True
+        return not sparse and loss.pairwise_slope is not None and n_negatives == 1
 
     def _normalised(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         norms = vectors.norm(dim=1, keepdim=True).clamp_min(_NORM_EPS)
@@ -172,7 +223,14 @@ class FusedBilinearStep:
         ``negatives`` None means every item is a negative (loss ``"softmax"`` only).
         """
         batch_users, user_of_triplet = torch.unique(users, return_inverse=True)
-        if negatives is None:  # full softmax: the block of all items is the loss itself
+        if self.loss.kind == "in_batch_softmax":
+            # The batch's positives are the columns: a triplet's target is its own column
+            # (a user with several triplets shares one row, as in the full softmax).
+            own_column = torch.arange(len(positives), device=positives.device)
+            grads, loss = self._block_gradients(
+                batch_users, user_of_triplet, own_column, None, columns=positives
+            )
+        elif negatives is None:  # full softmax: the block of all items is the loss itself
             grads, loss = self._block_gradients(batch_users, user_of_triplet, positives, None)
         elif len(batch_users) * self.scorer.n_items <= self.block_budget:
             grads, loss = self._block_gradients(batch_users, user_of_triplet, positives, negatives)
@@ -224,14 +282,17 @@ class FusedBilinearStep:
         batch_users: torch.Tensor,
         user_of_triplet: torch.Tensor,
         positives: torch.Tensor,
-        negatives: torch.Tensor,
+        negatives: torch.Tensor | None,
+        columns: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         # Score every (batch user, item) pair with one matrix product and collect the
         # per-triplet slopes into a (batch users x items) matrix C: then the gradients are
         # C @ items and C.T @ users, two more matrix products, instead of a dozen
-        # element-wise passes over (triplets x factors) arrays.
-        user_vectors, user_back = self.user_rows.rows(batch_users)
-        item_vectors, item_back = self.item_rows.rows(None)
+        # element-wise passes over (triplets x factors) arrays. The block's columns are
+        # every item, or ``columns`` (in-batch: the batch's positives, log-q corrected);
+        # ``positives`` and ``negatives`` index them.
+        user_vectors, user_back = self._lookup(self.user_rows, batch_users)
+        item_vectors, item_back = self._lookup(self.item_rows, columns)
         if self.cosine:
             user_unit, user_norm = self._normalised(user_vectors)
             item_unit, item_norm = self._normalised(item_vectors)
@@ -239,8 +300,10 @@ class FusedBilinearStep:
             user_unit, item_unit = user_vectors, item_vectors
         scores = user_unit @ item_unit.T
         if self.bias_rows is not None:
-            bias, bias_back = self.bias_rows.rows(None)
+            bias, bias_back = self._lookup(self.bias_rows, columns)
             scores += bias.T
+        if columns is not None and self.log_q is not None:
+            scores -= self.log_q[columns][None, :]
         if negatives is None:
             loss, slopes = self._full_softmax_slopes(scores, user_of_triplet, positives)
         else:
@@ -255,10 +318,30 @@ class FusedBilinearStep:
         if self.cosine:
             grad_users = self._through_normalisation(grad_users, user_unit, user_norm)
             grad_items = self._through_normalisation(grad_items, item_unit, item_norm)
-        grads = [user_back(grad_users, None), item_back(grad_items, None)]
+        grads = [user_back(grad_users), item_back(grad_items)]
         if self.bias_rows is not None:
-            grads.append(bias_back(slopes.sum(0)[:, None], None))
+            grads.append(bias_back(slopes.sum(0)[:, None]))
         return grads, loss
+
+    def _lookup(
+        self, rows: _Rows, idx: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """The vectors of ``idx`` (None: every row) and the way from their gradients to the
+        table's: a sparse tensor of the rows read for a table updated row by row, a dense
+        one otherwise."""
+        if idx is None or id(rows.parameter) not in self._sparse:
+            vectors, backward = rows.rows(idx)
+            return vectors, lambda grad: backward(grad, None)
+        vectors, sparse_backward = rows.sparse_rows(idx)
+
+        def table_gradient(grad: torch.Tensor) -> torch.Tensor:
+            read, values = sparse_backward(grad)
+            return torch.sparse_coo_tensor(
+                read[None], values, rows.parameter.shape, is_coalesced=True,
+                check_invariants=False,
+            )  # fmt: skip
+
+        return vectors, table_gradient
 
     def _gathered_gradients(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor

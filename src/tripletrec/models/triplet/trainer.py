@@ -161,15 +161,16 @@ class ParallelPlan:
     def optimiser_step(self, inputs: StepInputs, sparse: list[nn.Embedding]) -> TrainingStep:
         """The step of :meth:`training_step`, before the bound on the dense tables."""
         scorer, loss, schedule = inputs.scorer, inputs.loss, inputs.schedule
+        # The bilinear model with one negative, or with a softmax (full or in-batch, with
+        # sparse gradients too), has closed-form gradients: skip autograd.
+        if FusedBilinearStep.can_train(scorer, loss, inputs.n_negatives, sparse=bool(sparse)):
+            return FusedBilinearStep(
+                cast("BilinearScorer", scorer), loss, schedule.learning_rate, schedule.l2,
+                sparse=sparse, log_q=inputs.log_q, max_norm=inputs.max_norm,
+            )  # fmt: skip
         if sparse:
             return row_sparse_step(
                 TripletNet(scorer), loss, schedule, inputs.log_q, sparse, max_norm=inputs.max_norm
-            )
-        # The bilinear model with one negative, or the full softmax, has closed-form
-        # gradients: skip autograd.
-        if FusedBilinearStep.can_train(scorer, loss, inputs.n_negatives):
-            return FusedBilinearStep(
-                cast("BilinearScorer", scorer), loss, schedule.learning_rate, schedule.l2
             )
         return autograd_step(TripletNet(scorer), loss, schedule, inputs.log_q)
 
