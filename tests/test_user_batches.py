@@ -52,6 +52,16 @@ def test_user_order_keeps_each_users_positives_together():
     np.testing.assert_array_equal(order, epoch_order(users, np.random.default_rng(1), "user"))
 
 
+@pytest.mark.parametrize("n_users", [50, 70_000])  # 16-bit user ranks, and wider ones
+def test_user_order_is_the_stable_sort_of_the_drawn_user_ranks(n_users):
+    users = np.random.default_rng(5).integers(0, n_users, 3_000)
+    rng = np.random.default_rng(6)
+    order = rng.permutation(len(users))
+    user_rank = rng.permutation(int(users.max()) + 1)
+    expected = order[np.argsort(user_rank[users[order]], kind="stable")]
+    np.testing.assert_array_equal(epoch_order(users, np.random.default_rng(6), "user"), expected)
+
+
 def test_positive_order_is_the_plain_shuffle():
     users = _users()
     expected = np.random.default_rng(4).permutation(len(users))
