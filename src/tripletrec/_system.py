@@ -156,9 +156,8 @@ def reuse_freed_memory() -> bool:
     which made the row-wise Adam's step on a large table several times slower. Freed
     memory stays in the heap too (up to the same size), where glibc would otherwise
     return the top of the heap after each step and fault it in again at the next.
-    Process-wide, so the command
-    line calls it for its training command; a library call never changes the caller's
-    allocator.
+    Process-wide, so the command line calls it for its training command; a library call
+    never changes the caller's allocator.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -233,8 +233,7 @@ def bag_gradient_rows(
     The transposed weights (rows read x bags) times ``grad``, a sparse product: one sort of
     the entries and one pass over them, and memory for the distinct rows only.
     """
-    lengths = torch.diff(offsets, append=columns.new_tensor([len(columns)]))
-    bag = torch.repeat_interleave(torch.arange(len(offsets), device=grad.device), lengths)
+    bag = bag_of_entries(offsets, len(columns))
     ordered, order = torch.sort(columns, stable=True)
     rows, counts = torch.unique_consecutive(ordered, return_counts=True)
     starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
@@ -242,6 +241,14 @@ def bag_gradient_rows(
         starts, bag[order], weights[order], grad.detach().contiguous(), len(rows)
     )
     return rows, summed
+
+
+def bag_of_entries(offsets: torch.Tensor, n_entries: int) -> torch.Tensor:
+    """The bag of each of ``n_entries`` entries, given the bags' start ``offsets``."""
+    lengths = torch.diff(offsets, append=offsets.new_tensor([n_entries]))
+    return torch.repeat_interleave(
+        torch.arange(len(offsets), device=offsets.device), lengths, output_size=n_entries
+    )
 
 
 def _transposed_product(

@@ -3,16 +3,19 @@
 For an embedding model the autograd graph costs more than the arithmetic: every step
 records and replays a dozen small kernels, normalisation included. This step computes the
 same gradients in closed form, scatters them into the embedding tables with ``index_add_``
-and hands them to the same ``torch.optim.Adam`` (dense, with L2 as weight decay) as the
-autograd path,
-so it trains exactly the model autograd would, several times faster (see
-``tests/test_fused.py``, which checks it against autograd step by step).
+(or, for tables updated row by row, sums them per row read) and hands them to the same
+optimiser as the autograd path (``torch.optim.Adam``, dense, with L2 as weight decay, or
+:class:`~tripletrec.training.sparse.RowSparseAdam` with sparse gradients), so it trains
+exactly the model autograd would, several times faster (see ``tests/test_fused.py``,
+which checks it against autograd step by step).
 
 Gradients, for a batch of B triplets with scores ``s_pos``, ``s_neg``:
 
 * a pairwise loss gives ``dL/ds_neg = -dL/ds_pos`` per triplet in closed form
   (:attr:`tripletrec.training.losses.Loss.pairwise_slope`: margin and BPR have one);
 * full softmax ``mean(logsumexp_i s_i - s_pos)``: ``dL/ds_i = (softmax(s)_i - [i = pos]) / B``;
+  the in-batch softmax is the same over the batch's positives instead of every item, each
+  column shifted by minus its log-q;
 * ``s = <u', i'> + b_i`` with ``x' = x / |x|`` for cosine (``x' = x`` for dot):
   ``dL/du' = dL/ds_pos i'_pos + dL/ds_neg i'_neg``, ``dL/di' = dL/ds u'``, and through the
   normalisation ``dL/dx = (dL/dx' - x' <x', dL/dx'>) / |x|``;
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tripletrec.exceptions import ParameterError
-from tripletrec.models.embeddings import FeatureEmbedding, bag_gradient_rows
+from tripletrec.models.embeddings import FeatureEmbedding, bag_gradient_rows, bag_of_entries
 from tripletrec.models.scorers import COSINE, DOT, BilinearScorer, Scorer, Similarity
 from tripletrec.training.loop import make_adam
 from tripletrec.training.losses import Loss
@@ -94,8 +97,7 @@ class _Rows:
             return table[idx], lambda grad, into: self._into(into, idx).index_add_(0, idx, grad)
         columns, offsets, weights = self.module.bag_inputs(idx)
         vectors = F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
-        lengths = torch.diff(offsets, append=torch.tensor([len(columns)], device=offsets.device))
-        bag = torch.repeat_interleave(torch.arange(len(offsets), device=offsets.device), lengths)
+        bag = bag_of_entries(offsets, len(columns))
 
         def backward(grad: torch.Tensor, into: torch.Tensor | None) -> torch.Tensor:
             target = self._into(into, columns)
