@@ -205,6 +205,30 @@ def test_k_is_clamped_to_the_rank_a_truncated_svd_returns():
     assert np.isfinite(one_user.score([0])).all()
 
 
+def test_the_auto_solver_is_exact_within_both_budgets(monkeypatch):
+    from tripletrec.models import graph_filter
+
+    used = []
+    exact_top = graph_filter.top_singular_vectors
+
+    def recording(matrix, k, seed, solver):
+        used.append((k, solver))
+        return exact_top(matrix, 4, seed, solver)
+
+    monkeypatch.setattr(graph_filter, "top_singular_vectors", recording)
+    x = sp.random(40, 30, density=0.3, format="csr", random_state=4)
+
+    def fitted_with() -> tuple[int | str, str]:
+        GraphFilterRecommender(degree_exponent=0.35).fit(x)
+        return used[-1]
+
+    assert fitted_with() == (graph_filter.AUTO_COMPONENTS, "arpack")
+    monkeypatch.setattr(graph_filter, "ARPACK_MAX_POSITIVES", x.nnz - 1)  # more positives
+    assert fitted_with() == (graph_filter.AUTO_COMPONENTS, "randomized")
+    monkeypatch.setattr(graph_filter, "ARPACK_MAX_ITEMS", x.shape[1] - 1)  # more items
+    assert fitted_with() == (graph_filter.LARGE_CATALOGUE_COMPONENTS, "randomized")
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_the_same_seed_gives_the_same_model_bitwise(solver, tmp_path):
     x = _random_positives()

@@ -61,6 +61,11 @@ SOLVERS = ("auto", "arpack", "randomized")
 #: 200,000 items ARPACK's top 256 took 871 s and 8.1 GB on 2 cores (its Lanczos basis
 #: and left vectors), the randomized one's cost grows with positives x (k + 64).
 ARPACK_MAX_ITEMS = 50_000
+#: ... and on at most this many positives (Gowalla's train + valid hold 1.03 M): ARPACK's
+#: time grows with positives x k x its iterations, and on the 5 M-row synthetic set's
+#: validation split (3.2 M positives, 50,000 items, k 512) it took several times the
+#: randomized solver's time for the same ranking (``docs/scaling.md``).
+ARPACK_MAX_POSITIVES = 2_000_000
 #: ``n_components="auto"``: this many singular vectors on catalogues of at most
 #: :data:`ARPACK_MAX_ITEMS` items (512 ranked above 256 and 384 on Gowalla's validation
 #: split), :data:`LARGE_CATALOGUE_COMPONENTS` above, where the randomized solver's items x
@@ -140,8 +145,9 @@ class GraphFilterRecommender(RecommenderBase):
         items, not users), whose vectors are close to but not exactly the leading ones
         (both on Gowalla's validation split: ``benchmarks/studies/graph_filter.py``).
         ``"auto"`` is the exact one on
-        catalogues of at most :data:`ARPACK_MAX_ITEMS` items and the randomized one
-        beyond, where ARPACK's time and memory grow out of reach.
+        catalogues of at most :data:`ARPACK_MAX_ITEMS` items and
+        :data:`ARPACK_MAX_POSITIVES` positives, and the randomized one beyond, where
+        ARPACK's time and memory grow out of reach.
     random_state : int, optional, default 0
         Seed of the SVD's random draws (test matrix or start vector): the same data and
         seed give the same model, bitwise (on the same machine and thread count). None
@@ -228,7 +234,8 @@ class GraphFilterRecommender(RecommenderBase):
             normalized = normalize(seen)
             large = seen.shape[1] > ARPACK_MAX_ITEMS
             if solver == "auto":
-                solver = "randomized" if large else "arpack"
+                exact = not large and seen.nnz <= ARPACK_MAX_POSITIVES
+                solver = "arpack" if exact else "randomized"
             k = self.n_components
             if k == "auto":
                 k = LARGE_CATALOGUE_COMPONENTS if large else AUTO_COMPONENTS
