@@ -4,9 +4,11 @@ files: ``NAME.json`` and ``NAME.md``, each written atomically (:func:`write_repo
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -93,3 +95,14 @@ def write_results(
     ``markdown(rows, environment)``: the JSON and tables of most scripts."""
     payload = {"environment": environment, "rows": rows}
     write_report(out, payload, markdown(rows, environment))
+
+
+def worker_result(argv: Sequence[str]) -> dict:
+    """The JSON object a benchmark's worker process (``argv``) prints last, or, when it
+    fails, ``{"crashed": "exit status N: <its last error line>"}``: a crash is recorded,
+    not raised, and each worker's peak memory is its own."""
+    done = subprocess.run(list(argv), capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or [""])[-1]
+        return {"crashed": f"exit status {done.returncode}: {tail}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])

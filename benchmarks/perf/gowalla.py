@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _protocol import SHARED_DATA, THREADS
-from _results import RESULTS, run_environment, write_results
+from _results import RESULTS, run_environment, worker_result, write_results
 
 METRICS = ("recall@20", "ndcg@20")
 #: A peer's setting is chosen if within this much validation Recall@20 of its best.
@@ -122,11 +121,7 @@ def run_one(data_dir: Path, row: str, setting: dict, stage: str) -> dict:
     """:func:`worker` in a fresh process; a crash is recorded, not raised."""
     argv = [sys.executable, __file__, "--worker", row, "--setting", json.dumps(setting),
             "--stage", stage, "--data", str(data_dir)]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or [""])[-1]
-        return {"crashed": f"exit status {done.returncode}: {tail}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return worker_result(argv)
 
 
 def measure(data_dir: Path, row: str, settings: list[dict]) -> dict:

@@ -28,7 +28,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -42,7 +41,7 @@ from tripletrec.models.spectral import degree_powers, item_degrees, plateau  # n
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _protocol import SHARED_DATA  # noqa: E402
-from _results import RESULTS, run_environment, write_results  # noqa: E402
+from _results import RESULTS, run_environment, worker_result, write_results  # noqa: E402
 from _study import DATASETS, validation_parts, validation_row  # noqa: E402
 
 METRICS = ("auc", "ndcg@10")
@@ -182,11 +181,7 @@ def gowalla_rows(folder: str) -> list[dict]:
     rows = []
     for label, setting in GOWALLA.items():
         argv = [sys.executable, __file__, "--worker", json.dumps(setting), "--gowalla", folder]
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            result = {"crashed": (done.stderr.strip().splitlines() or [""])[-1]}
-        else:
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+        result = worker_result(argv)
         row = {"dataset": "gowalla", "model": label, "setting": setting, **result}
         print(f"  gowalla {label}: {result}", flush=True)
         rows.append(row)

@@ -24,13 +24,12 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
-from _results import RESULTS, run_environment, write_results  # noqa: E402
+from _results import RESULTS, run_environment, worker_result, write_results  # noqa: E402
 
 SOLVERS = ("arpack", "randomized")
 N_COMPONENTS = 512
@@ -104,8 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     for solver in SOLVERS:
         command = [sys.executable, __file__, "--worker", solver, "--rows", str(args.rows),
                    "--users", str(args.users)]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        result = worker_result(command)
+        if "crashed" in result:
+            raise SystemExit(f"{solver}: {result['crashed']}")
+        rows.append(result)
         print(rows[-1], flush=True)
     given = argv if argv is not None else sys.argv[1:]
     write_results(Path(args.out), rows, run_environment(__file__, given, 1, started), markdown)
