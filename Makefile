@@ -46,7 +46,8 @@ bench: venv
 # 2 cores; benchmarks/studies/README.md). hybrid_validation.py shows LightFM and implicit
 # for reference when `make bench` has installed them.
 STUDIES := default_choices user_batches hybrid_validation hybrid_weight hybrid_rule \
-	history_aware user_history hybrid_data_size item_item_weighting ease_precision
+	history_aware user_history hybrid_data_size item_item_weighting ease_min_positives \
+	ease_precision
 studies: venv
 	set -e; for study in $(STUDIES); do $(PY) benchmarks/studies/$$study.py; done
 

@@ -27,6 +27,16 @@ def wide() -> sp.csr_matrix:
     )
 
 
+@pytest.fixture(scope="module")
+def wide_liked_by_five() -> sp.csr_matrix:
+    """The same catalogue with every item liked by five users: as many positives as the
+    hybrid's EASE part asks of an item it keeps (``hybrid.EASE_MIN_ITEM_POSITIVES``)."""
+    assert hybrid.EASE_MIN_ITEM_POSITIVES <= 5
+    items = np.tile(np.arange(N_ITEMS), 5)
+    users = (items + 400 * np.repeat(np.arange(5), N_ITEMS)) % 2_000  # five distinct users
+    return sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(2_000, N_ITEMS))
+
+
 @pytest.fixture
 def machine(monkeypatch):
     """Set the memory available and the LAPACK's limit that the checks read."""
@@ -99,7 +109,7 @@ def test_the_default_blend_does_not_pick_ease_for_such_a_catalogue(wide):
 
 @pytest.mark.parametrize("estimator", [tr.HybridRecommender, tr.Recommender])
 def test_the_blend_refuses_before_its_l2_search_and_factor_model(
-    estimator, wide, machine, monkeypatch
+    estimator, wide_liked_by_five, machine, monkeypatch
 ):
     machine(available=4 << 30, lapack_items=None)
 
@@ -109,7 +119,7 @@ def test_the_blend_refuses_before_its_l2_search_and_factor_model(
     monkeypatch.setattr(hybrid, "chosen_l2", must_not_run)
     monkeypatch.setattr(tr.TripletRecommender, "fit", must_not_run)
     model = estimator(item_item="ease", random_state=0)  # "auto" picks the graph filter here
-    message, peak = refusal(lambda: model.fit(wide))
+    message, peak = refusal(lambda: model.fit(wide_liked_by_five))
     assert message.startswith(
         f"{estimator.__name__} (its EASE part) cannot fit 40,981 items: its items x items "
         "matrices need 6.4 GiB"

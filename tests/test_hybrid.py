@@ -18,7 +18,12 @@ from tripletrec.data.features import HISTORY_COLUMN, Features, history_features
 from tripletrec.exceptions import ParameterError
 from tripletrec.models import ease_l2, hybrid
 from tripletrec.models.ease_l2 import L2_GRID, chosen_l2
-from tripletrec.models.hybrid import FACTOR_DEFAULTS, FACTOR_DEFAULTS_BESIDE_EASE, standardised
+from tripletrec.models.hybrid import (
+    EASE_MIN_ITEM_POSITIVES,
+    FACTOR_DEFAULTS,
+    FACTOR_DEFAULTS_BESIDE_EASE,
+    standardised,
+)
 from tripletrec.persistence import MODEL_FILE, load_model
 
 FACTOR = dict(n_factors=8, epochs=5, batch_size=64, learning_rate=0.05)
@@ -29,6 +34,7 @@ def data() -> sp.csr_matrix:
     rng = np.random.default_rng(0)
     dense = rng.random((60, 25)) < 0.2
     dense[np.arange(60), rng.integers(0, 25, 60)] = True
+    dense[3:, [5, 11]] = False  # two items under the hybrid's EASE_MIN_ITEM_POSITIVES
     return sp.csr_matrix(dense.astype(np.float32))
 
 
@@ -53,7 +59,9 @@ def fitted(data) -> HybridRecommender:
 
 def test_scores_are_the_weighted_blend_of_both_standardised_models(data, fitted):
     factor = independent_factor(data)
-    ease = EASERecommender(l2=50.0, user_weight_exponent=0.5).fit(data)
+    ease = EASERecommender(
+        l2=50.0, user_weight_exponent=0.5, min_item_positives=EASE_MIN_ITEM_POSITIVES
+    ).fit(data)
     users = np.arange(60)
     z_factor, z_ease = (standardised(m.score(users)) for m in (factor, ease))
     expected = 0.7 * z_factor + 0.3 * np.maximum(z_ease, 0.0)
@@ -105,7 +113,9 @@ def test_the_end_weights_rank_as_one_model_alone(data, weight, alone):
     model = HybridRecommender(
         weight=weight, l2=50.0, item_item_floor=None, factor=FACTOR, random_state=1
     ).fit(data)
-    ease = EASERecommender(l2=50.0, user_weight_exponent=0.5)
+    ease = EASERecommender(
+        l2=50.0, user_weight_exponent=0.5, min_item_positives=EASE_MIN_ITEM_POSITIVES
+    )
     single = independent_factor(data) if alone == "factor" else ease.fit(data)
     users = np.arange(60)
     np.testing.assert_array_equal(model.recommend(users, k=5)[0], single.recommend(users, k=5)[0])
@@ -115,10 +125,13 @@ def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
     seen = []
     original = ease_l2.evaluate
 
-    def recording(model, train, test, metrics):
-        result = original(model, train, test, metrics)
+    def recording(model, train, test, metrics, **options):
+        assert options == {"max_users": ease_l2.L2_SEARCH_USERS, "random_state": 1}
+        result = original(model, train, test, metrics, **options)
         seen.append((model.l2, result["ndcg@10"], train.nnz, test.nnz))
-        assert model.user_weight_exponent == 0.5  # the search fits the EASE the hybrid uses
+        # The search fits the EASE the hybrid uses.
+        assert model.user_weight_exponent == 0.5
+        assert model.min_item_positives == EASE_MIN_ITEM_POSITIVES
         return result
 
     monkeypatch.setattr(ease_l2, "evaluate", recording)
@@ -127,6 +140,8 @@ def test_auto_l2_is_the_grid_value_with_the_best_inner_ndcg(data, monkeypatch):
     best = max(seen, key=lambda row: row[1])
     assert model.l2_ == best[0] and model.item_item_.l2 == best[0]
     assert model.item_item_.user_weight_exponent == 0.5
+    assert model.item_item_.min_item_positives == EASE_MIN_ITEM_POSITIVES
+    assert not np.isin([5, 11], model.item_item_.active_items_).any()
     # The inner split partitions the training positives, about a fifth held out.
     _, _, n_fit, n_held = seen[0]
     assert n_fit + n_held == data.nnz and 0.1 < n_held / data.nnz < 0.3
@@ -138,9 +153,9 @@ def test_the_l2_search_runs_on_the_most_popular_items(data, monkeypatch):
     fitted_on = []
     original = ease_l2.evaluate
 
-    def recording(model, train, test, metrics):
+    def recording(model, train, test, metrics, **options):
         fitted_on.append(train.shape)
-        return original(model, train, test, metrics)
+        return original(model, train, test, metrics, **options)
 
     monkeypatch.setattr(ease_l2, "evaluate", recording)
     popular = np.sort(np.argsort(-np.diff(data.tocsc().indptr), kind="stable")[:10])
@@ -151,6 +166,26 @@ def test_the_l2_search_runs_on_the_most_popular_items(data, monkeypatch):
     fitted_on.clear()
     chosen_l2(data, 1)  # 25 items, under the default cap: the whole catalogue
     assert fitted_on == [(60, 25)] * len(L2_GRID)
+
+
+@pytest.mark.parametrize(("max_users", "random_state"), [(20, 1), (20, None), (None, 1)])
+def test_the_l2_search_judges_every_value_on_one_sample_of_users(
+    data, monkeypatch, max_users, random_state
+):
+    judged = []
+    original = ease_l2.evaluate
+
+    def recording(model, train, test, metrics, **options):
+        result = original(model, train, test, metrics, per_user=True, **options)
+        judged.append((tuple(result["users"]), result["n_test_users"]))
+        return result
+
+    monkeypatch.setattr(ease_l2, "evaluate", recording)
+    chosen_l2(data, random_state, max_users=max_users)
+    assert len(judged) == len(L2_GRID) and len(set(judged)) == 1  # the same users each time
+    users, n_test_users = judged[0]
+    assert n_test_users > 20
+    assert len(users) == (n_test_users if max_users is None else max_users)
 
 
 def test_a_history_blends_the_fold_in_with_exact_ease_scores(data, fitted):
@@ -180,6 +215,7 @@ def test_a_file_saved_before_the_floor_existed_blends_without_it(fitted, tmp_pat
     assert loaded.item_item_floor is None
     # Its EASE weights are in the file: only a refit would use the exponent of its day.
     assert loaded.user_weight_exponent == 0.0 == loaded.item_item_.user_weight_exponent
+    assert loaded.item_item_.min_item_positives == 1
     users = np.arange(60)
     z_factor, z_ease = (standardised(m.score(users)) for m in (fitted.factor_, fitted.item_item_))
     np.testing.assert_allclose(loaded.score(users), 0.7 * z_factor + 0.3 * z_ease, atol=1e-5)

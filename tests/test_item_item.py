@@ -111,19 +111,48 @@ def test_ease_scores_a_subset_of_items_like_the_full_scores(matrix):
     )
 
 
-def test_ease_for_each_l2_equals_separate_fits_from_one_gram_matrix(matrix, monkeypatch):
+@pytest.mark.parametrize("least", [1, 10])
+def test_ease_for_each_l2_equals_separate_fits_from_one_gram_matrix(matrix, monkeypatch, least):
     separate = [
-        tr.EASERecommender(l2=l2, user_weight_exponent=0.5).fit(matrix) for l2 in (2.0, 9.0)
+        tr.EASERecommender(l2=l2, user_weight_exponent=0.5, min_item_positives=least).fit(matrix)
+        for l2 in (2.0, 9.0)
     ]
     grams = []
     build = ease_module._gram
     monkeypatch.setattr(ease_module, "_gram", lambda x: grams.append(1) or build(x))
-    shared = list(ease_module.ease_for_each_l2(matrix, (2.0, 9.0), 0.5))
+    shared = list(ease_module.ease_for_each_l2(matrix, (2.0, 9.0), 0.5, least))
     assert len(grams) == 1  # one Gram matrix for the whole grid
     for alone, together in zip(separate, shared):
         assert together.get_params() == alone.get_params()
         np.testing.assert_array_equal(together.weights_, alone.weights_)
         np.testing.assert_array_equal(together.active_items_, alone.active_items_)
+
+
+def test_ease_min_item_positives_fits_the_kept_items_alone(matrix):
+    counts = np.asarray(matrix.sum(axis=0)).ravel()
+    least = int(np.median(counts[counts > 0]))
+    kept = np.flatnonzero(counts >= least)
+    model = tr.EASERecommender(l2=5.0, min_item_positives=least).fit(matrix)
+    np.testing.assert_array_equal(model.active_items_, kept)
+    # B on the kept items is EASE's closed form on their columns alone; the others score 0.
+    x = matrix.toarray().astype(np.float64)
+    expected = np.zeros((x.shape[0], x.shape[1]))
+    expected[:, kept] = x[:, kept] @ _ease_closed_form(x[:, kept], 5.0)
+    np.testing.assert_allclose(model.score_indices(np.arange(x.shape[0])), expected, atol=1e-5)
+    none_kept = tr.EASERecommender(min_item_positives=int(counts.max()) + 1).fit(matrix)
+    assert none_kept.weights_.shape == (0, 0)
+    assert not none_kept.score_indices(np.arange(5)).any()
+    assert not none_kept.score_histories(np.zeros(2, np.int64), np.array([0, 1]), 1).any()
+
+
+def test_the_memory_check_counts_the_kept_items_only(matrix):
+    counts = np.asarray(matrix.sum(axis=0)).ravel()
+    least = int(np.median(counts[counts > 0]))
+    n_kept = int(np.count_nonzero(counts >= least))
+    peak = ease_module.ease_peak_bytes(n_kept, matrix.nnz, matrix.shape[0])
+    ease_module.check_ease_fits("EASE", matrix, peak, min_item_positives=least)
+    with pytest.raises(DataError, match=f"cannot fit {n_kept} items"):
+        ease_module.check_ease_fits("EASE", matrix, peak - 1, min_item_positives=least)
 
 
 def test_ease_refuses_a_catalogue_that_does_not_fit_in_memory(matrix):
@@ -241,6 +270,8 @@ def test_similar_items_are_the_cosine_of_rows_of_w(matrix):
         (tr.EASERecommender(l2=True), "l2 must be a finite number"),
         (tr.EASERecommender(max_memory_bytes=0), "max_memory_bytes must be a positive integer"),
         (tr.EASERecommender(user_weight_exponent=-0.5), "user_weight_exponent must be >= 0"),
+        (tr.EASERecommender(min_item_positives=0), "min_item_positives must be a positive"),
+        (tr.EASERecommender(min_item_positives=2.5), "min_item_positives must be a positive"),
         (tr.RP3BetaRecommender(alpha=0.0), "alpha must be > 0"),
         (tr.RP3BetaRecommender(beta=-0.1), "beta must be >= 0"),
         (tr.RP3BetaRecommender(top_k=0), "top_k must be a positive integer"),
@@ -260,6 +291,7 @@ def test_constructors_only_store_parameters():
         "l2": 500.0,
         "max_memory_bytes": None,
         "user_weight_exponent": 0.0,
+        "min_item_positives": 1,
     }
     with pytest.raises(DataError):
         tr.EASERecommender().fit(np.ones((3, 3)))

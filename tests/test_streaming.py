@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -124,6 +125,12 @@ def test_peak_rss_is_reported_and_grows_with_allocations():
     size = max(before - resident, 0) + above
     if size > 2**30:
         pytest.skip("the peak so far is far above the current use; passing it costs too much")
-    block = np.ones(size // 8)  # written, so that every page is resident
-    assert block.sum() > 0
-    assert peak_rss_bytes() - before >= 0.75 * above
+    # Fresh pages from the kernel, written so that every one is resident: memory this
+    # process freed earlier and its allocator kept (``reuse_freed_memory``, which the
+    # training command's tests set) would not raise the resident size.
+    with mmap.mmap(-1, size) as block:
+        pages = np.frombuffer(block, dtype=np.uint8)
+        pages[:: mmap.PAGESIZE] = 1
+        assert int(pages[:: mmap.PAGESIZE].sum()) == -(-size // mmap.PAGESIZE)
+        assert peak_rss_bytes() - before >= 0.75 * above
+        del pages  # the map cannot close while an array views it

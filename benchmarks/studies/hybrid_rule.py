@@ -1,6 +1,6 @@
 """HybridRecommender's rule, on validation splits of the training positives only (never
 test): the floor on EASE's standardised scores, the factor model's epochs, and the
-catalogue the ``l2`` search runs on.
+catalogue and users the ``l2`` search runs on.
 
 * **floor** (``item_item_floor``): None blends ``z(EASE)`` as it is; 0 and 1 raise it to at
   least that value, so EASE reorders only the items it scores above the user's mean (or one
@@ -9,8 +9,10 @@ catalogue the ``l2`` search runs on.
   30 % less training.
 * **the l2 search** (``tripletrec.models.ease_l2.chosen_l2``): on the whole catalogue, and,
   where the catalogue is larger, on the :data:`~tripletrec.models.ease_l2.L2_SEARCH_ITEMS`
-  most popular items; the value each chooses and its wall time (EASE's users weighted as
-  the hybrid's are).
+  most popular items, judged on every held-out user and, where there are more, on a
+  sample of :data:`~tripletrec.models.ease_l2.L2_SEARCH_USERS`; the value each chooses
+  and its wall time (EASE as the hybrid fits it: users weighted, items with fewer than
+  ``EASE_MIN_ITEM_POSITIVES`` positives left out).
 
 Every hybrid row is ``tripletrec.HybridRecommender`` itself (its ``l2`` chosen by its own
 inner split of the fit part), fitted with seed 0 and scored with full-ranking AUC and
@@ -36,7 +38,13 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec.models.ease_l2 import L2_GRID, L2_SEARCH_ITEMS, chosen_l2  # noqa: E402
+from tripletrec.models.ease_l2 import (  # noqa: E402
+    L2_GRID,
+    L2_SEARCH_ITEMS,
+    L2_SEARCH_USERS,
+    chosen_l2,
+)
+from tripletrec.models.hybrid import EASE_MIN_ITEM_POSITIVES  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _study import run_validation_study  # noqa: E402
@@ -52,15 +60,28 @@ def study(dataset: str, fit_part: tr.Interactions, validation: tr.Interactions) 
     """Rows of two kinds: ``"search"`` (the l2 search per catalogue) and ``"model"``."""
     rows = []
     seen = fit_part.to_csr()
-    capped = [L2_SEARCH_ITEMS] if seen.shape[1] > L2_SEARCH_ITEMS else []
-    for max_items in [None, *capped]:
+    searches: list[tuple[int | None, int | None]] = [(None, None)]
+    if seen.shape[1] > L2_SEARCH_ITEMS:
+        searches.append((L2_SEARCH_ITEMS, None))
+    if seen.shape[0] > L2_SEARCH_USERS:
+        searches.append((searches[-1][0], L2_SEARCH_USERS))
+    for max_items, max_users in searches:
         start = time.perf_counter()
-        l2, scores = chosen_l2(seen, 0, max_items=max_items, user_weight_exponent=EXPONENT)
+        l2, scores = chosen_l2(
+            seen,
+            0,
+            max_items=max_items,
+            user_weight_exponent=EXPONENT,
+            max_users=max_users,
+            min_item_positives=EASE_MIN_ITEM_POSITIVES,
+        )
         seconds = time.perf_counter() - start
         items = seen.shape[1] if max_items is None else max_items
-        rows.append({"kind": "search", "dataset": dataset, "items": items, "l2": l2,
-                     "inner_ndcg@10": scores, "seconds": seconds})  # fmt: skip
-        print(f"  l2 search on {items:,} items: {l2:g} in {seconds:.1f} s", flush=True)
+        users = "all" if max_users is None else f"{max_users:,}"
+        rows.append({"kind": "search", "dataset": dataset, "items": items, "users": users,
+                     "l2": l2, "inner_ndcg@10": scores, "seconds": seconds})  # fmt: skip
+        print(f"  l2 search on {items:,} items, {users} users: {l2:g} in {seconds:.1f} s",
+              flush=True)  # fmt: skip
 
     def measure(name: str, settings: dict, make: type, **params) -> None:
         start = time.perf_counter()
@@ -100,13 +121,13 @@ def markdown(rows: list[dict], environment: dict) -> str:
         f"Inner NDCG@10 per `l2` of {', '.join(f'{v:g}' for v in L2_GRID)} (EASE on 80 % of "
         "the fit part, judged on the other 20 %).",
         "",
-        "| data | searched items | inner NDCG@10 per l2 | chosen l2 | seconds |",
-        "|---|---|---|---|---|",
+        "| data | searched items | judged users | inner NDCG@10 per l2 | chosen l2 | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["kind"] == "search"):
         scores = ", ".join(f"{score:.4f}" for score in row["inner_ndcg@10"])
-        lines.append(f"| {row['dataset']} | {row['items']:,} | {scores} | {row['l2']:g} | "
-                     f"{row['seconds']:.2f} |")  # fmt: skip
+        lines.append(f"| {row['dataset']} | {row['items']:,} | {row.get('users', 'all')} | "
+                     f"{scores} | {row['l2']:g} | {row['seconds']:.2f} |")  # fmt: skip
     lines += [
         "",
         "## Floor and factor epochs",

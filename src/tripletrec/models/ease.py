@@ -6,6 +6,10 @@ matrix ``B`` that best reconstructs the interaction matrix from itself,
 itself). The solution is closed-form: with ``P = (X'X + l2 I)^-1``,
 ``B[i, j] = -P[i, j] / P[j, j]`` off the diagonal. A user's scores are ``x_u @ B``.
 
+The ridge shrinks the weights of an item with few positives towards zero in both
+directions (what it predicts and what predicts it): ``min_item_positives`` leaves such
+items out of the inverse altogether, which costs the cube of the items kept.
+
 Weighting each user's reconstruction error by ``w_u`` (``min sum_u w_u ||x_u - x_u B||^2
 + l2 ||B||^2``) keeps the closed form with ``X' W X`` in place of ``X'X``; with ``w_u`` a
 power of the user's number of positives (``user_weight_exponent``), users with long
@@ -84,11 +88,18 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         validation splits of all three bundled data sets and is what
         :class:`~tripletrec.models.hybrid.HybridRecommender` uses
         (``benchmarks/studies/item_item_weighting.py``).
+    min_item_positives : int, default 1
+        Items with fewer training positives than this get zero rows and columns in ``B``,
+        as items with none do, and stay out of the inverse (>= 1). With ``l2`` in the
+        tens or more, a handful of co-occurrences barely moves an item's weights from
+        zero, while the inverse costs the cube of the items it holds
+        (:data:`~tripletrec.models.hybrid.EASE_MIN_ITEM_POSITIVES` says what the default
+        recommender uses, and why).
 
     Attributes
     ----------
     active_items_ : numpy.ndarray of int64
-        Indices of the items with at least one training positive.
+        Indices of the items with at least ``min_item_positives`` training positives.
     weights_ : numpy.ndarray of float32, shape (n_active, n_active)
         ``B`` on the active items: ``weights_[a, b]`` is what liking active item ``a``
         adds to the score of active item ``b``. Zero diagonal.
@@ -109,10 +120,12 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         l2: float = 500.0,
         max_memory_bytes: int | None = None,
         user_weight_exponent: float = 0.0,
+        min_item_positives: int = 1,
     ) -> None:
         self.l2 = l2
         self.max_memory_bytes = max_memory_bytes
         self.user_weight_exponent = user_weight_exponent
+        self.min_item_positives = min_item_positives
 
     def fit(self, data: Interactions | sp.spmatrix) -> EASERecommender:
         """Solve for ``B`` on the training positives of ``data``.
@@ -130,7 +143,8 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         ------
         ParameterError
             If ``l2`` is not a positive finite number, ``max_memory_bytes`` not a
-            positive integer or ``user_weight_exponent`` not a finite number >= 0.
+            positive integer, ``user_weight_exponent`` not a finite number >= 0 or
+            ``min_item_positives`` not a positive integer.
         DataError
             If the catalogue's items x items matrices would not fit in memory, or it has
             more active items than the linked LAPACK factorises without crashing.
@@ -140,11 +154,15 @@ class EASERecommender(ItemItemMixin, RecommenderBase):
         if limit is not None:
             limit = positive_int("max_memory_bytes", limit)
         exponent = finite_number("user_weight_exponent", self.user_weight_exponent, low=0.0)
-        return self._fit_weights(data, lambda x: _ease_weights(x, l2, limit, exponent))
+        least = positive_int("min_item_positives", self.min_item_positives)
+        return self._fit_weights(data, lambda x: _ease_weights(x, l2, limit, exponent), least)
 
 
 def ease_for_each_l2(
-    data: Interactions | sp.spmatrix, l2_values: Iterable[float], user_weight_exponent: float
+    data: Interactions | sp.spmatrix,
+    l2_values: Iterable[float],
+    user_weight_exponent: float,
+    min_item_positives: int = 1,
 ) -> Iterator[EASERecommender]:
     """EASE fitted on ``data`` for each of ``l2_values`` in turn, every fit from one Gram
     matrix: what a search over ``l2`` needs (the Gram matrix is most of a small fit's
@@ -162,8 +180,10 @@ def ease_for_each_l2(
         return weights_from_gram(gram.copy(), l2)
 
     for l2 in l2_values:
-        model = EASERecommender(l2=l2, user_weight_exponent=user_weight_exponent)
-        yield model._fit_weights(data, lambda x, l2=l2: weights_of(x, l2))
+        model = EASERecommender(
+            l2=l2, user_weight_exponent=user_weight_exponent, min_item_positives=min_item_positives
+        )
+        yield model._fit_weights(data, lambda x, l2=l2: weights_of(x, l2), min_item_positives)
 
 
 def user_weighted(x: sp.csr_matrix, exponent: float) -> sp.csr_matrix:
@@ -193,9 +213,15 @@ def ease_peak_bytes(n_items: int, n_positives: int, n_users: int) -> int:
     return BYTES_PER_ITEM_PAIR * n_items * n_items + transients
 
 
-def check_ease_fits(model: str, seen: sp.spmatrix, max_memory_bytes: int | None = None) -> None:
+def check_ease_fits(
+    model: str,
+    seen: sp.spmatrix,
+    max_memory_bytes: int | None = None,
+    min_item_positives: int = 1,
+) -> None:
     """Refuse, in well under a second and before any large allocation, an EASE fit on the
-    positives ``seen`` (users x items) that would exhaust memory or crash the LAPACK.
+    positives ``seen`` (users x items; items with at least ``min_item_positives`` of them
+    enter the inverse) that would exhaust memory or crash the LAPACK.
 
     Raises
     ------
@@ -204,7 +230,8 @@ def check_ease_fits(model: str, seen: sp.spmatrix, max_memory_bytes: int | None 
         what to use instead (:func:`~tripletrec.models.dense_limits.check_dense_fit`).
     """
     seen = sp.csr_matrix(seen)
-    n_active = int(np.count_nonzero(np.bincount(seen.indices, minlength=seen.shape[1])))
+    counts = np.bincount(seen.indices, minlength=seen.shape[1])
+    n_active = int(np.count_nonzero(counts >= max(min_item_positives, 1)))
     needed = ease_peak_bytes(n_active, seen.nnz, seen.shape[0])
     check_dense_fit(model, n_active, needed, max_memory_bytes, factorises=np.float32)
 
@@ -224,6 +251,8 @@ def _ease_weights(
 def weights_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
     """EASE's ``B`` from the Gram matrix ``X' W X`` (float32, overwritten: ``B`` takes its
     memory). Several ``l2`` on one Gram matrix each take a copy of it."""
+    if not len(gram):  # no item kept: nothing to invert
+        return gram
     gram[np.diag_indices(len(gram))] += np.float32(l2)
     precision = _spd_inverse(gram)
     diagonal = np.diag(precision).copy()

@@ -1,6 +1,7 @@
 """The choice of EASE's ``l2`` for :class:`~tripletrec.models.hybrid.HybridRecommender`
 (``l2="auto"``): EASE fitted for each value of a grid on an inner split of the training
-positives, over the most popular items, judged by NDCG@10 on the held-out part."""
+positives, over the most popular items, judged by NDCG@10 on the held-out part of a
+sample of users."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ INNER_K = 10
 #: The ``l2`` search runs on this many of the most popular items: its inverses cost the
 #: cube of the catalogue, and the popular items carry most positives and decide the choice.
 L2_SEARCH_ITEMS = 1000
+#: The held-out part is judged on a random sample of this many of its users (all of them
+#: if fewer): scoring and ranking every user was most of the search's time, and grows
+#: with the users while the choice does not need them all.
+L2_SEARCH_USERS = 2000
 
 
 def chosen_l2(
@@ -27,6 +32,8 @@ def chosen_l2(
     grid: tuple[float, ...] = L2_GRID,
     max_items: int | None = L2_SEARCH_ITEMS,
     user_weight_exponent: float = 0.0,
+    max_users: int | None = L2_SEARCH_USERS,
+    min_item_positives: int = 1,
 ) -> tuple[float, list[float]]:
     """The value of ``grid`` whose EASE, fitted on an inner split of ``seen``, has the best
     NDCG@10 on the held-out part (ties to the first), and the NDCG@10 of each value.
@@ -36,14 +43,19 @@ def chosen_l2(
     seen : scipy.sparse.csr_matrix
         Training positives, users x items.
     random_state : int or None
-        Seed of the inner split (:data:`INNER_FRACTION` of the positives held out).
+        Seed of the inner split (:data:`INNER_FRACTION` of the positives held out) and of
+        the users judged.
     grid : tuple of float
         Candidate ``l2`` values.
     max_items : int or None
         Search on the ``max_items`` most popular items only (ties to the lower index);
         None searches the whole catalogue.
-    user_weight_exponent : float
-        That of the EASE models searched (:class:`~tripletrec.models.ease.EASERecommender`).
+    max_users : int or None
+        Judge each value on a random sample of this many users with a held-out positive
+        (the same sample for every value); None judges them all.
+    user_weight_exponent, min_item_positives
+        Those of the EASE models searched
+        (:class:`~tripletrec.models.ease.EASERecommender`).
     """
     if max_items is not None and max_items < seen.shape[1]:
         popularity = np.diff(seen.tocsc().indptr)
@@ -51,9 +63,12 @@ def chosen_l2(
         seen = seen[:, popular].tocsr()
     inner_fit, held_out = inner_split(seen, INNER_FRACTION, random_state)
     metric = f"ndcg@{INNER_K}"
+    users_seed = 0 if random_state is None else random_state  # one sample for every value
     scores = [
-        evaluate(model, inner_fit, held_out, [metric])[metric]
-        for model in ease_for_each_l2(inner_fit, grid, user_weight_exponent)
+        evaluate(
+            model, inner_fit, held_out, [metric], max_users=max_users, random_state=users_seed
+        )[metric]
+        for model in ease_for_each_l2(inner_fit, grid, user_weight_exponent, min_item_positives)
     ]
     return grid[int(np.argmax(scores))], scores
 

@@ -82,6 +82,13 @@ FACTOR_DEFAULTS_BESIDE_EASE: Mapping[str, Any] = {"l2": 3.5e-5}
 #: filter's fit grows with the positives and items x 256. A fixed count, not the memory
 #: found at run time, so that the same data gives the same model on every machine.
 EASE_MAX_ITEMS = 10_000
+#: EASE here leaves out of its inverse the items with fewer training positives than this
+#: (:class:`~tripletrec.models.ease.EASERecommender`'s ``min_item_positives``): under the
+#: ridge ``l2`` chooses, so few co-occurrences barely move an item's weights from zero,
+#: while the inverse costs the cube of the items it holds. Chosen on validation splits
+#: (``benchmarks/studies/ease_min_positives.py``): it ranks as keeping every item on all
+#: three data sets, with about half of anime-5k's active items in the inverse.
+EASE_MIN_ITEM_POSITIVES = 5
 #: The item-item parts ``item_item`` names.
 ItemItemKind = Literal["auto", "ease", "graph_filter"]
 ITEM_ITEM_KINDS: tuple[str, ...] = ("auto", "ease", "graph_filter")
@@ -102,7 +109,8 @@ class HybridRecommender(CompositeRecommender):
         EASE's ridge penalty. ``"auto"`` fits EASE for each value of
         :data:`~tripletrec.models.ease_l2.L2_GRID` on 80 % of the training positives of the
         :data:`~tripletrec.models.ease_l2.L2_SEARCH_ITEMS` most popular items and keeps
-        the one with the best NDCG@10 on the other 20 % (EASE alone: the factor
+        the one with the best NDCG@10 on the other 20 %, judged on at most
+        :data:`~tripletrec.models.ease_l2.L2_SEARCH_USERS` users (EASE alone: the factor
         model is fitted once, on everything).
     item_item_floor : float or None, default 0.0
         EASE's standardised scores are raised to at least this value before the blend, so
@@ -205,7 +213,11 @@ class HybridRecommender(CompositeRecommender):
         return model
 
     def _item_item_model(self, l2: float) -> EASERecommender:
-        return EASERecommender(l2=l2, user_weight_exponent=self.user_weight_exponent)
+        return EASERecommender(
+            l2=l2,
+            user_weight_exponent=self.user_weight_exponent,
+            min_item_positives=EASE_MIN_ITEM_POSITIVES,
+        )
 
     def _item_item_kind(self, n_items: int) -> str:
         """``item_item`` with ``"auto"`` resolved for a catalogue of ``n_items`` items."""
@@ -283,14 +295,23 @@ class HybridRecommender(CompositeRecommender):
             try:
                 # Before the l2 search and the factor model's minutes of training: a
                 # catalogue EASE cannot fit is refused in well under a second.
-                check_ease_fits(f"{type(self).__name__} (its EASE part)", seen)
+                check_ease_fits(
+                    f"{type(self).__name__} (its EASE part)",
+                    seen,
+                    min_item_positives=EASE_MIN_ITEM_POSITIVES,
+                )
             except DataError:
                 self.__dict__.pop("seen_", None)  # refused: unfitted, not half-fitted
                 raise
             l2 = (
                 float(self.l2)
                 if self.l2 != "auto"
-                else chosen_l2(seen, self.random_state, user_weight_exponent=exponent)[0]
+                else chosen_l2(
+                    seen,
+                    self.random_state,
+                    user_weight_exponent=exponent,
+                    min_item_positives=EASE_MIN_ITEM_POSITIVES,
+                )[0]
             )
             item_item: RecommenderBase = self._item_item_model(l2).fit(data)
         else:
@@ -380,7 +401,8 @@ class HybridRecommender(CompositeRecommender):
     def _load_model_state(self, state: dict[str, np.ndarray], fit_summary: dict) -> None:
         if PARTS_KEY not in fit_summary:  # saved before parts were named by class
             parts = {"factor": self._factor_model(), "item_item": self._item_item_model(0.0)}
-            parts["item_item"].set_params(l2=float(fit_summary["l2"]))
+            # Such files predate min_item_positives: their EASE kept every active item.
+            parts["item_item"].set_params(l2=float(fit_summary["l2"]), min_item_positives=1)
             fit_summary = {
                 **fit_summary,
                 PARTS_KEY: {

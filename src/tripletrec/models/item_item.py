@@ -6,7 +6,8 @@ how much liking ``i`` adds to the score of ``j``. A new user's history is such a
 so these models score histories exactly as they score trained users, with no fold-in.
 
 Items with no training positive have zero rows and columns in ``W`` (nothing links them
-to anything), so only the *active* items are stored: ``weights_`` is ``W`` restricted to
+to anything), and so, in EASE with ``min_item_positives``, do items with fewer positives
+than that; only the *active* items are stored: ``weights_`` is ``W`` restricted to
 ``active_items_``; the other items score 0.
 """
 
@@ -49,10 +50,10 @@ class ItemItemMixin:
 
     # ------------------------------------------------------------------ fitting helpers
     @staticmethod
-    def _active_columns(seen: sp.csr_matrix) -> np.ndarray:
-        """Indices of the columns of ``seen`` with at least one entry."""
+    def _active_columns(seen: sp.csr_matrix, min_positives: int = 1) -> np.ndarray:
+        """Indices of the columns of ``seen`` with at least ``min_positives`` entries."""
         counts = np.bincount(seen.indices, minlength=seen.shape[1])
-        return np.flatnonzero(counts).astype(np.int64)
+        return np.flatnonzero(counts >= max(min_positives, 1)).astype(np.int64)
 
     def _forget_fit(self) -> None:
         """Drop fitted state, so that a fit refused half-way leaves an unfitted model."""
@@ -63,13 +64,15 @@ class ItemItemMixin:
         self,
         data: Interactions | sp.spmatrix,
         weights_of: Callable[[sp.csr_matrix], np.ndarray | sp.csr_matrix],
+        min_positives: int = 1,
     ) -> Any:
         """The fit every item-item model shares: record the training data, restrict it to
-        the active items, compute ``W`` with ``weights_of(x)`` (``x`` the float64 binary
-        matrix of the active items), and time it. A refused fit leaves the model unfitted."""
+        the active items (those with at least ``min_positives`` positives), compute ``W``
+        with ``weights_of(x)`` (``x`` the float64 binary matrix of the active items), and
+        time it. A refused fit leaves the model unfitted."""
         start = time.perf_counter()
         seen = self._set_training_data(data)
-        active = self._active_columns(seen)
+        active = self._active_columns(seen, min_positives)
         x = seen if len(active) == seen.shape[1] else seen[:, active]
         try:
             weights = weights_of(sp.csr_matrix(x, dtype=np.float64))
