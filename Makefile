@@ -47,7 +47,7 @@ bench: venv
 # for reference when `make bench` has installed them.
 STUDIES := default_choices user_batches hybrid_validation hybrid_weight hybrid_rule \
 	history_aware user_history hybrid_data_size item_item_weighting ease_min_positives \
-	ease_precision
+	ease_precision factor_cost
 studies: venv
 	set -e; for study in $(STUDIES); do $(PY) benchmarks/studies/$$study.py; done
 
