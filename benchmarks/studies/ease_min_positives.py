@@ -27,6 +27,7 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -92,7 +93,7 @@ def markdown(rows: list[dict], environment: dict) -> str:
             ]
             if not group:
                 continue
-            seconds = sorted(r["seconds"] for r in group)[len(group) // 2]
+            seconds = statistics.median(r["seconds"] for r in group)
             l2_values = sorted({r["l2"] for r in group})
             lines.append(
                 f"| {dataset} | {least} | {group[0]['kept_items']:,} | "

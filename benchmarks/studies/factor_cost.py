@@ -26,6 +26,7 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -86,7 +87,7 @@ def markdown(rows: list[dict], environment: dict) -> str:
             group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
             if not group:
                 continue
-            seconds = sorted(r["seconds"] for r in group)[len(group) // 2]
+            seconds = statistics.median(r["seconds"] for r in group)
             lines.append(
                 f"| {dataset} | {variant} | {mean_std_of([r['auc'] for r in group])} | "
                 f"{mean_std_of([r['ndcg@10'] for r in group])} | {seconds:.2f} |"
