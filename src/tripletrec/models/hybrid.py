@@ -16,7 +16,9 @@ is chosen on an inner split of the training positives, over the most popular ite
 (:func:`~tripletrec.models.ease_l2.chosen_l2`), and EASE weighs each user's positives by
 one over the square root of the user's number of positives, so that long histories do not
 dominate the co-occurrences (``user_weight_exponent``;
-``benchmarks/studies/item_item_weighting.py`` chose it).
+``benchmarks/studies/item_item_weighting.py`` chose it); items with fewer than
+:data:`EASE_MIN_ITEM_POSITIVES` positives stay out of EASE's inverse, ranked by the factor
+model (``benchmarks/studies/ease_min_positives.py``).
 ``benchmarks/studies/hybrid_validation.py`` chose the weight and
 ``benchmarks/studies/hybrid_rule.py`` the floor, the factor model's epochs and the search's
 catalogue, all on validation splits of the training positives of three data sets;
