@@ -9,6 +9,7 @@ fits on the rest and scores on the part held out.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ import tripletrec as tr
 from tripletrec.models.base import RecommenderBase
 
 from _protocol import THREADS, VALIDATION_FRACTION, load
-from _results import RESULTS, run_environment, write_results
+from _results import RESULTS, mean_std_of, run_environment, write_results
 
 #: The data sets a study runs on unless ``--datasets`` says otherwise.
 DATASETS = "anime-tv,movielens-100k,anime-5k"
@@ -60,6 +61,26 @@ def validation_row(
     )  # fmt: skip
     print(f"  {shown}: " + ", ".join(f"{m} {scores[m]:.4f}" for m in metrics), flush=True)
     return row
+
+
+def seeds_header(title: str, environment: dict, n_seeds: int) -> list[str]:
+    """The opening lines of a study's markdown over model seeds: its title, and the
+    command, date, machine, seeds and wall time of the run."""
+    return [
+        f"# {title}",
+        "",
+        f"`{environment['command'].strip()}` — {environment['date']}, "
+        f"{environment['machine']}; {n_seeds} model seed(s), mean +- std; "
+        f"wall time {environment['wall_seconds']:.0f} s.",
+        "",
+    ]
+
+
+def seeds_cells(group: list[dict], metrics: tuple[str, ...]) -> list[str]:
+    """The table cells of one setting's rows over seeds: each metric as mean +- std, then
+    the median of their ``seconds``."""
+    cells = [mean_std_of([row[metric] for row in group]) for metric in metrics]
+    return [*cells, f"{statistics.median(row['seconds'] for row in group):.2f}"]
 
 
 def run_validation_study(

@@ -27,7 +27,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -36,8 +35,12 @@ import tripletrec as tr  # noqa: E402
 from tripletrec.models import hybrid  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
-from _results import mean_std_of  # noqa: E402
-from _study import run_validation_study, validation_row  # noqa: E402
+from _study import (  # noqa: E402
+    run_validation_study,
+    seeds_cells,
+    seeds_header,
+    validation_row,
+)
 
 METRICS = ("auc", "ndcg@10")
 THRESHOLDS = (1, 3, 5, 8, 13)
@@ -69,13 +72,9 @@ def study(
 
 def markdown(rows: list[dict], environment: dict) -> str:
     n_seeds = len({r["seed"] for r in rows})
+    title = "The EASE part's least positives per item, on validation splits"
     lines = [
-        "# The EASE part's least positives per item, on validation splits",
-        "",
-        f"`{environment['command'].strip()}` — {environment['date']}, "
-        f"{environment['machine']}; {n_seeds} model seed(s), mean +- std; "
-        f"wall time {environment['wall_seconds']:.0f} s.",
-        "",
+        *seeds_header(title, environment, n_seeds),
         "Validation positives: 20 % of each data set's *training* positives (the test rows "
         "of compare.py are never read). `tripletrec.Recommender(random_state=seed)` with its "
         "EASE part fitted on the items with at least *m* training positives "
@@ -93,15 +92,9 @@ def markdown(rows: list[dict], environment: dict) -> str:
             ]
             if not group:
                 continue
-            seconds = statistics.median(r["seconds"] for r in group)
-            l2_values = sorted({r["l2"] for r in group})
-            lines.append(
-                f"| {dataset} | {least} | {group[0]['kept_items']:,} | "
-                f"{', '.join(f'{v:g}' for v in l2_values)} | "
-                f"{mean_std_of([r['auc'] for r in group])} | "
-                f"{mean_std_of([r['ndcg@10'] for r in group])} | "
-                f"{seconds:.2f} |"
-            )
+            l2_values = ", ".join(f"{v:g}" for v in sorted({r["l2"] for r in group}))
+            cells = [dataset, str(least), f"{group[0]['kept_items']:,}", l2_values]
+            lines.append("| " + " | ".join(cells + seeds_cells(group, METRICS)) + " |")
     return "\n".join(lines) + "\n"
 
 

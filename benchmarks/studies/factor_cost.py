@@ -26,7 +26,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -34,8 +33,12 @@ from pathlib import Path  # noqa: E402
 import tripletrec as tr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
-from _results import mean_std_of  # noqa: E402
-from _study import run_validation_study, validation_row  # noqa: E402
+from _study import (  # noqa: E402
+    run_validation_study,
+    seeds_cells,
+    seeds_header,
+    validation_row,
+)
 
 METRICS = ("auc", "ndcg@10")
 #: Each variant's factor settings over the default's (an empty mapping: the default).
@@ -66,13 +69,9 @@ def study(
 
 def markdown(rows: list[dict], environment: dict) -> str:
     n_seeds = len({r["seed"] for r in rows})
+    title = "Cheaper settings for the default's factor model, on validation splits"
     lines = [
-        "# Cheaper settings for the default's factor model, on validation splits",
-        "",
-        f"`{environment['command'].strip()}` — {environment['date']}, "
-        f"{environment['machine']}; {n_seeds} model seed(s), mean +- std; "
-        f"wall time {environment['wall_seconds']:.0f} s.",
-        "",
+        *seeds_header(title, environment, n_seeds),
         "Validation positives: 20 % of each data set's *training* positives (the test rows "
         "of compare.py are never read). `tripletrec.Recommender(random_state=seed, "
         "factor=...)`; the default's factor model trains 7 epochs of per-user batches of "
@@ -87,11 +86,7 @@ def markdown(rows: list[dict], environment: dict) -> str:
             group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
             if not group:
                 continue
-            seconds = statistics.median(r["seconds"] for r in group)
-            lines.append(
-                f"| {dataset} | {variant} | {mean_std_of([r['auc'] for r in group])} | "
-                f"{mean_std_of([r['ndcg@10'] for r in group])} | {seconds:.2f} |"
-            )
+            lines.append("| " + " | ".join([dataset, variant, *seeds_cells(group, METRICS)]) + " |")
     return "\n".join(lines) + "\n"
 
 

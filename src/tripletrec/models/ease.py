@@ -230,8 +230,7 @@ def check_ease_fits(
         what to use instead (:func:`~tripletrec.models.dense_limits.check_dense_fit`).
     """
     seen = sp.csr_matrix(seen)
-    counts = np.bincount(seen.indices, minlength=seen.shape[1])
-    n_active = int(np.count_nonzero(counts >= max(min_item_positives, 1)))
+    n_active = len(ItemItemMixin._active_columns(seen, min_item_positives))
     needed = ease_peak_bytes(n_active, seen.nnz, seen.shape[0])
     check_dense_fit(model, n_active, needed, max_memory_bytes, factorises=np.float32)
 
