@@ -21,7 +21,7 @@ import torch
 import tripletrec as tr
 from tripletrec.models.base import RecommenderBase
 
-from _protocol import THREADS, VALIDATION_FRACTION, load
+from _protocol import SHARED_DATA, THREADS, VALIDATION_FRACTION, load
 from _results import RESULTS, mean_std_of, run_environment, write_results
 
 #: The data sets a study runs on unless ``--datasets`` says otherwise.
@@ -112,4 +112,39 @@ def run_validation_study(
     n_seeds = 1 if seeds is None else args.seeds
     given = argv if argv is not None else sys.argv[1:]
     write_results(Path(args.out), rows, run_environment(script, given, n_seeds, started),
+                  markdown)  # fmt: skip
+
+
+def run_study_with_gowalla(
+    script: str,
+    description: str,
+    small_set_rows: Callable[[str, tr.Interactions, tr.Interactions, int], list[dict]],
+    gowalla_rows: Callable[[Path], list[dict]],
+    markdown: Callable[[list[dict], dict], str],
+    argv: list[str] | None = None,
+) -> None:
+    """The command line of the study in ``script`` on the small sets' validation parts and
+    on Gowalla: ``--datasets`` (empty: none), ``--seeds`` (3), ``--gowalla`` (the split's
+    folder, or ``none``) and ``--out``. Calls ``small_set_rows(name, fit part, validation
+    part, seeds)`` per small set present and ``gowalla_rows(folder)`` where the folder
+    holds ``train.txt``, and writes the rows and ``markdown(rows, environment)``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--datasets", default=DATASETS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--gowalla", default=str(SHARED_DATA / "gowalla"))
+    parser.add_argument("--out", default=str(RESULTS / Path(script).stem))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    rows: list[dict] = []
+    if args.datasets:
+        for name, fit_part, validation in validation_parts(args.datasets):
+            rows += small_set_rows(name, fit_part, validation, args.seeds)
+    if args.gowalla.lower() != "none":
+        if (Path(args.gowalla) / "train.txt").is_file():
+            rows += gowalla_rows(Path(args.gowalla))
+        else:
+            print(f"{args.gowalla} has no train.txt: skipping gowalla", file=sys.stderr)
+    given = argv if argv is not None else sys.argv[1:]
+    write_results(Path(args.out), rows, run_environment(script, given, args.seeds, started),
                   markdown)  # fmt: skip

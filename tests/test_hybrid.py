@@ -20,8 +20,10 @@ from tripletrec.models import ease_l2, hybrid
 from tripletrec.models.ease_l2 import L2_GRID, chosen_l2
 from tripletrec.models.hybrid import (
     EASE_MIN_ITEM_POSITIVES,
+    FACTOR_DECAY_MIN_DENSITY,
     FACTOR_DEFAULTS,
     FACTOR_DEFAULTS_BESIDE_EASE,
+    positives_density,
     standardised,
 )
 from tripletrec.persistence import MODEL_FILE, load_model
@@ -106,6 +108,20 @@ def test_the_factor_model_defaults_here_unless_given():
     beside_ease = HybridRecommender()._factor_model("ease").get_params()
     assert beside_ease == {**rest, **FACTOR_DEFAULTS_BESIDE_EASE}
     assert HybridRecommender(factor={"l2": 0.0})._factor_model("ease").l2 == 0.0
+
+
+def test_the_weight_decay_beside_ease_needs_dense_data(data):
+    decay = FACTOR_DEFAULTS_BESIDE_EASE["l2"]
+    assert positives_density(data) >= FACTOR_DECAY_MIN_DENSITY
+    assert HybridRecommender()._factor_model("ease", data).l2 == decay
+    # Users and items without a positive do not count: 2 x 2 filled in a 3 x 1,000 matrix.
+    corner = np.pad(np.ones((2, 2), np.float32), ((0, 1), (0, 998)))
+    assert positives_density(sp.csr_matrix(corner)) == 1.0
+    sparse = sp.random(400, 5_000, density=0.002, format="csr", random_state=0, dtype=np.float32)
+    assert positives_density(sparse) < FACTOR_DECAY_MIN_DENSITY
+    assert HybridRecommender()._factor_model("ease", sparse).l2 == 0.0
+    assert HybridRecommender(factor={"l2": 1e-4})._factor_model("ease", sparse).l2 == 1e-4
+    assert positives_density(sp.csr_matrix((3, 4), dtype=np.float32)) == 0.0
 
 
 @pytest.mark.parametrize(("weight", "alone"), [(0.0, "factor"), (1.0, "ease")])

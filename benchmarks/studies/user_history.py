@@ -25,20 +25,16 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
 from tripletrec.models.triplet._features import resolved_user_history  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
-from _protocol import SHARED_DATA, THREADS  # noqa: E402
-from _results import RESULTS, mean_std_of, run_environment, write_results  # noqa: E402
-from _study import DATASETS, validation_parts  # noqa: E402
+from _results import mean_std_of  # noqa: E402
+from _study import run_study_with_gowalla  # noqa: E402
 
 SMALL_METRICS = ("auc", "ndcg@10")
 GOWALLA_METRICS = ("recall@20", "ndcg@20")
@@ -107,31 +103,20 @@ def markdown(rows: list[dict], environment: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=DATASETS)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--gowalla", default=str(SHARED_DATA / "gowalla"))
-    parser.add_argument("--out", default=str(RESULTS / Path(__file__).stem))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
-    started = time.perf_counter()
-    rows: list[dict] = []
-    if args.datasets:
-        for name, fit_part, validation in validation_parts(args.datasets):
-            rows += fit_both(name, fit_part, validation, SMALL_METRICS, args.seeds)
-    if args.gowalla.lower() != "none":
-        if (Path(args.gowalla) / "train.txt").is_file():
-            from tripletrec.data.datasets.gowalla import load_gowalla
+def small_set_rows(
+    dataset: str, fit_part: tr.Interactions, validation: tr.Interactions, seeds: int
+) -> list[dict]:
+    return fit_both(dataset, fit_part, validation, SMALL_METRICS, seeds)
 
-            split = load_gowalla(args.gowalla)
-            rows += fit_both("gowalla", split.train, split.valid, GOWALLA_METRICS, 1)
-        else:
-            print(f"{args.gowalla} has no train.txt: skipping gowalla", file=sys.stderr)
-    given = argv if argv is not None else sys.argv[1:]
-    write_results(Path(args.out), rows, run_environment(__file__, given, args.seeds, started),
-                  markdown)  # fmt: skip
+
+def gowalla_rows(folder: Path) -> list[dict]:
+    from tripletrec.data.datasets.gowalla import load_gowalla
+
+    split = load_gowalla(folder)
+    return fit_both("gowalla", split.train, split.valid, GOWALLA_METRICS, 1)
 
 
 if __name__ == "__main__":
-    main()
+    run_study_with_gowalla(
+        __file__, __doc__.splitlines()[0], small_set_rows, gowalla_rows, markdown
+    )

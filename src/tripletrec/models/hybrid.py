@@ -69,12 +69,19 @@ FACTOR_DEFAULTS: Mapping[str, Any] = {"epochs": 7, "user_history": True, "batch_
 #: train per-user batches, bounded by that budget), where one epoch is already thousands of
 #: steps (``docs/scaling.md``, "The default end to end").
 FACTOR_STEP_BUDGET = 6000
-#: Beside EASE (catalogues up to :data:`EASE_MAX_ITEMS` items) the factor model keeps a
-#: small weight decay: without it the blend lost NDCG@10 on validation (anime-tv 0.2735 to
-#: 0.2709, MovieLens-100k 0.2243 to 0.2240, anime-5k equal). Beside the graph filter it
+#: Beside EASE (catalogues up to :data:`EASE_MAX_ITEMS` items) on dense data (see
+#: :data:`FACTOR_DECAY_MIN_DENSITY`) the factor model keeps a small weight decay: without
+#: it the blend lost AUC and NDCG@10 on validation (anime-tv, MovieLens-100k). Elsewhere it
 #: trains with none (TripletRecommender's default): on Gowalla's validation this decay
 #: collapsed it towards popularity (``docs/models.md``, "Weight decay and sparse catalogues").
 FACTOR_DEFAULTS_BESIDE_EASE: Mapping[str, Any] = {"l2": 3.5e-5}
+#: The share of the active users x items matrix (users and items with a positive) that the
+#: training positives must fill for :data:`FACTOR_DEFAULTS_BESIDE_EASE` to apply. On
+#: validation splits (``benchmarks/studies/decay_density.py``) the decay helped at 2.7 % and
+#: 5.7 % (MovieLens-100k, anime-tv), was neutral at 0.67 % (anime-5k) and cost Recall@20
+#: and NDCG@20 on Gowalla's cores of 2,714 to 8,180 items (0.31 % to 0.16 %), catalogues
+#: small enough for EASE but nearly as sparse as Gowalla.
+FACTOR_DECAY_MIN_DENSITY = 0.01
 #: ``item_item="auto"`` fits EASE on catalogues of at most this many items and the graph
 #: filter (:class:`~tripletrec.models.graph_filter.GraphFilterRecommender`) above. EASE
 #: ranks better on every catalogue it was measured on (up to 7,157 items:
@@ -134,8 +141,9 @@ class HybridRecommender(CompositeRecommender):
     factor : mapping, optional
         Hyper-parameters of the factor model, passed to
         :class:`~tripletrec.models.triplet.TripletRecommender` over
-        :data:`FACTOR_DEFAULTS` (TripletRecommender's defaults otherwise);
-        ``random_state`` is this estimator's.
+        :data:`FACTOR_DEFAULTS` and, beside EASE on data at least
+        :data:`FACTOR_DECAY_MIN_DENSITY` dense, :data:`FACTOR_DEFAULTS_BESIDE_EASE`
+        (TripletRecommender's defaults otherwise); ``random_state`` is this estimator's.
     random_state : int or None
         Seed of the factor model and of the inner split: the same seed on the same data
         gives the same model.
@@ -193,12 +201,15 @@ class HybridRecommender(CompositeRecommender):
     def _factor_model(
         self, item_item_kind: str = "ease", seen: sp.csr_matrix | None = None
     ) -> TripletRecommender:
-        """The factor model; on ``seen`` past the full softmax's budget (in-batch negatives,
-        which per-user batches cannot train), with shuffled positives."""
+        """The factor model: beside EASE on ``seen`` at least
+        :data:`FACTOR_DECAY_MIN_DENSITY` dense (or without ``seen``), with the weight decay
+        of :data:`FACTOR_DEFAULTS_BESIDE_EASE`; on ``seen`` past the full softmax's budget
+        (in-batch negatives, which per-user batches cannot train), with shuffled positives."""
         params = {} if self.factor is None else json_lists_to_tuples(dict(self.factor))
+        dense = seen is None or positives_density(seen) >= FACTOR_DECAY_MIN_DENSITY
         defaults = {
             **FACTOR_DEFAULTS,
-            **(FACTOR_DEFAULTS_BESIDE_EASE if item_item_kind == "ease" else {}),
+            **(FACTOR_DEFAULTS_BESIDE_EASE if item_item_kind == "ease" and dense else {}),
         }
         try:
             model = TripletRecommender(**{**defaults, **params, "random_state": self.random_state})
@@ -412,6 +423,14 @@ class HybridRecommender(CompositeRecommender):
                 },
             }
         super()._load_model_state(state, fit_summary)
+
+
+def positives_density(seen: sp.csr_matrix) -> float:
+    """The share of the active part of ``seen`` (users and items with a positive) that its
+    positives fill; 0 without any."""
+    users = int(np.count_nonzero(np.diff(seen.indptr)))
+    items = int(np.count_nonzero(np.bincount(seen.indices, minlength=seen.shape[1])))
+    return seen.nnz / (users * items) if seen.nnz else 0.0
 
 
 def _floor(setting: float | None) -> float:

@@ -1,0 +1,167 @@
+"""The factor part's weight decay beside EASE, by how dense the data is: on validation
+splits of the training positives only (never test).
+
+``tripletrec.Recommender`` fits EASE beside its factor model on catalogues of up to
+``hybrid.EASE_MAX_ITEMS`` items, and there its factor model kept a small weight decay
+(``hybrid.FACTOR_DEFAULTS_BESIDE_EASE``, chosen on anime-tv, MovieLens-100k and anime-5k).
+Adam's coupled decay pushes rows with rare, small gradients to zero (``docs/models.md``,
+"Weight decay and sparse catalogues"): on Gowalla it made the factor model rank like
+popularity, and Gowalla fits the graph filter, without the decay. A catalogue of under
+10,000 items can be as sparse as Gowalla, though. This study fits the default with and
+without the decay on the three small sets and on Gowalla's cores (the items with at least
+20, 30 or 40 training positives: 8,180 / 4,347 / 2,714 items, 0.16 % to 0.31 % of their
+users x items filled), with the graph filter beside them for reference, and on a 20 % user
+sample of Gowalla (36,561 active items, of which 7,919 have EASE's 5 positives): whether
+the item-item part should follow the items EASE would keep rather than the catalogue's size.
+
+Density: training positives over (users with a positive) x (items with a positive).
+
+Protocol: small sets, the validation parts of ``perf/compare.py``'s split
+(``_study.validation_parts``: 20 % of the training positives held out, seed 0), model seeds
+``0 .. seeds - 1``. Gowalla: fitted on ``train.txt`` restricted to the core's items (or to
+the sampled users, seed 0), scored on ``valid.txt`` restricted alike (LightGCN's
+Recall@20 / NDCG@20); ``test.txt`` is never read; one seed (0). Fit seconds are wall times
+on the study's machine (2 threads), for orientation only.
+
+Run: ``python benchmarks/studies/decay_density.py [--datasets ...] [--seeds 3]
+[--gowalla PATH | none]``. Writes ``results/decay_density.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "2")
+
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import tripletrec as tr  # noqa: E402
+from tripletrec.models.hybrid import (  # noqa: E402
+    EASE_MIN_ITEM_POSITIVES,
+    FACTOR_DEFAULTS_BESIDE_EASE,
+    positives_density,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
+from _study import run_study_with_gowalla, seeds_cells, validation_row  # noqa: E402
+
+SMALL_METRICS = ("auc", "ndcg@10")
+GOWALLA_METRICS = ("recall@20", "ndcg@20")
+DECAY = FACTOR_DEFAULTS_BESIDE_EASE["l2"]
+#: Each variant: the estimator's keyword arguments.
+VARIANTS: dict[str, dict] = {
+    f"EASE, factor l2 {DECAY:g}": {"item_item": "ease", "factor": {"l2": DECAY}},
+    "EASE, factor l2 0": {"item_item": "ease", "factor": {"l2": 0.0}},
+    "graph filter (factor l2 0)": {"item_item": "graph_filter"},
+}
+#: Gowalla's cores: the items with at least this many training positives.
+CORES = (20, 30, 40)
+#: The share of Gowalla's users in the user sample.
+USER_SHARE = 0.2
+
+
+def _shape(fit_part: tr.Interactions) -> dict:
+    seen = fit_part.to_csr()
+    counts = np.bincount(seen.indices, minlength=seen.shape[1])
+    return {
+        "active_items": int((counts > 0).sum()),
+        "kept_items": int((counts >= EASE_MIN_ITEM_POSITIVES).sum()),
+        "density": positives_density(seen),
+    }
+
+
+def small_set_rows(
+    dataset: str, fit_part: tr.Interactions, validation: tr.Interactions, seeds: int
+) -> list[dict]:
+    """One row per (EASE variant, seed) on a small set's validation part."""
+    rows, shape = [], _shape(fit_part)
+    tr.Recommender(random_state=0).fit(fit_part)  # warm-up, not recorded
+    for variant, kwargs in list(VARIANTS.items())[:2]:
+        for seed in range(seeds):
+            start = time.perf_counter()
+            model = tr.Recommender(random_state=seed, **kwargs).fit(fit_part)
+            seconds = time.perf_counter() - start
+            labels = {"dataset": dataset, "variant": variant, "seed": seed, "seconds": seconds}
+            row = validation_row(model, fit_part, validation, SMALL_METRICS, **labels)
+            rows.append(row | shape)
+    return rows
+
+
+def gowalla_parts(folder: Path) -> list[tuple[str, tr.Interactions, tr.Interactions]]:
+    """``(name, fit part, validation part)`` of each Gowalla core and of the user sample."""
+    from tripletrec.data.datasets.gowalla import load_gowalla
+
+    split = load_gowalla(folder)
+    train, valid = split.train, split.valid
+    counts = np.bincount(train.items, minlength=train.n_items)
+    parts = []
+    for least in CORES:
+        raw_items = train.item_map.to_raw(np.flatnonzero(counts >= least))
+        core = train.subset(np.isin(train.item_map.to_raw(train.items), raw_items)).compact()
+        held_out = valid.subset(np.isin(valid.item_map.to_raw(valid.items), raw_items))
+        parts.append((f"gowalla, items with >= {least} positives", core, held_out))
+    rng = np.random.default_rng(0)
+    users = rng.permutation(train.n_users)[: int(USER_SHARE * train.n_users)]
+    raw_users = train.user_map.to_raw(users)
+    sample = train.subset(np.isin(train.user_map.to_raw(train.users), raw_users))
+    held_out = valid.subset(np.isin(valid.user_map.to_raw(valid.users), raw_users))
+    parts.append((f"gowalla, {USER_SHARE:.0%} of the users", sample, held_out))
+    return parts
+
+
+def gowalla_rows(folder: Path) -> list[dict]:
+    """One row per (variant, Gowalla part), seed 0."""
+    rows = []
+    for name, fit_part, held_out in gowalla_parts(folder):
+        shape = _shape(fit_part)
+        for variant, kwargs in VARIANTS.items():
+            start = time.perf_counter()
+            model = tr.Recommender(random_state=0, **kwargs).fit(fit_part)
+            seconds = time.perf_counter() - start
+            labels = {"dataset": name, "variant": variant, "seed": 0, "seconds": seconds}
+            row = validation_row(model, fit_part, held_out, GOWALLA_METRICS, **labels)
+            rows.append(row | shape)
+    return rows
+
+
+def markdown(rows: list[dict], environment: dict) -> str:
+    lines = [
+        "# The factor part's weight decay beside EASE, by density",
+        "",
+        f"`{environment['command'].strip()}` — {environment['date']}, "
+        f"{environment['machine']}; wall time {environment['wall_seconds']:.0f} s.",
+        "",
+        "Validation positives only (the test rows of compare.py and Gowalla's test.txt are "
+        "never read). Density: training positives over (users with a positive) x (items "
+        "with a positive); kept items: those with EASE's 5 training positives. Small sets: "
+        "mean +- std over model seeds, AUC / NDCG@10; Gowalla parts: fitted on train.txt "
+        "restricted to the part, scored on valid.txt restricted alike, seed 0, "
+        "Recall@20 / NDCG@20. Fit s: median wall time, for orientation.",
+        "",
+        "| data | density | active items | kept items | model | AUC / Recall@20 | "
+        "NDCG@10 / NDCG@20 | fit s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(row["dataset"] for row in rows):
+        group = [row for row in rows if row["dataset"] == dataset]
+        metrics = SMALL_METRICS if "auc" in group[0] else GOWALLA_METRICS
+        first = group[0]
+        for variant in VARIANTS:
+            runs = [row for row in group if row["variant"] == variant]
+            if runs:
+                shape = [f"{first['density']:.2%}", f"{first['active_items']:,}",
+                         f"{first['kept_items']:,}"]  # fmt: skip
+                cells = [dataset, *shape, variant, *seeds_cells(runs, metrics)]
+                lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    run_study_with_gowalla(
+        __file__, __doc__.splitlines()[0], small_set_rows, gowalla_rows, markdown
+    )
