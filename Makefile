@@ -42,7 +42,7 @@ bench: venv
 	$(PY) benchmarks/perf/retrieval.py
 	$(PY) benchmarks/perf/growth.py
 
-# The design studies that chose the defaults, on validation splits (about 30 minutes on
+# The design studies that chose the defaults, on validation splits (about 40 minutes on
 # 2 cores; benchmarks/studies/README.md). hybrid_validation.py shows LightFM and implicit
 # for reference when `make bench` has installed them.
 STUDIES := default_choices user_batches hybrid_validation hybrid_weight hybrid_rule \

@@ -79,7 +79,7 @@ FACTOR_DEFAULTS_BESIDE_EASE: Mapping[str, Any] = {"l2": 3.5e-5}
 #: training positives must fill for :data:`FACTOR_DEFAULTS_BESIDE_EASE` to apply. On
 #: validation splits (``benchmarks/studies/decay_density.py``) the decay helped at 2.7 % and
 #: 5.7 % (MovieLens-100k, anime-tv), was neutral at 0.67 % (anime-5k) and cost Recall@20
-#: and NDCG@20 on Gowalla's cores of 2,714 to 8,180 items (0.31 % to 0.16 %), catalogues
+#: and NDCG@20 on Gowalla's cores of 2,714 to 18,649 items (0.31 % to 0.10 %), catalogues
 #: small enough for EASE but nearly as sparse as Gowalla.
 FACTOR_DECAY_MIN_DENSITY = 0.01
 #: ``item_item="auto"`` fits EASE on catalogues of at most this many items and the graph
