@@ -84,12 +84,15 @@ FACTOR_DEFAULTS_BESIDE_EASE: Mapping[str, Any] = {"l2": 3.5e-5}
 FACTOR_DECAY_MIN_DENSITY = 0.01
 #: ``item_item="auto"`` fits EASE on catalogues of at most this many items and the graph
 #: filter (:class:`~tripletrec.models.graph_filter.GraphFilterRecommender`) above. EASE
-#: ranks better on every catalogue it was measured on (up to 7,157 items:
-#: ``benchmarks/results/graph_filter.md``) but costs items^3 time and 4 bytes x items^2
-#: memory (``benchmarks/results/dense_limits.md``): about 4 s and 430 MiB at 10,000 items,
-#: 16 s and 1.2 GiB at 17,600, a refusal beyond 25,505 (AVX-512 kernels). The graph
-#: filter's fit grows with the positives and items x 256. A fixed count, not the memory
-#: found at run time, so that the same data gives the same model on every machine.
+#: ranks better on the small sets (up to 7,157 items: ``benchmarks/results/graph_filter.md``)
+#: and on Gowalla's cores, where it holds every item, up to 18,649 items; the filter ranks
+#: better where most items are too rare for EASE (user samples of Gowalla,
+#: ``benchmarks/results/decay_density.md``), as a catalogue past 10,000 items may be. EASE
+#: costs items^3 time and 4 bytes x items^2 memory (``benchmarks/results/dense_limits.md``):
+#: about 4 s and 430 MiB at 10,000 items, 16 s and 1.2 GiB at 17,600, a refusal beyond
+#: 25,505 (AVX-512 kernels). The graph filter's fit grows with the positives and items x k.
+#: A fixed count, not the memory found at run time, so that the same data gives the same
+#: model on every machine.
 EASE_MAX_ITEMS = 10_000
 #: EASE here leaves out of its inverse the items with fewer training positives than this
 #: (:class:`~tripletrec.models.ease.EASERecommender`'s ``min_item_positives``): under the
