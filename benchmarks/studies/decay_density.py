@@ -48,6 +48,7 @@ from tripletrec.models.hybrid import (  # noqa: E402
     FACTOR_DEFAULTS_BESIDE_EASE,
     positives_density,
 )
+from tripletrec.models.item_item import ItemItemMixin  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _study import run_study_with_gowalla, seeds_cells, validation_row  # noqa: E402
@@ -69,10 +70,9 @@ USER_SHARES = (0.2, 0.35)
 
 def _shape(fit_part: tr.Interactions) -> dict:
     seen = fit_part.to_csr()
-    counts = np.bincount(seen.indices, minlength=seen.shape[1])
     return {
-        "active_items": int((counts > 0).sum()),
-        "kept_items": int((counts >= EASE_MIN_ITEM_POSITIVES).sum()),
+        "active_items": len(ItemItemMixin._active_columns(seen)),
+        "kept_items": len(ItemItemMixin._active_columns(seen, EASE_MIN_ITEM_POSITIVES)),
         "density": positives_density(seen),
     }
 

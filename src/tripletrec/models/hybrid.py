@@ -52,6 +52,7 @@ from tripletrec.models.ease import EASERecommender, check_ease_fits
 from tripletrec.models.ease_l2 import L2_GRID, chosen_l2
 from tripletrec.models.graph_filter import GraphFilterRecommender
 from tripletrec.models.index_level import PARTS_KEY, RESOLVED_KEY
+from tripletrec.models.item_item import ItemItemMixin
 from tripletrec.models.score_terms import MIN_SPREAD, BlendPart, blend, standardised
 from tripletrec.models.triplet import TripletRecommender
 from tripletrec.training.losses import resolve_negatives
@@ -432,7 +433,7 @@ def positives_density(seen: sp.csr_matrix) -> float:
     """The share of the active part of ``seen`` (users and items with a positive) that its
     positives fill; 0 without any."""
     users = int(np.count_nonzero(np.diff(seen.indptr)))
-    items = int(np.count_nonzero(np.bincount(seen.indices, minlength=seen.shape[1])))
+    items = len(ItemItemMixin._active_columns(seen))
     return seen.nnz / (users * items) if seen.nnz else 0.0
 
 
