@@ -12,10 +12,11 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import tripletrec as tr
@@ -26,6 +27,9 @@ from _results import RESULTS, mean_std_of, run_environment, write_results
 
 #: The data sets a study runs on unless ``--datasets`` says otherwise.
 DATASETS = "anime-tv,movielens-100k,anime-5k"
+#: What a study scores on the small sets' validation parts, and on Gowalla's (LightGCN's).
+SMALL_SET_METRICS = ("auc", "ndcg@10")
+GOWALLA_METRICS = ("recall@20", "ndcg@20")
 
 
 def validation_parts(
@@ -113,6 +117,50 @@ def run_validation_study(
     given = argv if argv is not None else sys.argv[1:]
     write_results(Path(args.out), rows, run_environment(script, given, n_seeds, started),
                   markdown)  # fmt: skip
+
+
+def gowalla_parts(
+    folder: Path, cores: tuple[int, ...], user_shares: tuple[float, ...]
+) -> list[tuple[str, tr.Interactions, tr.Interactions]]:
+    """``(name, fit part, validation part)`` of parts of the Gowalla split in ``folder``:
+    for each of ``cores``, ``train.txt`` restricted to the items with at least that many
+    training positives, and for each of ``user_shares``, to that share of the users (one
+    permutation, seed 0: the samples are nested); ``valid.txt`` restricted alike.
+    ``test.txt`` is never read."""
+    from tripletrec.data.datasets.gowalla import load_gowalla
+
+    split = load_gowalla(folder)
+    train, valid = split.train, split.valid
+    counts = np.bincount(train.items, minlength=train.n_items)
+    parts = []
+    for least in cores:
+        raw_items = train.item_map.to_raw(np.flatnonzero(counts >= least))
+        core = train.subset(np.isin(train.item_map.to_raw(train.items), raw_items)).compact()
+        held_out = valid.subset(np.isin(valid.item_map.to_raw(valid.items), raw_items))
+        parts.append((f"gowalla, items with >= {least} positives", core, held_out))
+    order = np.random.default_rng(0).permutation(train.n_users)
+    for share in user_shares:
+        raw_users = train.user_map.to_raw(order[: int(share * train.n_users)])
+        sample = train.subset(np.isin(train.user_map.to_raw(train.users), raw_users))
+        held_out = valid.subset(np.isin(valid.user_map.to_raw(valid.users), raw_users))
+        parts.append((f"gowalla, {share:.0%} of the users", sample, held_out))
+    return parts
+
+
+def grouped_runs(
+    rows: list[dict], variants: Iterable[str]
+) -> Iterator[tuple[str, str, list[dict], tuple[str, ...]]]:
+    """``(data set, variant, its rows, their metrics)`` of a study's ``rows`` on the small
+    sets and Gowalla, data sets in the rows' order, variants in ``variants``' order, those
+    without rows left out; the metrics are :data:`SMALL_SET_METRICS` where the rows have
+    an AUC, else :data:`GOWALLA_METRICS`."""
+    for dataset in dict.fromkeys(row["dataset"] for row in rows):
+        group = [row for row in rows if row["dataset"] == dataset]
+        metrics = SMALL_SET_METRICS if "auc" in group[0] else GOWALLA_METRICS
+        for variant in variants:
+            runs = [row for row in group if row["variant"] == variant]
+            if runs:
+                yield dataset, variant, runs, metrics
 
 
 def run_study_with_gowalla(

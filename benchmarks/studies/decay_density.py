@@ -40,8 +40,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 import tripletrec as tr  # noqa: E402
 from tripletrec.models.hybrid import (  # noqa: E402
     EASE_MIN_ITEM_POSITIVES,
@@ -51,10 +49,16 @@ from tripletrec.models.hybrid import (  # noqa: E402
 from tripletrec.models.item_item import ItemItemMixin  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
-from _study import run_study_with_gowalla, seeds_cells, validation_row  # noqa: E402
+from _study import (  # noqa: E402
+    GOWALLA_METRICS,
+    SMALL_SET_METRICS,
+    gowalla_parts,
+    grouped_runs,
+    run_study_with_gowalla,
+    seeds_cells,
+    validation_row,
+)
 
-SMALL_METRICS = ("auc", "ndcg@10")
-GOWALLA_METRICS = ("recall@20", "ndcg@20")
 DECAY = FACTOR_DEFAULTS_BESIDE_EASE["l2"]
 #: Each variant: the estimator's keyword arguments.
 VARIANTS: dict[str, dict] = {
@@ -89,37 +93,15 @@ def small_set_rows(
             model = tr.Recommender(random_state=seed, **kwargs).fit(fit_part)
             seconds = time.perf_counter() - start
             labels = {"dataset": dataset, "variant": variant, "seed": seed, "seconds": seconds}
-            row = validation_row(model, fit_part, validation, SMALL_METRICS, **labels)
+            row = validation_row(model, fit_part, validation, SMALL_SET_METRICS, **labels)
             rows.append(row | shape)
     return rows
-
-
-def gowalla_parts(folder: Path) -> list[tuple[str, tr.Interactions, tr.Interactions]]:
-    """``(name, fit part, validation part)`` of each Gowalla core and of the user sample."""
-    from tripletrec.data.datasets.gowalla import load_gowalla
-
-    split = load_gowalla(folder)
-    train, valid = split.train, split.valid
-    counts = np.bincount(train.items, minlength=train.n_items)
-    parts = []
-    for least in CORES:
-        raw_items = train.item_map.to_raw(np.flatnonzero(counts >= least))
-        core = train.subset(np.isin(train.item_map.to_raw(train.items), raw_items)).compact()
-        held_out = valid.subset(np.isin(valid.item_map.to_raw(valid.items), raw_items))
-        parts.append((f"gowalla, items with >= {least} positives", core, held_out))
-    order = np.random.default_rng(0).permutation(train.n_users)
-    for share in USER_SHARES:
-        raw_users = train.user_map.to_raw(order[: int(share * train.n_users)])
-        sample = train.subset(np.isin(train.user_map.to_raw(train.users), raw_users))
-        held_out = valid.subset(np.isin(valid.user_map.to_raw(valid.users), raw_users))
-        parts.append((f"gowalla, {share:.0%} of the users", sample, held_out))
-    return parts
 
 
 def gowalla_rows(folder: Path) -> list[dict]:
     """One row per (variant, Gowalla part), seed 0."""
     rows = []
-    for name, fit_part, held_out in gowalla_parts(folder):
+    for name, fit_part, held_out in gowalla_parts(folder, CORES, USER_SHARES):
         shape = _shape(fit_part)
         for variant, kwargs in VARIANTS.items():
             start = time.perf_counter()
@@ -149,17 +131,13 @@ def markdown(rows: list[dict], environment: dict) -> str:
         "NDCG@10 / NDCG@20 | fit s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for dataset in dict.fromkeys(row["dataset"] for row in rows):
-        group = [row for row in rows if row["dataset"] == dataset]
-        metrics = SMALL_METRICS if "auc" in group[0] else GOWALLA_METRICS
-        first = group[0]
-        for variant in VARIANTS:
-            runs = [row for row in group if row["variant"] == variant]
-            if runs:
-                shape = [f"{first['density']:.2%}", f"{first['active_items']:,}",
-                         f"{first['kept_items']:,}"]  # fmt: skip
-                cells = [dataset, *shape, variant, *seeds_cells(runs, metrics)]
-                lines.append("| " + " | ".join(cells) + " |")
+    shapes = {row["dataset"]: row for row in rows}
+    for dataset, variant, runs, metrics in grouped_runs(rows, VARIANTS):
+        first = shapes[dataset]
+        shape = [f"{first['density']:.2%}", f"{first['active_items']:,}",
+                 f"{first['kept_items']:,}"]  # fmt: skip
+        cells = [dataset, *shape, variant, *seeds_cells(runs, metrics)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

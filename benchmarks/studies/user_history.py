@@ -34,10 +34,7 @@ from tripletrec.models.triplet._features import resolved_user_history  # noqa: E
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _results import mean_std_of  # noqa: E402
-from _study import run_study_with_gowalla  # noqa: E402
-
-SMALL_METRICS = ("auc", "ndcg@10")
-GOWALLA_METRICS = ("recall@20", "ndcg@20")
+from _study import GOWALLA_METRICS, SMALL_SET_METRICS, run_study_with_gowalla  # noqa: E402
 
 
 def auto_choice(fit_part: tr.Interactions) -> bool:
@@ -93,7 +90,7 @@ def markdown(rows: list[dict], environment: dict) -> str:
     ]
     for dataset, history in dict.fromkeys((r["dataset"], r["user_history"]) for r in rows):
         chosen = [r for r in rows if r["dataset"] == dataset and r["user_history"] == history]
-        metrics = GOWALLA_METRICS if dataset == "gowalla" else SMALL_METRICS
+        metrics = GOWALLA_METRICS if dataset == "gowalla" else SMALL_SET_METRICS
         label = f"{history}{' (**auto**)' if chosen[0]['auto'] else ''}"
         cells = [mean_std_of([r[metric] for r in chosen], 4) for metric in metrics]
         seconds = mean_std_of([r["seconds"] for r in chosen], 1)
@@ -106,7 +103,7 @@ def markdown(rows: list[dict], environment: dict) -> str:
 def small_set_rows(
     dataset: str, fit_part: tr.Interactions, validation: tr.Interactions, seeds: int
 ) -> list[dict]:
-    return fit_both(dataset, fit_part, validation, SMALL_METRICS, seeds)
+    return fit_both(dataset, fit_part, validation, SMALL_SET_METRICS, seeds)
 
 
 def gowalla_rows(folder: Path) -> list[dict]:
