@@ -42,12 +42,12 @@ bench: venv
 	$(PY) benchmarks/perf/retrieval.py
 	$(PY) benchmarks/perf/growth.py
 
-# The design studies that chose the defaults, on validation splits (about 40 minutes on
+# The design studies that chose the defaults, on validation splits (about an hour on
 # 2 cores; benchmarks/studies/README.md). hybrid_validation.py shows LightFM and implicit
 # for reference when `make bench` has installed them.
 STUDIES := default_choices user_batches hybrid_validation hybrid_weight hybrid_rule \
 	history_aware user_history hybrid_data_size item_item_weighting ease_min_positives \
-	ease_precision factor_cost decay_density
+	ease_precision factor_cost decay_density factor_schedule
 studies: venv
 	set -e; for study in $(STUDIES); do $(PY) benchmarks/studies/$$study.py; done
 

@@ -23,6 +23,9 @@ from tripletrec.models.hybrid import (
     FACTOR_DECAY_MIN_DENSITY,
     FACTOR_DEFAULTS,
     FACTOR_DEFAULTS_BESIDE_EASE,
+    FACTOR_GROWN_EPOCHS,
+    FACTOR_USER_BATCH_GROWTH,
+    FACTOR_USER_BATCH_STEPS,
     positives_density,
     standardised,
 )
@@ -122,6 +125,46 @@ def test_the_weight_decay_beside_ease_needs_dense_data(data):
     assert HybridRecommender()._factor_model("ease", sparse).l2 == 0.0
     assert HybridRecommender(factor={"l2": 1e-4})._factor_model("ease", sparse).l2 == 1e-4
     assert positives_density(sp.csr_matrix((3, 4), dtype=np.float32)) == 0.0
+
+
+def _sparse_positives(n_users: int, n_items: int, per_user: int) -> sp.csr_matrix:
+    """``per_user`` distinct positives for each of ``n_users`` users, well under 1 % dense."""
+    rng = np.random.default_rng(0)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
+    users = np.repeat(np.arange(n_users), per_user)
+    return sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), (n_users, n_items))
+
+
+def test_beside_ease_without_the_decay_the_user_batches_grow_with_the_data():
+    base = TripletRecommender()
+    small = _sparse_positives(600, 5_000, 40)  # 24,000 positives: under 16 batches
+    model = HybridRecommender()._factor_model("ease", small)
+    assert model.l2 == 0.0 and model.batch_by == "user"
+    assert (model.batch_size, model.learning_rate) == (base.batch_size, base.learning_rate)
+    assert model.epochs == FACTOR_DEFAULTS["epochs"]
+    grown = _sparse_positives(2_000, 8_000, 40)  # 80,000 positives: 16 batches of 5,000
+    model = HybridRecommender()._factor_model("ease", grown)
+    assert model.batch_size == -(-grown.nnz // FACTOR_USER_BATCH_STEPS) == 5_000
+    assert model.learning_rate == pytest.approx(base.learning_rate * 5_000 / base.batch_size)
+    assert model.epochs == FACTOR_GROWN_EPOCHS
+    large = _sparse_positives(5_000, 9_000, 60)  # 300,000 positives: the growth's bound
+    model = HybridRecommender()._factor_model("ease", large)
+    assert model.batch_size == FACTOR_USER_BATCH_GROWTH * base.batch_size
+    # What ``factor`` names stays as named; with the decay the steps stay as tuned.
+    named = HybridRecommender(factor={"learning_rate": 0.01, "epochs": 9})
+    model = named._factor_model("ease", large)
+    assert model.batch_size > base.batch_size
+    assert (model.learning_rate, model.epochs) == (0.01, 9)
+    assert (
+        HybridRecommender(factor={"batch_size": 512})._factor_model("ease", large).batch_size == 512
+    )
+    decayed = HybridRecommender(factor={"l2": 1e-4})._factor_model("ease", large)
+    assert (decayed.batch_size, decayed.epochs) == (base.batch_size, FACTOR_DEFAULTS["epochs"])
+    beside_the_filter = HybridRecommender()._factor_model("graph_filter", large)
+    assert (beside_the_filter.batch_size, beside_the_filter.epochs) == (
+        base.batch_size,
+        FACTOR_DEFAULTS["epochs"],
+    )
 
 
 @pytest.mark.parametrize(("weight", "alone"), [(0.0, "factor"), (1.0, "ease")])
