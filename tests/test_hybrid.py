@@ -20,6 +20,9 @@ from tripletrec.models import ease_l2, hybrid
 from tripletrec.models.ease_l2 import L2_GRID, chosen_l2
 from tripletrec.models.hybrid import (
     EASE_MIN_ITEM_POSITIVES,
+    standardised,
+)
+from tripletrec.models.hybrid_factor import (
     FACTOR_DECAY_MIN_DENSITY,
     FACTOR_DEFAULTS,
     FACTOR_DEFAULTS_BESIDE_EASE,
@@ -27,7 +30,6 @@ from tripletrec.models.hybrid import (
     FACTOR_USER_BATCH_GROWTH,
     FACTOR_USER_BATCH_STEPS,
     positives_density,
-    standardised,
 )
 from tripletrec.persistence import MODEL_FILE, load_model
 

@@ -3,7 +3,7 @@ splits of the training positives only (never test).
 
 ``tripletrec.Recommender`` fits EASE beside its factor model on catalogues of up to
 ``hybrid.EASE_MAX_ITEMS`` items, and there its factor model kept a small weight decay
-(``hybrid.FACTOR_DEFAULTS_BESIDE_EASE``, chosen on anime-tv, MovieLens-100k and anime-5k).
+(``hybrid_factor.FACTOR_DEFAULTS_BESIDE_EASE``, chosen on anime-tv, MovieLens-100k and anime-5k).
 Adam's coupled decay pushes rows with rare, small gradients to zero (``docs/models.md``,
 "Weight decay and sparse catalogues"): on Gowalla it made the factor model rank like
 popularity, and Gowalla fits the graph filter, without the decay. A catalogue of under
@@ -41,8 +41,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec.models.hybrid import (  # noqa: E402
-    EASE_MIN_ITEM_POSITIVES,
+from tripletrec.models.hybrid import EASE_MIN_ITEM_POSITIVES  # noqa: E402
+from tripletrec.models.hybrid_factor import (  # noqa: E402
     FACTOR_DEFAULTS_BESIDE_EASE,
     positives_density,
 )

@@ -8,12 +8,12 @@ positives, were most of its time. This study fits the Recommender with its facto
 each of two settings, named explicitly:
 
 - *7 epochs of 3,072*: the setting before;
-- *grown*: what ``hybrid.grow_user_batches`` makes of ``TripletRecommender()`` for the
+- *grown*: what ``hybrid_factor.grow_user_batches`` makes of ``TripletRecommender()`` for the
   part's positives: batches of at least 1/16 of them, up to 4 x 3,072, with the learning
   rate in proportion, 5 epochs (unchanged where 3,072 already holds 1/16).
 
 On anime-tv and MovieLens-100k the factor part keeps its weight decay
-(``hybrid.FACTOR_DEFAULTS_BESIDE_EASE``). The Gowalla parts (``_study.gowalla_parts``) are
+(``hybrid_factor.FACTOR_DEFAULTS_BESIDE_EASE``). The Gowalla parts (``_study.gowalla_parts``) are
 its cores of 2,714, 8,180 and 18,649 items (EASE, EASE and the graph filter beside the
 factor part), a 20 % user sample (the graph filter) and the whole split (the graph
 filter). The column *default* marks the setting ``Recommender()`` itself uses there: the
@@ -42,7 +42,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
-from tripletrec.models.hybrid import grow_user_batches  # noqa: E402
+from tripletrec.models.hybrid_factor import grow_user_batches  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _study import (  # noqa: E402

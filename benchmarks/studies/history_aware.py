@@ -38,7 +38,8 @@ from pathlib import Path  # noqa: E402
 import tripletrec as tr  # noqa: E402
 from tripletrec.data.features import matrix_history_features  # noqa: E402
 from tripletrec.models.base import RecommenderBase  # noqa: E402
-from tripletrec.models.hybrid import FACTOR_DEFAULTS, chosen_l2  # noqa: E402
+from tripletrec.models.hybrid import chosen_l2  # noqa: E402
+from tripletrec.models.hybrid_factor import FACTOR_DEFAULTS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _blend import Blend  # noqa: E402

@@ -35,7 +35,7 @@ import scipy.sparse as sp  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
 from tripletrec.data.features import matrix_history_features  # noqa: E402
-from tripletrec.models.hybrid import FACTOR_DEFAULTS  # noqa: E402
+from tripletrec.models.hybrid_factor import FACTOR_DEFAULTS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _blend import Blend  # noqa: E402
