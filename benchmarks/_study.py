@@ -67,6 +67,25 @@ def validation_row(
     return row
 
 
+def fitted_row(
+    model: RecommenderBase,
+    fit_part: tr.Interactions,
+    validation: tr.Interactions,
+    metrics: tuple[str, ...],
+    /,
+    describe: Callable[[Any], dict] | None = None,
+    **labels: Any,
+) -> dict:
+    """:func:`validation_row` of ``model`` fitted on ``fit_part``, with ``labels``, the
+    wall time of the fit as ``seconds`` and what ``describe(fitted model)`` adds."""
+    start = time.perf_counter()
+    model.fit(fit_part)
+    labels["seconds"] = time.perf_counter() - start
+    if describe is not None:
+        labels |= describe(model)
+    return validation_row(model, fit_part, validation, metrics, **labels)
+
+
 def seeds_header(title: str, environment: dict, n_seeds: int) -> list[str]:
     """The opening lines of a study's markdown over model seeds: its title, and the
     command, date, machine, seeds and wall time of the run."""
@@ -148,17 +167,17 @@ def gowalla_parts(
 
 
 def grouped_runs(
-    rows: list[dict], variants: Iterable[str]
-) -> Iterator[tuple[str, str, list[dict], tuple[str, ...]]]:
+    rows: list[dict], variants: Iterable[Any], key: str = "variant"
+) -> Iterator[tuple[str, Any, list[dict], tuple[str, ...]]]:
     """``(data set, variant, its rows, their metrics)`` of a study's ``rows`` on the small
-    sets and Gowalla, data sets in the rows' order, variants in ``variants``' order, those
-    without rows left out; the metrics are :data:`SMALL_SET_METRICS` where the rows have
-    an AUC, else :data:`GOWALLA_METRICS`."""
+    sets and Gowalla, data sets in the rows' order, variants (the rows' ``key``) in
+    ``variants``' order, those without rows left out; the metrics are
+    :data:`SMALL_SET_METRICS` where the rows have an AUC, else :data:`GOWALLA_METRICS`."""
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
         group = [row for row in rows if row["dataset"] == dataset]
         metrics = SMALL_SET_METRICS if "auc" in group[0] else GOWALLA_METRICS
         for variant in variants:
-            runs = [row for row in group if row["variant"] == variant]
+            runs = [row for row in group if row[key] == variant]
             if runs:
                 yield dataset, variant, runs, metrics
 

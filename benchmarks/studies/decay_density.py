@@ -37,7 +37,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
@@ -52,11 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: sha
 from _study import (  # noqa: E402
     GOWALLA_METRICS,
     SMALL_SET_METRICS,
+    fitted_row,
     gowalla_parts,
     grouped_runs,
     run_study_with_gowalla,
     seeds_cells,
-    validation_row,
 )
 
 DECAY = FACTOR_DEFAULTS_BESIDE_EASE["l2"]
@@ -89,12 +88,11 @@ def small_set_rows(
     tr.Recommender(random_state=0).fit(fit_part)  # warm-up, not recorded
     for variant, kwargs in list(VARIANTS.items())[:2]:
         for seed in range(seeds):
-            start = time.perf_counter()
-            model = tr.Recommender(random_state=seed, **kwargs).fit(fit_part)
-            seconds = time.perf_counter() - start
-            labels = {"dataset": dataset, "variant": variant, "seed": seed, "seconds": seconds}
-            row = validation_row(model, fit_part, validation, SMALL_SET_METRICS, **labels)
-            rows.append(row | shape)
+            model = tr.Recommender(random_state=seed, **kwargs)
+            labels = {"dataset": dataset, "variant": variant, "seed": seed}
+            rows.append(
+                fitted_row(model, fit_part, validation, SMALL_SET_METRICS, **labels) | shape
+            )
     return rows
 
 
@@ -104,12 +102,9 @@ def gowalla_rows(folder: Path) -> list[dict]:
     for name, fit_part, held_out in gowalla_parts(folder, CORES, USER_SHARES):
         shape = _shape(fit_part)
         for variant, kwargs in VARIANTS.items():
-            start = time.perf_counter()
-            model = tr.Recommender(random_state=0, **kwargs).fit(fit_part)
-            seconds = time.perf_counter() - start
-            labels = {"dataset": name, "variant": variant, "seed": 0, "seconds": seconds}
-            row = validation_row(model, fit_part, held_out, GOWALLA_METRICS, **labels)
-            rows.append(row | shape)
+            model = tr.Recommender(random_state=0, **kwargs)
+            labels = {"dataset": name, "variant": variant, "seed": 0}
+            rows.append(fitted_row(model, fit_part, held_out, GOWALLA_METRICS, **labels) | shape)
     return rows
 
 

@@ -28,7 +28,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
@@ -36,13 +35,14 @@ from tripletrec.models import hybrid  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _study import (  # noqa: E402
+    SMALL_SET_METRICS,
+    fitted_row,
+    grouped_runs,
     run_validation_study,
     seeds_cells,
     seeds_header,
-    validation_row,
 )
 
-METRICS = ("auc", "ndcg@10")
 THRESHOLDS = (1, 3, 5, 8, 13)
 
 
@@ -57,17 +57,17 @@ def study(
         for least in THRESHOLDS:
             hybrid.EASE_MIN_ITEM_POSITIVES = least
             for seed in range(seeds):
-                start = time.perf_counter()
-                model = tr.Recommender(random_state=seed).fit(fit_part)
-                seconds = time.perf_counter() - start
-                rows.append(validation_row(
-                    model, fit_part, validation, METRICS, dataset=dataset,
-                    min_item_positives=least, seed=seed, l2=model.l2_,
-                    kept_items=len(model.item_item_.active_items_), seconds=seconds,
-                ))  # fmt: skip
+                labels = {"dataset": dataset, "min_item_positives": least, "seed": seed}
+                rows.append(fitted_row(tr.Recommender(random_state=seed), fit_part, validation,
+                                       SMALL_SET_METRICS, _kept, **labels))  # fmt: skip
     finally:
         hybrid.EASE_MIN_ITEM_POSITIVES = default
     return rows
+
+
+def _kept(model: tr.Recommender) -> dict:
+    """The fitted Recommender's EASE l2 and the items in its inverse."""
+    return {"l2": model.l2_, "kept_items": len(model.item_item_.active_items_)}
 
 
 def markdown(rows: list[dict], environment: dict) -> str:
@@ -85,16 +85,10 @@ def markdown(rows: list[dict], environment: dict) -> str:
         "| data set | m | kept items | l2 | AUC | NDCG@10 | fit s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        for least in THRESHOLDS:
-            group = [
-                r for r in rows if r["dataset"] == dataset and r["min_item_positives"] == least
-            ]
-            if not group:
-                continue
-            l2_values = ", ".join(f"{v:g}" for v in sorted({r["l2"] for r in group}))
-            cells = [dataset, str(least), f"{group[0]['kept_items']:,}", l2_values]
-            lines.append("| " + " | ".join(cells + seeds_cells(group, METRICS)) + " |")
+    for dataset, least, group, metrics in grouped_runs(rows, THRESHOLDS, "min_item_positives"):
+        l2_values = ", ".join(f"{v:g}" for v in sorted({r["l2"] for r in group}))
+        cells = [dataset, str(least), f"{group[0]['kept_items']:,}", l2_values]
+        lines.append("| " + " | ".join(cells + seeds_cells(group, metrics)) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -27,20 +27,20 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: shared modules
 from _study import (  # noqa: E402
+    SMALL_SET_METRICS,
+    fitted_row,
+    grouped_runs,
     run_validation_study,
     seeds_cells,
     seeds_header,
-    validation_row,
 )
 
-METRICS = ("auc", "ndcg@10")
 #: Each variant's factor settings over the default's (an empty mapping: the default).
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -59,11 +59,9 @@ def study(
     tr.Recommender(random_state=0).fit(fit_part)  # warm-up, not recorded
     for variant, settings in VARIANTS.items():
         for seed in range(seeds):
-            start = time.perf_counter()
-            model = tr.Recommender(random_state=seed, factor=settings or None).fit(fit_part)
-            seconds = time.perf_counter() - start
-            rows.append(validation_row(model, fit_part, validation, METRICS, dataset=dataset,
-                                       variant=variant, seed=seed, seconds=seconds))  # fmt: skip
+            model = tr.Recommender(random_state=seed, factor=settings or None)
+            labels = {"dataset": dataset, "variant": variant, "seed": seed}
+            rows.append(fitted_row(model, fit_part, validation, SMALL_SET_METRICS, **labels))
     return rows
 
 
@@ -81,12 +79,8 @@ def markdown(rows: list[dict], environment: dict) -> str:
         "| data set | factor model | AUC | NDCG@10 | fit s |",
         "|---|---|---|---|---|",
     ]
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        for variant in VARIANTS:
-            group = [r for r in rows if r["dataset"] == dataset and r["variant"] == variant]
-            if not group:
-                continue
-            lines.append("| " + " | ".join([dataset, variant, *seeds_cells(group, METRICS)]) + " |")
+    for dataset, variant, group, metrics in grouped_runs(rows, VARIANTS):
+        lines.append("| " + " | ".join([dataset, variant, *seeds_cells(group, metrics)]) + " |")
     return "\n".join(lines) + "\n"
 
 

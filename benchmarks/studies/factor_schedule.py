@@ -38,7 +38,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import tripletrec as tr  # noqa: E402
@@ -48,11 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: sha
 from _study import (  # noqa: E402
     GOWALLA_METRICS,
     SMALL_SET_METRICS,
+    fitted_row,
     gowalla_parts,
     grouped_runs,
     run_study_with_gowalla,
     seeds_cells,
-    validation_row,
 )
 
 VARIANTS = ("7 epochs of 3,072", "grown")
@@ -77,26 +76,24 @@ def _fitted_rows(
     rows = []
     seen = fit_part.to_csr()
     default = tr.Recommender()._factor_model(tr.Recommender()._item_item_kind(seen.shape[1]), seen)
+
+    def describe(model: tr.Recommender) -> dict:
+        part = model.factor_
+        return {
+            "batch_size": part.batch_size,
+            "learning_rate": part.learning_rate,
+            "epochs": part.epochs,
+            "l2": part.l2,
+            "positives": len(fit_part),
+            "item_item": model.item_item_kind_,
+            "default": (part.batch_size, part.epochs) == (default.batch_size, default.epochs),
+        }
+
     for variant, factor in _settings(len(fit_part)).items():
         for seed in range(seeds):
-            start = time.perf_counter()
-            model = tr.Recommender(random_state=seed, factor=factor).fit(fit_part)
-            seconds = time.perf_counter() - start
-            part = model.factor_
-            labels = {
-                "dataset": name,
-                "variant": variant,
-                "seed": seed,
-                "seconds": seconds,
-                "batch_size": part.batch_size,
-                "learning_rate": part.learning_rate,
-                "epochs": part.epochs,
-                "l2": part.l2,
-                "positives": len(fit_part),
-                "item_item": model.item_item_kind_,
-                "default": (part.batch_size, part.epochs) == (default.batch_size, default.epochs),
-            }
-            rows.append(validation_row(model, fit_part, held_out, metrics, **labels))
+            model = tr.Recommender(random_state=seed, factor=factor)
+            labels = {"dataset": name, "variant": variant, "seed": seed}
+            rows.append(fitted_row(model, fit_part, held_out, metrics, describe, **labels))
     return rows
 
 
